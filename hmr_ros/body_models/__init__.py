@@ -1,0 +1,1 @@
+"""body_models layer of hmr_ros (see shared architecture: layers point down only)."""

@@ -1,0 +1,1 @@
+"""checkpoints layer of hmr_ros (see shared architecture: layers point down only)."""

@@ -1,0 +1,1 @@
+"""models/alternatives layer of hmr_ros (see shared architecture: layers point down only)."""

@@ -1,0 +1,1 @@
+"""models/backbones layer of hmr_ros (see shared architecture: layers point down only)."""

@@ -1,0 +1,1 @@
+"""models/heads layer of hmr_ros (see shared architecture: layers point down only)."""

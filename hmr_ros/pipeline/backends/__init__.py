@@ -1,0 +1,1 @@
+"""pipeline/backends layer of hmr_ros (see shared architecture: layers point down only)."""

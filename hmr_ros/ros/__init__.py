@@ -1,0 +1,1 @@
+"""ros layer of hmr_ros (see shared architecture: layers point down only)."""

@@ -1,0 +1,1 @@
+"""training/datasets layer of hmr_ros (see shared architecture: layers point down only)."""
