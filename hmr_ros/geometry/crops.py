@@ -1,0 +1,289 @@
+"""Crop boxes and batched GPU crops with the base models' pixel conventions.
+
+Both base models cut their inputs with ``cv2.warpAffine`` (INTER_LINEAR, constant border 0)
+using an affine map that sends the box centre to pixel (w/2, h/2) of the output, with cv2's
+convention that integer coordinates are pixel centres (hamer-smplerx-reference.md, A.8 and
+B.2). ``crop_images`` reproduces that map with ``torch.nn.functional.grid_sample`` for many
+crops of a batch of images at once, so the pipeline can crop on the GPU; the same affine
+matrices map keypoints between crop and image pixels.
+
+Boxes:
+
+- HaMeR hand box: the keypoint box scaled by 2.0, grown to aspect 3:4 (w:h), and the crop is
+  the square of its longer side: side = max(2 h, 2 w 4/3).
+- SMPLer-X body box: grown to aspect 0.75 (w/h), then scaled by 1.25 (clip the detector box
+  to the image first, as ``sanitize_bbox`` does).
+
+Left hands: HaMeR flips the whole image (x -> W - 1 - x) and crops around the flipped centre
+W - 1 - cx. In original pixels this is the crop whose column u samples x = cx - (u - w/2) sx,
+which is what ``flip=True`` produces (it is not the same as flipping the unflipped crop, which
+would be off by one output column).
+"""
+
+import torch
+import torch.nn.functional as F
+
+HAMER_HAND_BOX_RESCALE = 2.0
+"""HaMeR demo's rescale factor applied to the hand keypoint box."""
+
+HAMER_HAND_BOX_ASPECT_WH = (192.0, 256.0)
+"""HaMeR's MODEL.BBOX_SHAPE (w, h): the hand box is grown to this aspect before squaring."""
+
+SMPLERX_BODY_BOX_ASPECT_WH = (384.0, 512.0)
+"""SMPLer-X input_img_shape as (w, h): aspect 0.75."""
+
+SMPLERX_BODY_BOX_SCALE = 1.25
+"""SMPLer-X process_bbox enlargement after the aspect correction."""
+
+_OUTSIDE = -4.0
+"""A normalised grid coordinate outside [-1, 1] by more than a pixel: samples zeros."""
+
+
+def boxes_xyxy_to_center_size(boxes_xyxy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split corner boxes into centres and sizes.
+
+    Args:
+        boxes_xyxy: (N, 4) (x1, y1, x2, y2) pixels.
+
+    Returns:
+        centers_px (N, 2) and sizes_px (N, 2) as (w, h) = (x2 - x1, y2 - y1).
+    """
+    _check_last_dim(boxes_xyxy, 4, 'boxes_xyxy')
+    top_left, bottom_right = boxes_xyxy[..., :2], boxes_xyxy[..., 2:]
+    return (top_left + bottom_right) / 2.0, bottom_right - top_left
+
+
+def center_size_to_boxes_xyxy(centers_px: torch.Tensor, sizes_px: torch.Tensor) -> torch.Tensor:
+    """Corner boxes (N, 4) from centres (N, 2) and sizes (N, 2) (w, h)."""
+    half = sizes_px / 2.0
+    return torch.cat((centers_px - half, centers_px + half), dim=-1)
+
+
+def expand_to_aspect_ratio(sizes_px: torch.Tensor, aspect_wh: tuple[float, float]) -> torch.Tensor:
+    """Grow the short side of each box so that w / h equals the target aspect.
+
+    Args:
+        sizes_px: (N, 2) box sizes (w, h).
+        aspect_wh: target (w, h); only the ratio matters.
+
+    Returns:
+        (N, 2) sizes with one side unchanged and the other grown (never shrunk).
+    """
+    _check_last_dim(sizes_px, 2, 'sizes_px')
+    ratio = aspect_wh[0] / aspect_wh[1]
+    w, h = sizes_px.unbind(-1)
+    return torch.stack((torch.maximum(w, h * ratio), torch.maximum(h, w / ratio)), dim=-1)
+
+
+def clip_boxes_xyxy(boxes_xyxy: torch.Tensor, image_wh: torch.Tensor) -> torch.Tensor:
+    """Clip corner boxes to the image, [0, W - 1] x [0, H - 1].
+
+    Args:
+        boxes_xyxy: (N, 4).
+        image_wh: (2,) or (N, 2) image (W, H).
+
+    Returns:
+        (N, 4) clipped boxes.
+    """
+    _check_last_dim(boxes_xyxy, 4, 'boxes_xyxy')
+    upper = (image_wh - 1).to(boxes_xyxy.dtype)
+    upper = torch.cat((upper, upper), dim=-1).expand_as(boxes_xyxy)
+    return torch.minimum(boxes_xyxy.clamp_min(0.0), upper)
+
+
+def hand_crop_boxes(
+    boxes_xyxy: torch.Tensor, rescale: float = HAMER_HAND_BOX_RESCALE
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """HaMeR's square hand crop around a hand (keypoint) box.
+
+    side = max of expand_to_aspect_ratio(rescale (w, h), 3:4) = max(2 h, 2 w 4/3) for 2.0.
+
+    Args:
+        boxes_xyxy: (N, 4) hand boxes in image pixels.
+        rescale: enlargement of the box (HaMeR demo 2.0).
+
+    Returns:
+        centers_px (N, 2) and side_px (N,) of the square crop, image pixels.
+    """
+    centers, sizes = boxes_xyxy_to_center_size(boxes_xyxy)
+    expanded = expand_to_aspect_ratio(sizes * rescale, HAMER_HAND_BOX_ASPECT_WH)
+    return centers, expanded.amax(dim=-1)
+
+
+def body_crop_boxes(
+    boxes_xyxy: torch.Tensor,
+    scale: float = SMPLERX_BODY_BOX_SCALE,
+    aspect_wh: tuple[float, float] = SMPLERX_BODY_BOX_ASPECT_WH,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SMPLer-X's person crop: grow to aspect 0.75, then scale by 1.25.
+
+    Args:
+        boxes_xyxy: (N, 4) person boxes in image pixels (clip them first to match SMPLer-X).
+        scale: enlargement after the aspect correction.
+        aspect_wh: crop aspect (w, h).
+
+    Returns:
+        centers_px (N, 2) and sizes_px (N, 2) (w, h), image pixels.
+    """
+    centers, sizes = boxes_xyxy_to_center_size(boxes_xyxy)
+    return centers, expand_to_aspect_ratio(sizes, aspect_wh) * scale
+
+
+def crop_to_image_affine(
+    centers_px: torch.Tensor,
+    sizes_px: torch.Tensor,
+    out_hw: tuple[int, int],
+    flip: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Affine maps from crop pixels to image pixels (cv2 pixel-centre convention).
+
+    x = cx + f (u - w/2) bw / w,  y = cy + (v - h/2) bh / h,  f = -1 for flipped crops.
+
+    Args:
+        centers_px: (N, 2) box centres (cx, cy) in image pixels (original, unflipped image).
+        sizes_px: (N, 2) box sizes (bw, bh) in image pixels, or (N,) for square boxes.
+        out_hw: crop (h, w) in pixels.
+        flip: (N,) bool, True for horizontally flipped crops (HaMeR left hands).
+
+    Returns:
+        (N, 2, 3) matrices A with [x, y] = A [u, v, 1].
+    """
+    _check_last_dim(centers_px, 2, 'centers_px')
+    sizes = sizes_px[..., None].expand(*sizes_px.shape, 2) if sizes_px.dim() == 1 else sizes_px
+    h, w = out_hw
+    sx = sizes[..., 0] / w
+    sy = sizes[..., 1] / h
+    if flip is not None:
+        sx = torch.where(flip.to(torch.bool), -sx, sx)
+    zero = torch.zeros_like(sx)
+    rows = (
+        torch.stack((sx, zero, centers_px[..., 0] - sx * (w / 2.0)), dim=-1),
+        torch.stack((zero, sy, centers_px[..., 1] - sy * (h / 2.0)), dim=-1),
+    )
+    return torch.stack(rows, dim=-2)
+
+
+def invert_affine(affine: torch.Tensor) -> torch.Tensor:
+    """Inverse of (N, 2, 3) affine maps [A | t]: [A^-1 | -A^-1 t]."""
+    linear_inv = torch.linalg.inv(affine[..., :2])
+    return torch.cat((linear_inv, -(linear_inv @ affine[..., 2:])), dim=-1)
+
+
+def image_to_crop_affine(
+    centers_px: torch.Tensor,
+    sizes_px: torch.Tensor,
+    out_hw: tuple[int, int],
+    flip: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Affine maps from image pixels to crop pixels; inverse of crop_to_image_affine.
+
+    Returns:
+        (N, 2, 3) matrices B with [u, v] = B [x, y, 1] (the matrix cv2.warpAffine takes).
+    """
+    return invert_affine(crop_to_image_affine(centers_px, sizes_px, out_hw, flip))
+
+
+def apply_affine(points: torch.Tensor, affine: torch.Tensor) -> torch.Tensor:
+    """Map points with per-crop affine matrices.
+
+    Args:
+        points: (N, K, 2) pixel coordinates.
+        affine: (N, 2, 3).
+
+    Returns:
+        (N, K, 2) mapped coordinates.
+    """
+    return points @ affine[..., :2].transpose(-1, -2) + affine[..., None, :, 2]
+
+
+def crop_images(
+    images: torch.Tensor,
+    centers_px: torch.Tensor,
+    sizes_px: torch.Tensor,
+    out_hw: tuple[int, int],
+    batch_index: torch.Tensor | None = None,
+    flip: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Cut N crops out of B images with bilinear sampling and zero border, on any device.
+
+    Matches ``cv2.warpAffine(image, image_to_crop_affine(...), (w, h), INTER_LINEAR,
+    BORDER_CONSTANT, 0)`` up to cv2's 1/32-pixel interpolation-weight quantisation.
+
+    The crops of each image are sampled with one ``grid_sample`` call over a grid that stacks
+    them along the height, so the images are never copied per crop. With B > 1 the number of
+    crops per image is read back from the device once.
+
+    Sampling coordinates are float32 (or float64 for float64 images): half-precision grid
+    coordinates would be off by up to half a pixel on HD images. Half-precision images are
+    sampled in float32 and the result is returned in their dtype; integer images (uint8)
+    return float32 crops with values in the input range.
+
+    Args:
+        images: (B, C, H, W) images.
+        centers_px: (N, 2) box centres (cx, cy) in image pixels.
+        sizes_px: (N, 2) box sizes (w, h) in image pixels, or (N,) for square boxes.
+        out_hw: crop (h, w) in pixels.
+        batch_index: (N,) long, the image of each crop; None means all from image 0.
+        flip: (N,) bool, True to flip horizontally (HaMeR left hands); None means no flips.
+
+    Returns:
+        (N, C, h, w) crops.
+    """
+    if images.dim() != 4:
+        raise ValueError(f'images must be (B, C, H, W); got {tuple(images.shape)}')
+    n = centers_px.shape[0]
+    b, c, height, width = images.shape
+    out_h, out_w = out_hw
+    if images.is_floating_point():
+        coord_dtype = torch.promote_types(images.dtype, torch.float32)
+        out_dtype = images.dtype
+    else:
+        coord_dtype = out_dtype = torch.float32
+    if n == 0:
+        return images.new_zeros((0, c, out_h, out_w), dtype=out_dtype)
+    device = images.device
+    affine = crop_to_image_affine(
+        centers_px.to(device, coord_dtype), sizes_px.to(device, coord_dtype), out_hw, flip
+    )
+    # Crop pixel centres (u, v) -> image pixels (x, y) -> grid_sample's [-1, 1] (corners).
+    v, u = torch.meshgrid(
+        torch.arange(out_h, device=device, dtype=coord_dtype),
+        torch.arange(out_w, device=device, dtype=coord_dtype),
+        indexing='ij',
+    )
+    crop_pixels = torch.stack((u, v), dim=-1).reshape(1, -1, 2).expand(n, -1, -1)
+    image_pixels = apply_affine(crop_pixels, affine)
+    scale = torch.tensor((2.0 / width, 2.0 / height), device=device, dtype=coord_dtype)
+    grid = ((image_pixels + 0.5) * scale - 1.0).reshape(n, out_h, out_w, 2)
+    source = images.to(coord_dtype)
+
+    if b == 1 or batch_index is None:
+        # All crops from image 0: stack them along the height, (1, N*h, w, 2).
+        stacked = F.grid_sample(
+            source[:1], grid.reshape(1, n * out_h, out_w, 2), align_corners=False
+        )
+        crops = stacked.reshape(c, n, out_h, out_w).transpose(0, 1)
+        return crops.to(out_dtype).contiguous()
+
+    # Slot of each crop among the crops of its image (rank by stable sort on batch_index).
+    batch_index = batch_index.to(device=device, dtype=torch.long)
+    order = torch.argsort(batch_index, stable=True)
+    sorted_index = batch_index[order]
+    first_of_image = torch.searchsorted(sorted_index, sorted_index, right=False)
+    slot = torch.empty_like(batch_index)
+    slot[order] = torch.arange(n, device=device) - first_of_image
+    slots_per_image = int(slot.max()) + 1
+    grids = torch.full(
+        (b, slots_per_image, out_h, out_w, 2), _OUTSIDE, device=device, dtype=coord_dtype
+    )
+    grids[batch_index, slot] = grid
+    stacked = F.grid_sample(
+        source, grids.reshape(b, slots_per_image * out_h, out_w, 2), align_corners=False
+    )
+    crops = stacked.reshape(b, c, slots_per_image, out_h, out_w)[batch_index, :, slot]
+    return crops.to(out_dtype).contiguous()
+
+
+def _check_last_dim(tensor: torch.Tensor, size: int, name: str) -> None:
+    if tensor.dim() == 0 or tensor.shape[-1] != size:
+        raise ValueError(f'{name} must have shape (..., {size}); got {tuple(tensor.shape)}')
