@@ -70,13 +70,14 @@ fi
 if [ "$ros_source" = wheels ]; then
   py_include=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   np_include=$("$py" -c 'import numpy; print(numpy.get_include())')
-  grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+/' "$venv" --include='*.cmake' 2>/dev/null \
-    | while read -r f; do
-      sed -i -E \
-        -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$py_include#g" \
-        -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$np_include#g" \
-        "$f"
-    done
+  # grep finds nothing once the paths are fixed: not an error.
+  baked=$(grep -rlE '/opt/python/cp3[0-9]+-cp3[0-9]+/' "$venv" --include='*.cmake' || true)
+  for f in $baked; do
+    sed -i -E \
+      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#$py_include#g" \
+      -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#$np_include#g" \
+      "$f"
+  done
 fi
 
 # 4. Environment for the build: the venv first, and the wheels' prefix for ament/CMake.
