@@ -13,19 +13,11 @@ SMPL-X parameters keep the `smplx` names and axis-angle convention, so consumers
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
 import numpy as np
 
-
-class TrackingState(enum.IntEnum):
-    """Track life cycle; values equal the constants of Person.msg and HandPose.msg."""
-
-    TENTATIVE = 0
-    TRACKED = 1
-    PREDICTED = 2
-    LOST = 3
+from hmr_ros.pipeline.tracking import TrackState
 
 
 @dataclass(frozen=True)
@@ -62,7 +54,7 @@ class PersonResult:
 
     Attributes:
         track_id: tracker id (a string, unique while tracked; never a frame index).
-        tracking_state: see TrackingState.
+        tracking_state: see TrackState (values equal Person.msg's constants).
         track_age: frames since the track was created.
         confidence: person detection score, 0..1.
         box_px: (4,) x_min, y_min, x_max, y_max in source-image pixels.
@@ -82,7 +74,7 @@ class PersonResult:
     """
 
     track_id: str
-    tracking_state: TrackingState
+    tracking_state: TrackState
     track_age: int
     confidence: float
     box_px: np.ndarray
