@@ -1,0 +1,342 @@
+"""``hmr-ros convert-checkpoint``: official HaMeR / SMPLer-X checkpoint -> hmr_ros model file.
+
+The official files are pickles in two layouts (hamer-smplerx-reference.md, A.1 and B.7): HaMeR's
+Lightning checkpoint (weights under ``state_dict``, keys ``backbone.*``, ``mano_head.*``, plus
+``discriminator.*`` and ``mano.*``) and SMPLer-X's ``{'network': ...}`` with ``module.``-prefixed
+keys. Conversion, in order:
+
+1. hash the source (SHA-256, recorded in the model card);
+2. read it with ``load_torch_file`` (no code from the file runs);
+3. detect the model family from the layout, unless ``--model`` names it;
+4. map the keys to our modules' names with the family's pure layout function;
+5. detect the variant (SMPLer-X from encoder width and depth; HaMeR by matching every registered
+   variant built on the 'meta' device), unless ``--variant`` names it;
+6. check every key and shape against that variant built on 'meta' (no memory allocated);
+7. write ``DST.safetensors`` with its model card and print a summary.
+
+Any mismatch lists the offending keys and exits with status 1; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from hmr_ros.checkpoints.project_format import ModelCard, save_model_file, sha256_file
+from hmr_ros.checkpoints.safe_load import (
+    CheckpointError,
+    CheckpointMismatchError,
+    check_state_dict,
+    load_torch_file,
+    state_dict_shapes,
+)
+
+# Exit status of a failed conversion (argparse uses 2 for usage errors).
+EXIT_FAILURE = 1
+MODEL_FILE_SUFFIX = '.safetensors'
+
+
+class ConversionError(CheckpointError):
+    """A checkpoint cannot be converted; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelFamily:
+    """How one official model family is recognised, converted and rebuilt.
+
+    Names are module paths and attribute names, imported only when used, so that this command
+    reports a clear error when a part of hmr_ros is missing instead of failing at import.
+
+    Attributes:
+        name: model card ``model`` value, e.g. ``'hamer'``.
+        title: human-readable name for messages.
+        layout_module: module holding the layout functions.
+        from_official: function ``(ckpt) -> state_dict`` in ``layout_module``.
+        to_official: function building an official-layout checkpoint from our state dict.
+        model_module: module holding the builder and the variant registry.
+        builder: function ``(variant) -> nn.Module`` in ``model_module``.
+        variants: registry (mapping or collection of names) in ``model_module``.
+        variant_detector: optional ``(state_dict) -> variant`` in ``layout_module``; without one
+            the variant is found by matching every registered variant's shapes.
+        official_suffix: file name suffix of official checkpoints of this family.
+    """
+
+    name: str
+    title: str
+    layout_module: str
+    from_official: str
+    to_official: str
+    model_module: str
+    builder: str
+    variants: str
+    variant_detector: str | None
+    official_suffix: str
+
+    def attribute(self, module: str, name: str) -> Any:
+        """Imports ``module`` and returns its attribute ``name``, with a clear error if absent."""
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError) as error:
+            raise ConversionError(
+                f'This hmr_ros build cannot handle {self.title} checkpoints: {module}.{name} is '
+                f'unavailable ({error}).'
+            ) from error
+
+    def variant_names(self) -> list[str]:
+        """Registered variant names of this family."""
+        return list(self.attribute(self.model_module, self.variants))
+
+    def build_on_meta(self, variant: str) -> nn.Module:
+        """The variant's module on the 'meta' device: shapes without memory."""
+        known = self.variant_names()
+        if variant not in known:
+            raise ConversionError(
+                f'Unknown {self.title} variant {variant!r}; known variants: {", ".join(known)}.'
+            )
+        build = self.attribute(self.model_module, self.builder)
+        with torch.device('meta'):
+            module = build(variant)
+        if not isinstance(module, nn.Module):
+            raise ConversionError(f'{self.model_module}.{self.builder} did not return a module.')
+        return module
+
+
+FAMILIES: dict[str, ModelFamily] = {
+    'hamer': ModelFamily(
+        name='hamer',
+        title='HaMeR',
+        layout_module='hmr_ros.checkpoints.hamer_layout',
+        from_official='hamer_state_dict_from_official',
+        to_official='official_hamer_checkpoint',
+        model_module='hmr_ros.models.hand_expert',
+        builder='build_hand_expert',
+        variants='HAND_EXPERT_VARIANTS',
+        variant_detector=None,
+        official_suffix='.ckpt',
+    ),
+    'smplerx': ModelFamily(
+        name='smplerx',
+        title='SMPLer-X',
+        layout_module='hmr_ros.checkpoints.smplerx_layout',
+        from_official='smplerx_state_dict_from_official',
+        to_official='official_smplerx_checkpoint',
+        model_module='hmr_ros.models.whole_body',
+        builder='build_whole_body',
+        variants='WHOLE_BODY_VARIANTS',
+        variant_detector='detect_smplerx_variant',
+        official_suffix='.pth.tar',
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ConversionResult:
+    """What ``convert_checkpoint`` wrote.
+
+    Attributes:
+        source: the official checkpoint read.
+        destination: the model file written.
+        card: the model card stored in ``destination``.
+        num_tensors: entries in the converted state dict (parameters and buffers).
+        num_parameters: trainable parameters of the model the weights fill.
+        destination_sha256: SHA-256 of the written file.
+    """
+
+    source: Path
+    destination: Path
+    card: ModelCard
+    num_tensors: int
+    num_parameters: int
+    destination_sha256: str
+
+    def summary(self) -> str:
+        """One paragraph for the terminal."""
+        card = self.card
+        return (
+            f'Converted {self.source} to {self.destination}: {FAMILIES[card.model].title} '
+            f'(model {card.model!r}, variant {card.variant!r}), {self.num_tensors} tensors, '
+            f'{self.num_parameters:,} parameters; keys and shapes match the variant exactly. '
+            f'Source sha256 {card.source_sha256}; model file sha256 '
+            f'{self.destination_sha256} (format {card.format_version}, hmr_ros '
+            f'{card.hmr_ros_version}).'
+        )
+
+
+def detect_family(checkpoint: Any) -> ModelFamily:
+    """Recognises the official layout of a loaded checkpoint.
+
+    A HaMeR Lightning checkpoint is a mapping whose ``state_dict`` holds ``mano_head.*`` keys; a
+    SMPLer-X checkpoint is a mapping with a ``network`` mapping.
+
+    Raises:
+        ConversionError: neither layout fits; the message lists the top-level keys.
+    """
+    if isinstance(checkpoint, Mapping):
+        state = checkpoint.get('state_dict')
+        if isinstance(state, Mapping) and any(str(k).startswith('mano_head.') for k in state):
+            return FAMILIES['hamer']
+        if isinstance(checkpoint.get('network'), Mapping):
+            return FAMILIES['smplerx']
+        keys = ', '.join(repr(k) for k in list(checkpoint)[:10]) or 'none'
+        found = f'a mapping with top-level keys {keys}'
+    else:
+        found = f'a {type(checkpoint).__name__}'
+    raise ConversionError(
+        f'Cannot tell which model this checkpoint holds: found {found}. Expected a HaMeR '
+        "Lightning checkpoint ('state_dict' with mano_head.* keys) or a SMPLer-X checkpoint "
+        "('network'); "
+        'pass --model hamer or --model smplerx if the file uses another container.'
+    )
+
+
+def detect_variant(family: ModelFamily, state_dict: Mapping[str, torch.Tensor]) -> str:
+    """Registered variant the converted state dict belongs to.
+
+    Uses the family's own detector when it has one. Otherwise every registered variant is built on
+    the 'meta' device and compared; the one with the fewest differing keys and shapes is returned
+    (an exact match when the file is sound), so the strict check that follows lists exactly what
+    differs from the closest variant.
+
+    Raises:
+        ConversionError: the family's detector cannot place the weights, or no variant exists.
+    """
+    if family.variant_detector is not None:
+        detector = family.attribute(family.layout_module, family.variant_detector)
+        try:
+            return str(detector(state_dict))
+        except (KeyError, ValueError) as error:
+            raise ConversionError(
+                f'Cannot detect the {family.title} variant: {error}. Pass --variant '
+                f'(one of {", ".join(family.variant_names())}).'
+            ) from error
+    found = state_dict_shapes(state_dict)
+    scores = []
+    for variant in family.variant_names():
+        expected = state_dict_shapes(family.build_on_meta(variant))
+        differing = len(expected.keys() ^ found.keys())
+        differing += sum(1 for k in expected.keys() & found.keys() if expected[k] != found[k])
+        if differing == 0:
+            return variant
+        scores.append((differing, variant))
+    if not scores:
+        raise ConversionError(f'No {family.title} variant is registered in this hmr_ros build.')
+    return min(scores)[1]
+
+
+def convert_checkpoint(
+    source: str | Path,
+    destination: str | Path,
+    *,
+    model: str = 'auto',
+    variant: str | None = None,
+    overwrite: bool = False,
+) -> ConversionResult:
+    """Converts an official checkpoint into an hmr_ros model file (steps in the module docstring).
+
+    Args:
+        source: official checkpoint (``hamer.ckpt``, ``smpler_x_h32.pth.tar``).
+        destination: ``.safetensors`` file to write.
+        model: ``'auto'``, ``'hamer'`` or ``'smplerx'``.
+        variant: registered variant name; detected when None.
+        overwrite: replace an existing destination.
+
+    Returns:
+        What was written.
+
+    Raises:
+        CheckpointError: unreadable source (CheckpointNotFoundError, CorruptCheckpointError,
+            UnsafeCheckpointError), unknown layout or variant (ConversionError), or weights that do
+            not match the variant (CheckpointMismatchError, listing the keys).
+    """
+    source, destination = Path(source), Path(destination)
+    if not destination.name.endswith(MODEL_FILE_SUFFIX):
+        raise ConversionError(
+            f'Destination {destination} must end in {MODEL_FILE_SUFFIX} (hmr_ros model files are '
+            'safetensors); check the order of SRC and DST.'
+        )
+    if destination.exists() and not overwrite:
+        raise ConversionError(f'{destination} exists; pass --force to replace it.')
+    if model != 'auto' and model not in FAMILIES:
+        raise ConversionError(f'Unknown model {model!r}; use auto, {", ".join(FAMILIES)}.')
+
+    checkpoint = load_torch_file(source, hint='check the SRC argument')
+    source_sha256 = sha256_file(source)
+    family = detect_family(checkpoint) if model == 'auto' else FAMILIES[model]
+    to_ours: Callable[[Any], Mapping[str, torch.Tensor]]
+    to_ours = family.attribute(family.layout_module, family.from_official)
+    try:
+        state_dict = dict(to_ours(checkpoint))
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as error:
+        raise ConversionError(
+            f'{source} is not a {family.title} checkpoint in the official layout ({error}).'
+        ) from error
+    variant = variant or detect_variant(family, state_dict)
+    module = family.build_on_meta(variant)
+    check_state_dict(
+        state_dict_shapes(module),
+        state_dict,
+        context=f'{source.name} does not match {family.title} variant {variant!r}',
+    )
+    card = ModelCard(
+        model=family.name, variant=variant, source_file=source.name, source_sha256=source_sha256
+    )
+    save_model_file(destination, state_dict, card)
+    return ConversionResult(
+        source=source,
+        destination=destination,
+        card=card,
+        num_tensors=len(state_dict),
+        num_parameters=sum(p.numel() for p in module.parameters()),
+        destination_sha256=sha256_file(destination),
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        result = convert_checkpoint(
+            args.src, args.dst, model=args.model, variant=args.variant, overwrite=args.force
+        )
+    except CheckpointMismatchError as error:
+        print(f'error: {error}\nNothing was written.', file=sys.stderr)
+        return EXIT_FAILURE
+    except CheckpointError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return EXIT_FAILURE
+    print(result.summary())
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Adds ``convert-checkpoint`` to the ``hmr-ros`` command."""
+    parser = subparsers.add_parser(
+        'convert-checkpoint',
+        help='convert an official HaMeR/SMPLer-X checkpoint to an hmr_ros .safetensors file',
+        description=(
+            'Read an official HaMeR (.ckpt) or SMPLer-X (.pth.tar) checkpoint without running '
+            'code from it, check every key and shape against the detected variant, and write an '
+            'hmr_ros model file (safetensors with a model card recording the source sha256).'
+        ),
+    )
+    parser.add_argument('src', type=Path, metavar='SRC', help='official checkpoint file')
+    parser.add_argument('dst', type=Path, metavar='DST', help='model file to write (.safetensors)')
+    parser.add_argument(
+        '--model',
+        choices=['auto', *FAMILIES],
+        default='auto',
+        help='model family (default: detected from the file layout)',
+    )
+    parser.add_argument(
+        '--variant', default=None, help='registered variant, e.g. smplerx_h32 (default: detected)'
+    )
+    parser.add_argument('--force', action='store_true', help='replace an existing DST')
+    parser.set_defaults(func=_run)
