@@ -2,7 +2,7 @@
 
 import pytest
 
-from hmr_ros.pipeline.operator import OPERATOR_MODES, OperatorConfig, OperatorSelector
+from hmr_ros.pipeline.operator_selection import OPERATOR_MODES, OperatorConfig, OperatorSelector
 from hmr_ros.pipeline.tracking import BoxTracker, Track, TrackState
 
 
