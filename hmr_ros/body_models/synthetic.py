@@ -12,7 +12,8 @@ content:
   positions from `v_template`; each row sums to 1.
 - `kintree_table` holds the official parents (`joint_names.SMPLX_PARENTS` / `MANO_PARENTS`),
   root parent stored as 4294967295 (-1 as unsigned 32-bit), as in the official files.
-- Faces are valid, non-degenerate triangles on the tubes, exactly the official counts.
+- Faces are valid, non-degenerate triangles on the tubes, exactly the official counts (the
+  last few pad the count with the other diagonal of some tube quads).
 - Vertices the `smplx` package and HaMeR read by index (fingertips, toes, heels, nose, eyes,
   ears) sit where their names say.
 - Shape, expression and pose blend shapes are small and random; only the first 10 shape and the
@@ -143,7 +144,7 @@ _FINGER_SEGMENTS_M: dict[str, tuple[float, float]] = {
     'pinky': (0.028, 0.02),
     'thumb': (0.035, 0.03),
 }
-_LEAF_LENGTH_M = {'finger': 0.022, 'left_foot': 0.08, 'jaw': 0.06, 'eye': 0.012}
+_LEAF_LENGTH_M = {'finger': 0.022, 'foot': 0.08, 'jaw': 0.06, 'eye': 0.012}
 _HEAD_TOP_M = (0.0, 0.15, 0.0)  # the head tube goes up from the head joint, not to its children
 
 _RADIUS_M: dict[str, float] = {
@@ -236,7 +237,7 @@ def _tube_end(
         return joints[children[0]]
     direction = _normalized(joints[j] - joints[parents[j]])
     if name.endswith('foot'):
-        length = _LEAF_LENGTH_M['left_foot']
+        length = _LEAF_LENGTH_M['foot']
     elif name == 'jaw':
         length = _LEAF_LENGTH_M['jaw']
         direction = _normalized(np.array([0.0, -0.4, 1.0]))
