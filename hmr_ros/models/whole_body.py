@@ -26,14 +26,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hmr_ros.geometry.cameras import intrinsics_matrix
 from hmr_ros.geometry.rotations import (
     Rot6dLayout,
+    axis_angle_to_rotmat,
     mirror_axis_angle,
     rot6d_to_rotmat,
     rotmat_to_axis_angle,
@@ -53,7 +55,9 @@ from hmr_ros.models.heads.smplx_head import (
     BODY_HEATMAP_DHW,
     HAND_HEATMAP_DHW,
     HAND_SIDES,
+    NUM_BODY_POSE_JOINTS,
     NUM_BODY_POSITION_JOINTS,
+    NUM_HAND_POSE_JOINTS,
     NUM_HAND_POSITION_JOINTS,
     PART_NAMES,
     VIT_INPUT_HW_PX,
@@ -69,6 +73,9 @@ from hmr_ros.models.heads.smplx_head import (
     SMPLXHeadConfig,
     restore_part_boxes,
 )
+
+if TYPE_CHECKING:  # the body model is passed in, never built or owned here
+    from hmr_ros.body_models.smplx_layers import SMPLXBodyModel, SMPLXOutput
 
 __all__ = [
     'CAMERA_DEPTH_RANGE_M',
@@ -86,7 +93,9 @@ __all__ = [
     'smplerx_l32',
     'smplerx_s32',
     'smplerx_tiny',
+    'virtual_crop_intrinsics',
     'whole_body_config',
+    'whole_body_mesh',
 ]
 
 # --- Task tokens (hamer-smplerx-reference.md, B.3) ----------------------------------------------
@@ -134,6 +143,26 @@ def camera_translation(camera: Tensor) -> Tensor:
     """
     depth = CAMERA_DEPTH_RANGE_M * torch.sigmoid(camera[:, 2:3])
     return torch.cat((camera[:, :2], depth), dim=1)
+
+
+def virtual_crop_intrinsics(crop_hw_px: tuple[int, int] = (512, 384)) -> Tensor:
+    """Camera matrix of SMPLer-X's virtual camera in the pixels of the person crop.
+
+    The virtual camera is defined on the 256 x 192 ViT image (f = 5000, principal point
+    (96, 128)); a crop of another size scales both by crop / ViT size: for 512 x 384,
+    f = 10000 px and principal point (192, 256). Projecting ``whole_body_mesh`` with it gives
+    SMPLer-X's ``x = X / Z * 5000 + 96`` in crop pixels (its 1e-4 added to Z aside).
+
+    Args:
+        crop_hw_px: (H, W) of the crop.
+
+    Returns:
+        (3, 3) float32 K.
+    """
+    scale = torch.tensor((crop_hw_px[1] / VIT_INPUT_HW_PX[1], crop_hw_px[0] / VIT_INPUT_HW_PX[0]))
+    focal = torch.tensor(VIRTUAL_FOCAL_PX) * scale
+    principal_point = torch.tensor(VIRTUAL_PRINCIPAL_POINT_PX) * scale
+    return intrinsics_matrix(focal[None], principal_point[None])[0]
 
 
 # --- Configuration ------------------------------------------------------------------------------
@@ -423,7 +452,7 @@ class WholeBodyModel(nn.Module):
     Submodules, in checkpoint order: ``encoder`` (ViT, 31 task tokens), ``body_position_net``,
     ``body_regressor``, ``box_net``, ``hand_roi_net``, ``hand_position_net``,
     ``hand_regressor``, ``face_regressor``. The SMPL-X layer is not part of it (nor of the
-    checkpoint).
+    checkpoint); whole_body_mesh runs it on an output.
 
     Use ``eval()`` for inference: BatchNorm layers must use their running statistics.
     """
@@ -624,3 +653,41 @@ def build_whole_body(name: str) -> WholeBodyModel:
         ValueError: unknown name; the message lists the known ones.
     """
     return WholeBodyModel(whole_body_config(name))
+
+
+def whole_body_mesh(output: WholeBodyOutput, body_model: SMPLXBodyModel) -> SMPLXOutput:
+    """SMPL-X mesh and joints of a whole-body prediction, in the crop's virtual camera.
+
+    SMPLer-X's ``mesh_cam = vertices + cam_trans`` with its layer's ``flat_hand_mean=False``
+    (hamer-smplerx-reference.md, B.5 and B.8 step 10):
+
+    1. Add the model's ``hands_mean`` to both mean-relative hand poses.
+    2. Convert every axis-angle rotation to a matrix.
+    3. Run the SMPL-X layer with ``transl = cam_translation``; eyes stay at rest.
+
+    Args:
+        output: WholeBodyModel output.
+        body_model: the SMPL-X layer (hmr_ros.body_models.smplx_layers.SMPLXBodyModel),
+            neutral, 10 betas and 10 expression coefficients, built from the model file.
+
+    Returns:
+        SMPLXOutput with vertices (B, 10475, 3) and joints (B, J, 3), metres, camera optical
+        frame of virtual_crop_intrinsics.
+    """
+    batch = output.global_orient.shape[0]
+
+    def matrices(axis_angle: Tensor, joints: int) -> Tensor:
+        return axis_angle_to_rotmat(axis_angle.reshape(batch, joints, 3))
+
+    left = body_model.add_hands_mean(output.left_hand_pose, 'left')
+    right = body_model.add_hands_mean(output.right_hand_pose, 'right')
+    return body_model(
+        global_orient=matrices(output.global_orient, 1),
+        body_pose=matrices(output.body_pose, NUM_BODY_POSE_JOINTS),
+        left_hand_pose=matrices(left, NUM_HAND_POSE_JOINTS),
+        right_hand_pose=matrices(right, NUM_HAND_POSE_JOINTS),
+        jaw_pose=matrices(output.jaw_pose, 1),
+        betas=output.betas,
+        expression=output.expression,
+        transl=output.cam_translation,
+    )

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from hmr_ros.geometry.cameras import project_points
 from hmr_ros.geometry.rotations import (
     axis_angle_to_rotmat,
     mirror_axis_angle,
@@ -23,7 +24,9 @@ from hmr_ros.models.whole_body import (
     WholeBodyPreprocessing,
     build_whole_body,
     camera_translation,
+    virtual_crop_intrinsics,
     whole_body_config,
+    whole_body_mesh,
 )
 
 MODULE_ORDER = (
@@ -441,3 +444,72 @@ def test_runs_under_cuda_autocast(dtype, crops):
         assert torch.isfinite(value.float()).all(), name
     assert out.body_pose.dtype == torch.float32
     torch.testing.assert_close(out.betas, reference.betas, atol=0.05, rtol=0.05)
+
+
+def test_mesh_adds_hands_mean_and_camera_translation(
+    tiny_model, crops, body_model_dir, smplx_body_model
+):
+    """Reference: smplx.SMPLX built as SMPLer-X builds its layer (flat_hand_mean=False, no PCA,
+    axis-angle inputs, face contour), fed the outputs directly with transl = cam_translation."""
+    import smplx
+
+    from hmr_ros.body_models.model_files import find_smplx_file
+
+    reference_layer = smplx.SMPLX(
+        str(find_smplx_file(body_model_dir)),
+        ext='npz',
+        num_betas=10,
+        num_expression_coeffs=10,
+        use_pca=False,
+        flat_hand_mean=False,
+        use_face_contour=True,
+    )
+    with torch.no_grad():
+        out = tiny_model(crops)
+        mesh = whole_body_mesh(out, smplx_body_model)
+        reference = reference_layer(
+            global_orient=out.global_orient,
+            body_pose=out.body_pose,
+            left_hand_pose=out.left_hand_pose,
+            right_hand_pose=out.right_hand_pose,
+            jaw_pose=out.jaw_pose,
+            leye_pose=torch.zeros(2, 3),
+            reye_pose=torch.zeros(2, 3),
+            betas=out.betas,
+            expression=out.expression,
+            transl=out.cam_translation,
+        )
+    assert mesh.vertices.shape == (2, 10475, 3)
+    torch.testing.assert_close(mesh.vertices, reference.vertices, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(mesh.joints, reference.joints, atol=1e-5, rtol=1e-5)
+    # The mean hand matters (the stand-in file has a non-zero one): without it, fingers move.
+    assert smplx_body_model.hands_mean('left').abs().sum() > 0
+    without_mean = smplx_body_model(
+        **{
+            **smplx_body_model.neutral_inputs(2),
+            'global_orient': axis_angle_to_rotmat(out.global_orient[:, None]),
+            'body_pose': axis_angle_to_rotmat(out.body_pose.reshape(2, 21, 3)),
+            'left_hand_pose': axis_angle_to_rotmat(out.left_hand_pose.reshape(2, 15, 3)),
+            'right_hand_pose': axis_angle_to_rotmat(out.right_hand_pose.reshape(2, 15, 3)),
+            'jaw_pose': axis_angle_to_rotmat(out.jaw_pose[:, None]),
+            'betas': out.betas,
+            'expression': out.expression,
+            'transl': out.cam_translation,
+        }
+    )
+    assert not torch.allclose(without_mean.vertices, mesh.vertices, atol=1e-4)
+
+
+def test_virtual_crop_intrinsics_match_smplerx_projection():
+    """SMPLer-X projects to ViT pixels with x = X / Z * 5000 + 96, y = Y / Z * 5000 + 128; the
+    512 x 384 crop is twice as large: K has f = 10000 and principal point (192, 256).
+    Point (0.1, -0.2, 10): ViT (146, 28), crop (292, 56)."""
+    intrinsics = virtual_crop_intrinsics()
+    torch.testing.assert_close(
+        intrinsics,
+        torch.tensor([[10000.0, 0.0, 192.0], [0.0, 10000.0, 256.0], [0.0, 0.0, 1.0]]),
+    )
+    point = torch.tensor([[[0.1, -0.2, 10.0]]])
+    torch.testing.assert_close(
+        project_points(point, intrinsics[None]), torch.tensor([[[292.0, 56.0]]])
+    )
