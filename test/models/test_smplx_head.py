@@ -196,6 +196,16 @@ def test_hand_roi_flips_left_and_scales_boxes_to_feature_pixels():
     torch.testing.assert_close(out[:, 1], expected)
 
 
+def test_hand_roi_static_grid_is_exact_for_boxes_within_the_crop():
+    """Boxes up to 64 feature pixels per side need at most ceil(64 / 16) = 4 points per bin."""
+    roi = HandRoI(16).eval()
+    features = torch.randn(1, 16, 16, 12)
+    boxes = torch.tensor([[[0.0, 0.0, 192.0, 256.0], [10.0, 30.0, 90.0, 75.0]]])
+    exact = roi(features, boxes)
+    roi.max_adaptive_grid = 4
+    torch.testing.assert_close(roi(features, boxes), exact)
+
+
 def test_hand_roi_needs_width_divisible_by_four():
     with pytest.raises(ValueError, match='divisible by 4'):
         HandRoI(30)

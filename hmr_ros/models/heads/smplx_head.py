@@ -435,10 +435,17 @@ class HandRoI(nn.Module):
     RoIAlign of each hand box into 16 x 16 bins (mmcv, aligned=False, adaptive sampling), the
     left-hand crops flipped along W so both hands look like right hands, and a 1x1 conv back to
     C channels. Both sides run as one batch.
+
+    Attributes:
+        max_adaptive_grid: None (default) reads the number of RoIAlign sample points per bin
+            from the boxes, exactly as mmcv (one device-to-host copy). An integer keeps shapes
+            static for CUDA graphs and export; 4 is exact for any box up to 64 feature pixels
+            (the full 256-pixel crop height) per side. See roi_align.
     """
 
-    def __init__(self, embed_dim: int):
+    def __init__(self, embed_dim: int, max_adaptive_grid: int | None = None):
         super().__init__()
+        self.max_adaptive_grid = max_adaptive_grid
         if embed_dim % HAND_ROI_UPSCALE:
             raise ValueError(
                 f'HandRoI needs an embed_dim divisible by {HAND_ROI_UPSCALE}; got {embed_dim}'
@@ -471,7 +478,14 @@ class HandRoI(nn.Module):
         batch_index = torch.arange(batch, device=boxes.device).repeat_interleave(num_sides)
         rois = torch.cat((batch_index[:, None].to(boxes.dtype), boxes), dim=1)
         out_hw = HAND_HEATMAP_DHW[1:]
-        crops = roi_align(upsampled, rois, out_hw, spatial_scale=1.0, sampling_ratio=0)
+        crops = roi_align(
+            upsampled,
+            rois,
+            out_hw,
+            spatial_scale=1.0,
+            sampling_ratio=0,
+            max_adaptive_grid=self.max_adaptive_grid,
+        )
         crops = crops.reshape(batch, num_sides, *crops.shape[1:])
         is_left = torch.arange(num_sides, device=crops.device) == HAND_SIDES.index('left')
         crops = torch.where(is_left[None, :, None, None, None], crops.flip(-1), crops)
