@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from hmr_ros.body_models.smplx_layers import MANOHandModel
 from hmr_ros.geometry.cameras import cam_crop_to_full
 from hmr_ros.geometry.crops import crop_images
 from hmr_ros.geometry.rotations import mirror_rotmat, rot6d_to_rotmat
@@ -195,3 +196,29 @@ def test_autocast_on_cuda(dtype):
         out = model(x)
     assert all(torch.isfinite(t).all() for t in out)
     torch.testing.assert_close(out.hand_pose.float(), reference.hand_pose, atol=5e-2, rtol=5e-2)
+
+
+def test_mano_outputs_with_mano_layer(mano_hand_model):
+    model = tiny_expert()
+    out = model(crops())
+    mesh = model.mano_outputs(out, mano_hand_model)
+    assert mesh.vertices.shape == (2, 778, 3)
+    assert mesh.joints.shape == (2, 21, 3)
+    assert mesh.keypoints_crop_px.shape == (2, 21, 2)
+    direct = mano_hand_model(out.global_orient, out.hand_pose, out.betas)
+    torch.testing.assert_close(mesh.vertices, direct.vertices)
+    assert torch.isfinite(mesh.keypoints_crop_px).all()
+
+
+def test_mirrored_parameters_on_left_mano_equal_mirrored_right_mesh(body_model_dir):
+    """HaMeR's demo shows a left hand as the right-hand mesh with x negated. The left-hand
+    parameters from mirror_left_hands, run through the left MANO model, give that mesh."""
+    right = MANOHandModel.from_folder(body_model_dir, side='right')
+    left = MANOHandModel.from_folder(body_model_dir, side='left')
+    out = tiny_expert()(crops())
+    as_left = mirror_left_hands(out, torch.tensor([True, True]))
+    right_mesh = right(out.global_orient, out.hand_pose, out.betas)
+    left_mesh = left(as_left.global_orient, as_left.hand_pose, as_left.betas)
+    mirror_x = torch.tensor([-1.0, 1.0, 1.0])
+    torch.testing.assert_close(left_mesh.vertices, right_mesh.vertices * mirror_x)
+    torch.testing.assert_close(left_mesh.joints, right_mesh.joints * mirror_x)
