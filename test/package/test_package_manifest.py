@@ -43,11 +43,12 @@ OPTIONAL_MODULES = {
     'torch2trt',
     'vision_msgs',
     'torchvision',
-    'torch.utils.tensorboard',
     'tensorboard',
     'scipy',
     'mcap',
+    'mcap_ros2',
     'rosbag2_py',
+    'yacs',  # only to pickle HaMeR-like stand-in configs, with a fallback when absent
 }
 # Modules the ROS-free core may import: what setup.py's install_requires provides.
 PIP_NAMES = {
