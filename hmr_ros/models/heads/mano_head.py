@@ -108,7 +108,20 @@ def identity_pose_6d() -> torch.Tensor:
 
 
 class MANOTransformerHead(nn.Module):
-    """HaMeR's ``MANOTransformerDecoderHead`` with the official parameter names."""
+    """HaMeR's ``MANOTransformerDecoderHead`` with the official parameter names.
+
+    ``forward`` is query_tokens -> each of ``transformer.layers`` -> regress. The hand adapter
+    (issue 4, paper section 3.3) keeps this module frozen and runs the same steps with its own
+    layer loop, adding its body-guided branch to each layer's cross-attention output::
+
+        context = head.context_tokens(feature_map)
+        x = head.query_tokens(context.shape[0], context)
+        for layer, branch in zip(head.transformer.layers, adapter_branches):
+            x = x + layer.attend_self(x)
+            x = x + layer.attend_context(x, context) + branch(x, body_tokens)
+            x = x + layer.feed_forward(x)
+        output = head.regress(x[:, 0])
+    """
 
     init_hand_pose: torch.Tensor
     init_betas: torch.Tensor
