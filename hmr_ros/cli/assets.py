@@ -195,9 +195,7 @@ def make_test_assets(
     written.append(synthetic.write_mano_mean_params(folder / 'mano_mean_params.npz', seed=seed))
     for variant, family in zip(variants, families, strict=True):
         official, module = write_official_checkpoint(folder, variant, seed=seed)
-        result = convert_checkpoint(
-            official, folder / f'{variant}.safetensors', model=family.name, overwrite=True
-        )
+        result = convert_checkpoint(official, folder / f'{variant}.safetensors', model=family.name)
         _check_round_trip(result.destination, module.state_dict(), variant)
         written += [official, result.destination]
     readme = folder / README_NAME

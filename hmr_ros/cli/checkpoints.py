@@ -14,7 +14,8 @@ keys. Conversion, in order:
 6. check every key and shape against that variant built on 'meta' (no memory allocated);
 7. write ``DST.safetensors`` with its model card and print a summary.
 
-Any mismatch lists the offending keys and exits with status 1; nothing is written.
+Any mismatch lists the offending keys and exits with status 1; nothing is written. An existing
+DST is replaced only by a successful conversion (written beside it, then renamed over it).
 """
 
 from __future__ import annotations
@@ -237,7 +238,6 @@ def convert_checkpoint(
     *,
     model: str = 'auto',
     variant: str | None = None,
-    overwrite: bool = False,
 ) -> ConversionResult:
     """Converts an official checkpoint into an hmr_ros model file (steps in the module docstring).
 
@@ -246,7 +246,6 @@ def convert_checkpoint(
         destination: ``.safetensors`` file to write.
         model: ``'auto'``, ``'hamer'`` or ``'smplerx'``.
         variant: registered variant name; detected when None.
-        overwrite: replace an existing destination.
 
     Returns:
         What was written.
@@ -262,8 +261,8 @@ def convert_checkpoint(
             f'Destination {destination} must end in {MODEL_FILE_SUFFIX} (hmr_ros model files are '
             'safetensors); check the order of SRC and DST.'
         )
-    if destination.exists() and not overwrite:
-        raise ConversionError(f'{destination} exists; pass --force to replace it.')
+    if destination.exists() and source.exists() and destination.samefile(source):
+        raise ConversionError(f'SRC and DST are the same file ({source}); choose another DST.')
     if model != 'auto' and model not in FAMILIES:
         raise ConversionError(f'Unknown model {model!r}; use auto, {", ".join(FAMILIES)}.')
 
@@ -303,9 +302,7 @@ def convert_checkpoint(
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        result = convert_checkpoint(
-            args.src, args.dst, model=args.model, variant=args.variant, overwrite=args.force
-        )
+        result = convert_checkpoint(args.src, args.dst, model=args.model, variant=args.variant)
     except CheckpointMismatchError as error:
         print(f'error: {error}\nNothing was written.', file=sys.stderr)
         return EXIT_FAILURE
@@ -338,5 +335,4 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         '--variant', default=None, help='registered variant, e.g. smplerx_h32 (default: detected)'
     )
-    parser.add_argument('--force', action='store_true', help='replace an existing DST')
     parser.set_defaults(func=_run)

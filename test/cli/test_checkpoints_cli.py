@@ -128,11 +128,18 @@ def test_destination_rules(
 
     dst = tmp_path / 'x.safetensors'
     dst.write_bytes(b'keep me')
-    assert main(['convert-checkpoint', str(src), str(dst)]) == 1
-    assert '--force' in capsys.readouterr().err
-    assert dst.read_bytes() == b'keep me'
-    assert main(['convert-checkpoint', str(src), str(dst), '--force']) == 0
+    broken = tmp_path / 'broken.pth.tar'
+    broken.write_bytes(src.read_bytes()[:100])
+    assert main(['convert-checkpoint', str(broken), str(dst)]) == 1
+    assert 'download it again' in capsys.readouterr().err
+    assert dst.read_bytes() == b'keep me'  # a failed conversion leaves DST alone
+    assert main(['convert-checkpoint', str(src), str(dst)]) == 0
     assert load_model_file(dst)[1].variant == 'smplerx_tiny'
+
+    same = tmp_path / 'same.safetensors'
+    same.write_bytes(b'')
+    assert main(['convert-checkpoint', str(same), str(same)]) == 1
+    assert 'same file' in capsys.readouterr().err
 
 
 def test_missing_and_malicious_sources_fail_cleanly(
