@@ -429,17 +429,20 @@ def _inert_to_plain(obj: _InertConfig, memo: dict[int, Any]) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def load_torch_file(path: str | os.PathLike[str], *, hint: str = '') -> Any:
+def load_torch_file(path: str | os.PathLike[str], *, hint: str = '', mmap: bool = False) -> Any:
     """Reads a ``torch.save`` file without ever executing code from it.
 
     Args:
         path: checkpoint file (``.ckpt``, ``.pth``, ``.pth.tar``, zip or legacy format).
         hint: what to change when the file is missing, e.g. ``"set the ROS parameter
             model.checkpoint_path"``; appended to the error message.
+        mmap: memory-map zip-format files instead of reading them (ignored for the legacy
+            format), so a multi-gigabyte checkpoint is not held in memory while it is converted.
+            The tensors then read the file lazily: the file must not be truncated or rewritten
+            while they are in use (the process would crash with SIGBUS).
 
     Returns:
-        The unpickled object, tensors on the CPU. Zip-format files are memory-mapped, so large
-        checkpoints are not read into memory twice. Pickled configuration objects (yacs
+        The unpickled object, tensors on the CPU. Pickled configuration objects (yacs
         ``CfgNode``, omegaconf ``DictConfig``) come back as plain ``dict``/``list`` values.
 
     Raises:
@@ -453,7 +456,7 @@ def load_torch_file(path: str | os.PathLike[str], *, hint: str = '') -> Any:
         raise CheckpointNotFoundError(f'Checkpoint file not found: {file}; {fix}.')
     if not file.is_file():
         raise CheckpointNotFoundError(f'Checkpoint path is not a file: {file}; {fix}.')
-    use_mmap = zipfile.is_zipfile(file)
+    use_mmap = mmap and zipfile.is_zipfile(file)
     try:
         return torch.load(file, map_location='cpu', weights_only=True, mmap=use_mmap)
     except pickle.UnpicklingError as error:

@@ -266,7 +266,8 @@ def convert_checkpoint(
     if model != 'auto' and model not in FAMILIES:
         raise ConversionError(f'Unknown model {model!r}; use auto, {", ".join(FAMILIES)}.')
 
-    checkpoint = load_torch_file(source, hint='check the SRC argument')
+    # Memory-mapped: SRC is only read, and never equals DST (checked above).
+    checkpoint = load_torch_file(source, hint='check the SRC argument', mmap=True)
     source_sha256 = sha256_file(source)
     family = detect_family(checkpoint) if model == 'auto' else FAMILIES[model]
     to_ours: Callable[[Any], Mapping[str, torch.Tensor]]

@@ -129,15 +129,27 @@ def test_build_on_an_allowed_function_is_refused(tmp_path: Path) -> None:
 
 
 @FORMATS
-def test_plain_tensor_file_loads_with_tensors_equal(tmp_path: Path, zip_format: bool) -> None:
+@pytest.mark.parametrize('mmap', [False, True], ids=['read', 'mmap'])
+def test_plain_tensor_file_loads_with_tensors_equal(
+    tmp_path: Path, zip_format: bool, mmap: bool
+) -> None:
     state = OrderedDict(w=torch.randn(2, 3), n=torch.tensor(7))
     obj = {'network': state, 'epoch': 3, 'names': ('a', 'b')}
-    loaded = load_torch_file(_save(obj, tmp_path / 'x.pth.tar', zip_format))
+    loaded = load_torch_file(_save(obj, tmp_path / 'x.pth.tar', zip_format), mmap=mmap)
     assert loaded['epoch'] == 3 and loaded['names'] == ('a', 'b')
     assert list(loaded['network']) == ['w', 'n']
     for key, value in state.items():
         assert torch.equal(loaded['network'][key], value)
         assert loaded['network'][key].device.type == 'cpu'
+
+
+def test_loaded_tensors_survive_rewriting_the_file(tmp_path: Path) -> None:
+    """Without mmap (the default) tensors own their memory, so the file may be saved over."""
+    path = _save({'w': torch.arange(1000.0)}, tmp_path / 'x.ckpt', True)
+    loaded = load_torch_file(path)
+    loaded['extra'] = torch.ones(1)
+    torch.save(loaded, path)  # would fault on a memory-mapped tensor of the truncated file
+    assert torch.equal(load_torch_file(path)['w'], torch.arange(1000.0))
 
 
 def _fake_yacs_cfgnode_class() -> type:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from hmr_ros.checkpoints.project_format import load_model_file
-from hmr_ros.checkpoints.safe_load import load_state_dict_strict
+from hmr_ros.checkpoints.safe_load import load_state_dict_strict, load_torch_file
 from hmr_ros.checkpoints.smplerx_layout import official_smplerx_checkpoint
 from hmr_ros.cli.checkpoints import FAMILIES, detect_variant
 from hmr_ros.cli.main import main
@@ -191,3 +191,23 @@ def test_convert_hamer_tiny_lightning_checkpoint(
     assert not any(k.startswith(('discriminator.', 'mano.')) for k in state)
     load_state_dict_strict(hand_expert.build_hand_expert('hamer_tiny'), state)
     assert "variant 'hamer_tiny'" in capsys.readouterr().out
+
+
+def test_hamer_renamed_key_is_named_against_the_closest_variant(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """HaMeR has no variant detector: the closest variant built on 'meta' is checked strictly."""
+    from hmr_ros.cli.assets import write_official_checkpoint
+
+    src, _ = write_official_checkpoint(tmp_path, 'hamer_tiny', seed=0)
+    checkpoint = load_torch_file(src)
+    state = checkpoint['state_dict']
+    state['mano_head.decpose.weight_old'] = state.pop('mano_head.decpose.weight')
+    torch.save(checkpoint, src)
+    dst = tmp_path / 'hamer_tiny.safetensors'
+    assert main(['convert-checkpoint', str(src), str(dst)]) == 1
+    err = capsys.readouterr().err
+    assert "does not match HaMeR variant 'hamer_tiny'" in err
+    assert 'missing (1):\n    mano_head.decpose.weight\n' in err
+    assert 'unexpected (1):\n    mano_head.decpose.weight_old\n' in err
+    assert not dst.exists()
