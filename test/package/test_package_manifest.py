@@ -21,6 +21,7 @@ ROSDEP_KEYS = {
     'safetensors': 'python3-safetensors-pip',
     'smplx': 'python3-smplx-pip',
     'rclpy': 'rclpy',
+    'rcl_interfaces': 'rcl_interfaces',
     'launch': 'launch',
     'launch_ros': 'launch_ros',
     'ament_index_python': 'ament_index_python',
