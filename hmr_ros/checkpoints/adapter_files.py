@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +29,13 @@ from typing import Protocol, runtime_checkable
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from hmr_ros.checkpoints.project_format import (
     METADATA_PREFIX,
     ModelCard,
     load_model_file,
+    save_model_file,
 )
 from hmr_ros.checkpoints.safe_load import (
     README_CHECKPOINTS_SECTION,
@@ -171,26 +170,12 @@ def save_adapter_file(
     card = ModelCard(
         model=name, variant=base_variant, source_file=source_file, source_sha256=source_sha256
     )
-    metadata = card.to_metadata()
-    metadata[ADAPTER_CONFIG_KEY] = json.dumps(config, sort_keys=True)
-    # Own, contiguous CPU copies: safetensors refuses views that share storage.
-    tensors = {
-        key: value.detach().to('cpu').contiguous().clone()
-        for key, value in adapter.state_dict().items()
-    }
-    destination = Path(path)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=f'.{destination.name}.', suffix='.tmp', dir=destination.parent
+    return save_model_file(
+        path,
+        adapter.state_dict(),
+        card,
+        extra_metadata={ADAPTER_CONFIG_KEY: json.dumps(config, sort_keys=True)},
     )
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata=metadata)
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-    return destination
 
 
 def read_adapter_file(

@@ -175,7 +175,10 @@ def _storable(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 
 def save_model_file(
-    path: str | os.PathLike[str], state_dict: Mapping[str, torch.Tensor], card: ModelCard
+    path: str | os.PathLike[str],
+    state_dict: Mapping[str, torch.Tensor],
+    card: ModelCard,
+    extra_metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Writes ``state_dict`` and ``card`` to a ``.safetensors`` file.
 
@@ -186,10 +189,20 @@ def save_model_file(
         path: destination, conventionally ending in ``.safetensors``.
         state_dict: key -> tensor (any device; stored as contiguous CPU tensors).
         card: what the weights are and where they came from.
+        extra_metadata: further ``str -> str`` entries (e.g. an adapter's configuration); they
+            may not overwrite the card's.
 
     Returns:
         The destination path.
+
+    Raises:
+        ValueError: an extra metadata key collides with a card entry.
     """
+    metadata = card.to_metadata()
+    clashes = sorted(set(metadata) & set(extra_metadata or {}))
+    if clashes:
+        raise ValueError(f'extra metadata may not overwrite model card entries: {clashes}')
+    metadata.update(extra_metadata or {})
     destination = Path(path)
     destination.parent.mkdir(parents=True, exist_ok=True)
     tensors = _storable(state_dict)
@@ -198,7 +211,7 @@ def save_model_file(
     )
     os.close(handle)
     try:
-        save_file(tensors, temporary, metadata=card.to_metadata())
+        save_file(tensors, temporary, metadata=metadata)
         os.replace(temporary, destination)
     finally:
         if os.path.exists(temporary):

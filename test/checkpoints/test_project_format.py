@@ -138,3 +138,19 @@ def test_non_tensor_entry_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="'epoch'"):
         save_model_file(tmp_path / 'x.safetensors', {'epoch': 3}, _card())  # type: ignore[dict-item]
     assert not list(tmp_path.iterdir())
+
+
+def test_extra_metadata_is_stored_but_may_not_overwrite_the_card(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    path = save_model_file(
+        tmp_path / 'a.safetensors', _state(), _card(), extra_metadata={'hmr_ros.note': 'x'}
+    )
+    with safe_open(str(path), framework='pt') as reader:
+        assert (reader.metadata() or {})['hmr_ros.note'] == 'x'
+    assert load_model_file(path)[1] == _card()
+    with pytest.raises(ValueError, match='hmr_ros.variant'):
+        save_model_file(
+            tmp_path / 'b.safetensors', _state(), _card(), {'hmr_ros.variant': 'forged'}
+        )
+    assert not (tmp_path / 'b.safetensors').exists()
