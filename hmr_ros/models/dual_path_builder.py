@@ -1,0 +1,267 @@
+"""Build the dual-path system from files: base checkpoints, adapter files, body-model folder.
+
+Base checkpoints may be the project's model files (``.safetensors`` with a model card, written
+by ``hmr-ros convert-checkpoint``) or the official files, converted in memory with the same
+pure layout functions (HaMeR ``.ckpt``: hamer_layout; SMPLer-X ``.pth.tar``: smplerx_layout;
+both read without running code by safe_load.load_torch_file). The variant is read from the
+model card, or detected from the official weights' shapes. Every load is strict: all keys and
+shapes must match the variant.
+
+Adapter files (checkpoints.adapter_files) are optional: without them the system is the paper's
+baseline "SMPLer-X + HaMeR" (DualPathModel.mode_description says so). An adapter file names the
+base variant it was trained against, which must be the loaded base model's.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from hmr_ros.body_models.smplx_layers import SMPLXBodyModel
+from hmr_ros.checkpoints.adapter_files import load_adapter_file, read_adapter_file
+from hmr_ros.checkpoints.hamer_layout import hamer_state_dict_from_official
+from hmr_ros.checkpoints.project_format import load_model_file, sha256_file
+from hmr_ros.checkpoints.safe_load import (
+    CheckpointError,
+    load_state_dict_strict,
+    load_torch_file,
+    state_dict_shapes,
+)
+from hmr_ros.checkpoints.smplerx_layout import (
+    detect_smplerx_variant,
+    smplerx_state_dict_from_official,
+)
+from hmr_ros.models.adapters.body_adapter import BodyAdapter, BodyAdapterConfig
+from hmr_ros.models.adapters.hand_adapter import HandAdapter, HandAdapterConfig
+from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
+from hmr_ros.models.hand_expert import HAND_EXPERT_VARIANTS, HandExpert, build_hand_expert
+from hmr_ros.models.whole_body import WholeBodyModel, build_whole_body
+
+__all__ = [
+    'DualPathBuild',
+    'WeightsInfo',
+    'build_dual_path',
+    'load_body_adapter',
+    'load_hand_adapter',
+    'load_hand_expert',
+    'load_whole_body',
+]
+
+_LOG = logging.getLogger(__name__)
+
+MODEL_FILE_SUFFIX = '.safetensors'
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """Where one part's weights came from.
+
+    Attributes:
+        path: the file read.
+        model: 'smplerx', 'hamer', 'hand_adapter' or 'body_adapter'.
+        variant: registered variant (for adapters: the base variant they were trained on).
+        converted: True for an official checkpoint converted in memory.
+        sha256: SHA-256 of the file.
+    """
+
+    path: Path
+    model: str
+    variant: str
+    converted: bool
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DualPathBuild:
+    """A built system and the files it came from.
+
+    Attributes:
+        model: the DualPathModel, in eval mode, gradients off.
+        weights: whole-body, hand expert, then any adapters, in that order.
+    """
+
+    model: DualPathModel
+    weights: tuple[WeightsInfo, ...]
+
+    @property
+    def model_version(self) -> str:
+        """'<whole-body variant>+<hand variant>', e.g. 'smplerx_h32+hamer'."""
+        return '+'.join(info.variant for info in self.weights[:2])
+
+
+def _load_into(module: nn.Module, state_dict: dict[str, torch.Tensor], context: str) -> None:
+    load_state_dict_strict(module, state_dict, context=context)
+
+
+def _read_base_file(
+    path: Path, family: str, device: torch.device
+) -> tuple[dict[str, torch.Tensor], str | None, bool]:
+    """State dict, variant from the card (None for official files) and whether converted."""
+    if path.name.endswith(MODEL_FILE_SUFFIX):
+        state_dict, card = load_model_file(path, device=device)
+        if card.model != family:
+            raise CheckpointError(
+                f'{path} holds {card.model!r} weights (variant {card.variant}), not '
+                f'{family!r}; check which file goes to which option'
+            )
+        return state_dict, card.variant, False
+    checkpoint = load_torch_file(path, hint=f'pass the {family} checkpoint or model file')
+    if family == 'smplerx':
+        return smplerx_state_dict_from_official(checkpoint), None, True
+    return hamer_state_dict_from_official(checkpoint), None, True
+
+
+def load_whole_body(
+    path: str | Path, device: str | torch.device = 'cpu'
+) -> tuple[WholeBodyModel, WeightsInfo]:
+    """The whole-body model from a model file or an official SMPLer-X checkpoint.
+
+    Args:
+        path: ``<variant>.safetensors`` (model card 'smplerx') or ``smpler_x_*.pth.tar``.
+        device: where to put the weights.
+
+    Returns:
+        (model in eval mode, WeightsInfo).
+
+    Raises:
+        CheckpointError: unreadable file, wrong family or keys/shapes not matching the variant.
+    """
+    path, device = Path(path), torch.device(device)
+    state_dict, variant, converted = _read_base_file(path, 'smplerx', device)
+    variant = variant or detect_smplerx_variant(state_dict)
+    with torch.device('meta'):
+        model = build_whole_body(variant)
+    _load_into(model, state_dict, f'{path.name} does not match whole-body variant {variant!r}')
+    info = WeightsInfo(path, 'smplerx', variant, converted, sha256_file(path))
+    return model.to(device).eval(), info
+
+
+def _detect_hand_variant(state_dict: dict[str, torch.Tensor]) -> str:
+    """The registered hand-expert variant whose keys and shapes the weights have."""
+    found = state_dict_shapes(state_dict)
+    for name in HAND_EXPERT_VARIANTS:
+        with torch.device('meta'):
+            expected = state_dict_shapes(build_hand_expert(name))
+        if expected == found:
+            return name
+    raise CheckpointError(
+        'the HaMeR weights match no registered hand-expert variant '
+        f'({", ".join(HAND_EXPERT_VARIANTS)}); convert the file with hmr-ros '
+        'convert-checkpoint to see which keys differ'
+    )
+
+
+def load_hand_expert(
+    path: str | Path, device: str | torch.device = 'cpu'
+) -> tuple[HandExpert, WeightsInfo]:
+    """The hand expert from a model file or an official HaMeR checkpoint (``hamer.ckpt``).
+
+    Raises:
+        CheckpointError: unreadable file, wrong family or keys/shapes not matching a variant.
+    """
+    path, device = Path(path), torch.device(device)
+    state_dict, variant, converted = _read_base_file(path, 'hamer', device)
+    variant = variant or _detect_hand_variant(state_dict)
+    with torch.device('meta'):
+        model = build_hand_expert(variant)
+    _load_into(model, state_dict, f'{path.name} does not match hand-expert variant {variant!r}')
+    info = WeightsInfo(path, 'hamer', variant, converted, sha256_file(path))
+    return model.to(device).eval(), info
+
+
+def load_hand_adapter(
+    path: str | Path, hand_expert: HandExpert, base_variant: str
+) -> tuple[HandAdapter, WeightsInfo]:
+    """A hand adapter file for the given (loaded) hand expert.
+
+    Raises:
+        AdapterFileMismatchError: the file is for another adapter, base variant or size.
+    """
+    path = Path(path)
+    file = read_adapter_file(path)
+    config = HandAdapterConfig(joint_embedding=bool(file.config.get('joint_embedding', True)))
+    adapter = HandAdapter(hand_expert.mano_head, config)
+    load_adapter_file(
+        path, adapter, base_variant, device=hand_expert.mano_head.decpose.weight.device
+    )
+    info = WeightsInfo(path, 'hand_adapter', base_variant, False, sha256_file(path))
+    return adapter.eval(), info
+
+
+def load_body_adapter(
+    path: str | Path, base_variant: str, device: str | torch.device = 'cpu'
+) -> tuple[BodyAdapter, WeightsInfo]:
+    """A body adapter file for the given whole-body variant.
+
+    Raises:
+        AdapterFileMismatchError: the file is for another adapter, base variant or size.
+    """
+    path = Path(path)
+    file = read_adapter_file(path)
+    names = {field.name for field in fields(BodyAdapterConfig)}
+    config = BodyAdapterConfig(**{k: v for k, v in file.config.items() if k in names})  # type: ignore[arg-type]
+    adapter = BodyAdapter(config).to(device)
+    load_adapter_file(path, adapter, base_variant, device=device)
+    info = WeightsInfo(path, 'body_adapter', base_variant, False, sha256_file(path))
+    return adapter.eval(), info
+
+
+def build_dual_path(
+    whole_body_file: str | Path,
+    hand_file: str | Path,
+    body_model_dir: str | Path,
+    *,
+    hand_adapter_file: str | Path | None = None,
+    body_adapter_file: str | Path | None = None,
+    config: DualPathConfig | None = None,
+    device: str | torch.device = 'cpu',
+) -> DualPathBuild:
+    """Load every part and assemble the dual-path system for inference.
+
+    Args:
+        whole_body_file: SMPLer-X model file or official checkpoint.
+        hand_file: HaMeR model file or official checkpoint.
+        body_model_dir: folder with SMPLX_NEUTRAL.npz (README, section 'Body models').
+        hand_adapter_file: optional hand adapter file.
+        body_adapter_file: optional body adapter file.
+        config: DualPathConfig (its ``adapters`` is checked against the files given); None
+            for the defaults.
+        device: where the system runs.
+
+    Returns:
+        DualPathBuild with the model in eval mode and gradients off.
+
+    Raises:
+        CheckpointError: a file is unreadable or does not match.
+        BodyModelFileNotFoundError: the SMPL-X file is missing.
+        ValueError: config.adapters asks for an adapter without its file.
+    """
+    device = torch.device(device)
+    whole_body, whole_body_info = load_whole_body(whole_body_file, device)
+    hand_expert, hand_info = load_hand_expert(hand_file, device)
+    weights = [whole_body_info, hand_info]
+    hand_adapter = body_adapter = None
+    if hand_adapter_file is not None:
+        hand_adapter, info = load_hand_adapter(hand_adapter_file, hand_expert, hand_info.variant)
+        weights.append(info)
+    if body_adapter_file is not None:
+        body_adapter, info = load_body_adapter(body_adapter_file, whole_body_info.variant, device)
+        weights.append(info)
+    smplx_model = SMPLXBodyModel.from_folder(body_model_dir).to(device)
+    model = DualPathModel(
+        whole_body,
+        hand_expert,
+        smplx_model,
+        hand_adapter,
+        body_adapter,
+        config or DualPathConfig(),
+    )
+    model.requires_grad_(False).eval()
+    for info in weights:
+        how = 'converted from the official file' if info.converted else 'model file'
+        _LOG.info('loaded %s %s from %s (%s)', info.model, info.variant, info.path, how)
+    return DualPathBuild(model=model, weights=tuple(weights))
