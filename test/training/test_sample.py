@@ -33,6 +33,11 @@ def test_arrays_are_read_only_copies() -> None:
         sample.intrinsics[0, 0] = 1.0
     with pytest.raises(ValueError, match='read-only'):
         sample.smplx.betas[0] = 1.0
+    pixels = np.zeros((3, 4, 3), np.uint8)
+    with_pixels = Sample('d', 'd/0', (4, 3), image=pixels)
+    pixels[0, 0, 0] = 1  # the caller's array stays writable ...
+    with pytest.raises(ValueError, match='read-only'):
+        with_pixels.image[0, 0, 0] = 2  # ... the sample's view of it is not
 
 
 @pytest.mark.parametrize(

@@ -161,8 +161,15 @@ BODY_POSE_FLIP_PERMUTATION: tuple[int, ...] = flip_permutation(BODY_JOINT_NAMES)
 
 
 def _array(value: Any, shape: tuple[int, ...], name: str, dtype: Any = np.float32) -> np.ndarray:
-    """Read-only copy with a checked shape (-1 matches any size)."""
-    array = np.array(value, dtype=dtype)
+    """Read-only copy with a checked shape (-1 matches any size).
+
+    Arrays that are already read-only with the right dtype (those of another sample) are
+    shared instead of copied, so `Sample.replace` stays cheap.
+    """
+    if isinstance(value, np.ndarray) and not value.flags.writeable and value.dtype == dtype:
+        array = value
+    else:
+        array = np.array(value, dtype=dtype)
     if array.ndim != len(shape) or any(
         want not in (-1, got) for want, got in zip(shape, array.shape, strict=True)
     ):
@@ -312,6 +319,8 @@ class Sample:
                     f'{self.sample_id}: image must be ({height}, {width}, 3) uint8 RGB matching '
                     f'image_size_wh; got {image.shape} {image.dtype}'
                 )
+            # A read-only view: the caller's array stays writable, the sample's is not.
+            image = image.view()
             image.setflags(write=False)
             object.__setattr__(self, 'image', image)
         for name, shape in _ARRAY_FIELDS.items():
