@@ -38,7 +38,13 @@ from rclpy.serialization import serialize_message
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
-from hmr_ros.body_models.joint_names import NUM_SMPLX_JOINTS, SMPLX_PARENTS
+from hmr_ros.body_models.joint_names import (
+    ANATOMICAL_FINGER_ORDER,
+    NUM_SEGMENTS_PER_FINGER,
+    NUM_SMPLX_JOINTS,
+    SIDES,
+    SMPLX_PARENTS,
+)
 from hmr_ros.msg import MeshTopology, Person, PersonArray
 
 JOINTS_NAMESPACE = 'joints'
@@ -141,6 +147,44 @@ def default_joint_parents(num_joints: int) -> np.ndarray:
     parents = np.full(num_joints, -1, dtype=np.int64)
     count = min(num_joints, NUM_SMPLX_JOINTS)
     parents[:count] = SMPLX_PARENTS[:count]
+    return parents
+
+
+def skeleton_parents(
+    joint_names: Sequence[str], joint_parents: Sequence[int] | np.ndarray
+) -> np.ndarray:
+    """ModelInfo's parents, with each fingertip joined to its finger's last segment.
+
+    ModelInfo gives fingertips parent -1 (they are mesh vertices, not kinematic joints), but a
+    drawn hand looks cut off without them. Fingertips are found by name, as the ``smplx``
+    package calls them (``left_thumb``) or with a ``_tip`` suffix (``left_thumb_tip``), and
+    attached to ``<side>_<finger>3`` when that joint is listed.
+
+    Args:
+        joint_names: ModelInfo.joint_names.
+        joint_parents: ModelInfo.joint_parents, same length.
+
+    Returns:
+        (K,) int64 parent indices, -1 for none.
+
+    Raises:
+        ValueError: the two lists differ in length.
+    """
+    parents = np.asarray(joint_parents, dtype=np.int64).ravel().copy()
+    if len(joint_names) != parents.shape[0]:
+        raise ValueError(
+            f'ModelInfo has {len(joint_names)} joint_names but {parents.shape[0]} joint_parents'
+        )
+    index = {name: i for i, name in enumerate(joint_names)}
+    for i, name in enumerate(joint_names):
+        if parents[i] >= 0:
+            continue
+        stem = name[: -len('_tip')] if name.endswith('_tip') else name
+        side, _, finger = stem.partition('_')
+        if side in SIDES and finger in ANATOMICAL_FINGER_ORDER:
+            last_segment = index.get(f'{side}_{finger}{NUM_SEGMENTS_PER_FINGER}')
+            if last_segment is not None:
+                parents[i] = last_segment
     return parents
 
 

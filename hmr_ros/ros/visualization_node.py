@@ -471,7 +471,13 @@ class HmrVisualizationNode(Node):
     # ------------------------------------------------------------ latched inputs
 
     def _on_model_info(self, message: ModelInfo) -> None:
-        self._joint_parents = np.asarray(message.joint_parents, dtype=np.int64)
+        try:
+            self._joint_parents = markers.skeleton_parents(
+                list(message.joint_names), message.joint_parents
+            )
+        except ValueError as error:
+            self.get_logger().warning(f'model_info: {error}; using the joint parents as given')
+            self._joint_parents = np.asarray(message.joint_parents, dtype=np.int64)
 
     def _on_mesh_topology(self, message: MeshTopology) -> None:
         try:

@@ -155,6 +155,18 @@ def test_default_parents_follow_smplx_and_leave_fingertips_unjoined() -> None:
     assert default_joint_parents(3).tolist() == list(SMPLX_PARENTS[:3])
 
 
+def test_fingertips_join_their_last_finger_segment() -> None:
+    """'left_thumb' (smplx name) joins 'left_thumb3'; 'right_index_tip' joins 'right_index3';
+    a tip whose finger is not listed and the root keep -1."""
+    from hmr_ros.ros.markers import skeleton_parents
+
+    names = ['pelvis', 'left_thumb3', 'right_index3', 'left_thumb', 'right_index_tip', 'left_ring']
+    parents = skeleton_parents(names, [-1, 0, 0, -1, -1, -1])
+    assert parents.tolist() == [-1, 0, 0, 1, 2, -1]
+    with pytest.raises(ValueError, match='joint_parents'):
+        skeleton_parents(names, [-1])
+
+
 def test_faces_from_topology_rejects_bad_indices() -> None:
     from hmr_ros.msg import MeshTopology
     from hmr_ros.ros.markers import faces_from_topology

@@ -131,7 +131,7 @@ def test_skeleton_uses_model_info_parents_and_the_persons_header(graph) -> None:
     from hmr_ros.msg import ModelInfo
 
     graph.listen('markers/skeleton', MarkerArray)
-    graph.model_info.publish(ModelInfo(joint_parents=[-1, 0, 0]))
+    graph.model_info.publish(ModelInfo(joint_names=['pelvis', 'a', 'b'], joint_parents=[-1, 0, 0]))
     graph.spin_until(lambda: graph.node._joint_parents is not None, 5.0)
     persons = _persons(_stamp(100, 5))
     assert graph.spin_until(
