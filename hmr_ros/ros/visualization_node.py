@@ -44,13 +44,14 @@ from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
 from hmr_ros.msg import MeshTopology, ModelInfo, Person, PersonArray
+from hmr_ros.pipeline import overlay
 from hmr_ros.pipeline.frames import (
     CameraIntrinsics,
     ImageDecodeError,
     IntrinsicsError,
     decode_image,
 )
-from hmr_ros.ros import markers, overlay
+from hmr_ros.ros import markers
 
 NODE_NAME = 'hmr_viz_node'
 NANOSECONDS_PER_SECOND = 1_000_000_000
