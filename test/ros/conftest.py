@@ -46,3 +46,11 @@ def rclpy_context(ros_domain_id: int):
     rclpy.init(context=context, domain_id=ros_domain_id)
     yield context
     rclpy.shutdown(context=context)
+
+
+def require_ros_for_module() -> None:
+    """Module-level form of require_ros_modules: skips (or fails) the whole test module."""
+    try:
+        require_ros_modules()
+    except pytest.skip.Exception as skip:
+        pytest.skip(skip.msg, allow_module_level=True)

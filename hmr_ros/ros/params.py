@@ -1,0 +1,662 @@
+"""Parameters of ``hmr_node``: frozen dataclasses, declared, documented and checked once.
+
+Each leaf field carries a :class:`ParameterSpec` in its metadata (description, unit, range or
+choices, whether it is dynamic). From these one helper declares every ROS parameter with a
+``ParameterDescriptor`` (:func:`declare_node_parameters`), the parameter callback validates a
+change by building a new instance with :func:`replace_parameters`, ``config/hmr_ros.yaml`` is
+:func:`parameters_yaml` and the README table is :func:`parameter_table_markdown` (style guide,
+section 6). Defaults live here only. Names and defaults follow ros-interface.md 5.6, grouped with
+dots (``smoothing.body.beta``) as nested dataclasses.
+
+This module imports rclpy only inside :func:`declare_node_parameters`, so the tables, the YAML
+and the validation work without ROS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, Union
+
+from hmr_ros.pipeline.operator_selection import OPERATOR_MODES, OperatorConfig
+from hmr_ros.pipeline.protocol import (
+    ADAPTER_CHOICES,
+    DEVICE_CHOICES_HINT,
+    PRECISION_CHOICES,
+    ModelOptions,
+    PipelineOptions,
+    RuntimeSettings,
+    is_device_name,
+)
+from hmr_ros.pipeline.smoothing import OneEuroConfig
+from hmr_ros.pipeline.tracking import TrackerConfig
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
+
+ParameterValue = Union[bool, int, float, str]
+_SPEC_KEY = 'hmr_ros_parameter'
+
+INPUT_TRANSPORTS = ('raw', 'compressed')
+INPUT_QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
+HAND_FRAME_CONVENTIONS = ('operator', 'smplx')
+TF_JOINT_SETS = ('minimal', 'hands', 'full')
+TF_TREES = ('flat', 'kinematic')
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterSpec:
+    """What a parameter means and which values it takes.
+
+    Attributes:
+        description: One sentence for the descriptor, the YAML comment and the README.
+        unit: Unit symbol ('ms', 'Hz', 's', 'px'), '' when dimensionless.
+        min_value: Smallest value of a number, None for strings and booleans.
+        max_value: Largest value of a number.
+        choices: Allowed strings; empty when free text.
+        dynamic: Whether it may change while the node runs.
+    """
+
+    description: str
+    unit: str = ''
+    min_value: float | None = None
+    max_value: float | None = None
+    choices: tuple[str, ...] = ()
+    dynamic: bool = False
+
+    @property
+    def range_text(self) -> str:
+        """'[0, 1]', 'raw | compressed' or '' for the docs."""
+        if self.choices:
+            return ', '.join(self.choices)
+        if self.min_value is not None and self.max_value is not None:
+            return f'[{_format_number(self.min_value)}, {_format_number(self.max_value)}]'
+        return ''
+
+
+def _parameter(
+    default: ParameterValue,
+    description: str,
+    *,
+    unit: str = '',
+    value_range: tuple[float, float] | None = None,
+    choices: tuple[str, ...] = (),
+    dynamic: bool = False,
+) -> Any:
+    """A dataclass field holding one ROS parameter (its default and its spec)."""
+    low, high = value_range if value_range is not None else (None, None)
+    spec = ParameterSpec(description, unit, low, high, choices, dynamic)
+    return dataclasses.field(default=default, metadata={_SPEC_KEY: spec})
+
+
+class _ParameterGroup:
+    """Checks every leaf field against its spec at construction (types, ranges, choices)."""
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):  # type: ignore[arg-type]
+            spec = field.metadata.get(_SPEC_KEY)
+            if spec is None:
+                continue
+            value = getattr(self, field.name)
+            _check_value(field.name, value, field.default, spec)
+
+
+def _check_value(name: str, value: Any, default: Any, spec: ParameterSpec) -> None:
+    expected = type(default)
+    if type(value) is not expected and not (expected is float and type(value) is int):
+        raise ValueError(
+            f'{name} must be of type {expected.__name__}, got {value!r} ({type(value).__name__})'
+        )
+    if spec.choices and value not in spec.choices:
+        raise ValueError(f'{name} {value!r} is not valid; choose one of {spec.range_text}')
+    if spec.min_value is not None and spec.max_value is not None:
+        if not (math.isfinite(value) and spec.min_value <= value <= spec.max_value):
+            raise ValueError(f'{name} must be in {spec.range_text}, got {value}')
+
+
+@dataclasses.dataclass(frozen=True)
+class InputParams(_ParameterGroup):
+    """``input.*``: how images arrive and which are refused."""
+
+    transport: str = _parameter(
+        'raw',
+        "Subscribe 'image' (raw) or 'image/compressed' (JPEG/PNG)",
+        choices=INPUT_TRANSPORTS,
+    )
+    qos: str = _parameter(
+        'sensor_data',
+        'QoS of the image and camera_info subscriptions (qos_overrides.* refine it)',
+        choices=INPUT_QOS_CHOICES,
+    )
+    max_input_age_ms: float = _parameter(
+        150.0,
+        'Skip images older than this (ROS clock minus header stamp); 0 disables the check',
+        unit='ms',
+        value_range=(0.0, 60000.0),
+        dynamic=True,
+    )
+    max_rate_hz: float = _parameter(
+        0.0,
+        'Accept at most this many images per second; 0 processes as fast as possible',
+        unit='Hz',
+        value_range=(0.0, 1000.0),
+        dynamic=True,
+    )
+    rectified: bool = _parameter(
+        False, 'Images are rectified: use camera_info P; false uses K and the distortion D'
+    )
+    default_frame_id: str = _parameter(
+        'camera_optical_frame', 'Frame used (with a warning) when an image has an empty frame_id'
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.default_frame_id:
+            raise ValueError('input.default_frame_id must name a frame, got an empty string')
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelParams(_ParameterGroup):
+    """``model.*``: networks, weights and device (read when the node is configured)."""
+
+    whole_body_variant: str = _parameter('smplerx_h32', 'Whole-body model variant')
+    hand_variant: str = _parameter('hamer', 'Hand expert variant')
+    whole_body_checkpoint: str = _parameter('', 'Whole-body (SMPLer-X) checkpoint file')
+    hand_checkpoint: str = _parameter('', 'Hand expert (HaMeR) checkpoint file')
+    hand_adapter_checkpoint: str = _parameter(
+        '', 'Hand adapter file (body pose guides the hand expert); empty for none'
+    )
+    body_adapter_checkpoint: str = _parameter(
+        '', 'Body adapter file (hand features refine the body); empty for none'
+    )
+    body_model_dir: str = _parameter(
+        '', 'Folder holding SMPLX_NEUTRAL.npz, MANO_RIGHT.pkl and MANO_LEFT.pkl'
+    )
+    adapters: str = _parameter(
+        'auto', "Adapters to run; 'auto' uses those whose files are set", choices=ADAPTER_CHOICES
+    )
+    device: str = _parameter('auto', f'Inference device: {DEVICE_CHOICES_HINT}')
+    precision: str = _parameter(
+        'auto',
+        "Inference precision; 'auto' is fp16 on CUDA, fp32 on CPU",
+        choices=PRECISION_CHOICES,
+    )
+    use_test_assets: bool = _parameter(
+        False, 'Run on generated stand-in weights and body models: outputs are meaningless'
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not is_device_name(self.device):
+            raise ValueError(
+                f'model.device {self.device!r} is not valid; use {DEVICE_CHOICES_HINT}'
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectionParams(_ParameterGroup):
+    """``detection.*``: which persons are processed."""
+
+    max_persons: int = _parameter(4, 'Most persons processed per image', value_range=(1, 64))
+    person_threshold: float = _parameter(
+        0.5, 'Smallest person detection score kept', value_range=(0.0, 1.0), dynamic=True
+    )
+    min_box_px: float = _parameter(
+        48.0, 'Smallest person box side kept', unit='px', value_range=(0.0, 8192.0), dynamic=True
+    )
+    hands: bool = _parameter(True, 'Run the hand expert (false: hands from the body model only)')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingParams(_ParameterGroup):
+    """``tracking.*``: person ids across frames."""
+
+    enable: bool = _parameter(True, 'Track persons across frames (false: new id every frame)')
+    iou_threshold: float = _parameter(
+        0.3,
+        'Smallest box overlap (IoU) matching a detection to a track',
+        value_range=(0.01, 1.0),
+        dynamic=True,
+    )
+    min_hits: int = _parameter(
+        2, 'Detections before a track is TRACKED', value_range=(1, 100), dynamic=True
+    )
+    max_coast_s: float = _parameter(
+        0.3,
+        'Keep an undetected track as PREDICTED this long, then LOST',
+        unit='s',
+        value_range=(0.0, 10.0),
+        dynamic=True,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OneEuroParams(_ParameterGroup):
+    """One-Euro filter settings of one output group."""
+
+    min_cutoff_hz: float = _parameter(
+        1.0,
+        'Cutoff at rest: lower smooths more, lags more',
+        unit='Hz',
+        value_range=(0.001, 100.0),
+        dynamic=True,
+    )
+    beta: float = _parameter(
+        0.05,
+        'Cutoff increase per unit of speed: higher lags less when moving fast',
+        unit='Hz s/m',
+        value_range=(0.0, 100.0),
+        dynamic=True,
+    )
+    d_cutoff_hz: float = _parameter(
+        1.0,
+        'Cutoff of the speed estimate',
+        unit='Hz',
+        value_range=(0.001, 100.0),
+        dynamic=True,
+    )
+
+    def to_config(self) -> OneEuroConfig:
+        """The pipeline's filter settings."""
+        return OneEuroConfig(self.min_cutoff_hz, self.beta, self.d_cutoff_hz)
+
+
+_HAND_ONE_EURO = OneEuroParams(min_cutoff_hz=2.0, beta=0.3, d_cutoff_hz=1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class SmoothingParams(_ParameterGroup):
+    """``smoothing.*``: One-Euro filtering per track (adds lag; see README, Smoothing)."""
+
+    enable: bool = _parameter(True, 'Smooth body and hand outputs over time', dynamic=True)
+    body: OneEuroParams = OneEuroParams()
+    hands: OneEuroParams = _HAND_ONE_EURO
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputParams(_ParameterGroup):
+    """``output.*``: what the messages carry."""
+
+    publish_vertices: bool = _parameter(
+        False, 'Fill Person.vertices (10475 x 3 floats per person)', dynamic=True
+    )
+    hand_frame_convention: str = _parameter(
+        'operator',
+        "Wrist orientation: 'operator' (x to middle knuckle, z palm normal) or 'smplx'",
+        choices=HAND_FRAME_CONVENTIONS,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TfParams(_ParameterGroup):
+    """``tf.*``: body and joint frames on /tf."""
+
+    enable: bool = _parameter(True, 'Publish body, joint and operator frames on /tf', dynamic=True)
+    prefix: str = _parameter('', 'Prefix of every frame name (e.g. the camera name)')
+    joints: str = _parameter(
+        'minimal',
+        'Joint frames: minimal (head, wrists, fingertips), hands (all hand joints) or full',
+        choices=TF_JOINT_SETS,
+        dynamic=True,
+    )
+    tree: str = _parameter(
+        'flat',
+        "Joint frames' parent: body_<id> (flat) or the kinematic parent (kinematic)",
+        choices=TF_TREES,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorParams(_ParameterGroup):
+    """``operator.*``: the person whose wrists drive left_hand/pose and right_hand/pose."""
+
+    mode: str = _parameter(
+        'largest', 'How the operator is chosen', choices=OPERATOR_MODES, dynamic=True
+    )
+    id: str = _parameter('', "Track id to follow when mode is 'id'", dynamic=True)
+    left_wrist_frame: str = _parameter('operator_l_wrist', "TF name of the operator's left wrist")
+    right_wrist_frame: str = _parameter(
+        'operator_r_wrist', "TF name of the operator's right wrist"
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.left_wrist_frame or not self.right_wrist_frame:
+            raise ValueError('operator.left_wrist_frame and right_wrist_frame must not be empty')
+        if self.left_wrist_frame == self.right_wrist_frame:
+            raise ValueError(
+                f'operator.left_wrist_frame and right_wrist_frame are both '
+                f'{self.left_wrist_frame!r}; give the two wrists different names'
+            )
+        OperatorConfig(self.mode, self.id)  # raises with the fix when mode 'id' has no id
+
+    def to_config(self) -> OperatorConfig:
+        """The pipeline's operator selection settings."""
+        return OperatorConfig(self.mode, self.id)
+
+
+@dataclasses.dataclass(frozen=True)
+class SafetyParams(_ParameterGroup):
+    """``safety.*``: teleop safety (ros-interface.md 5.10)."""
+
+    min_hand_confidence: float = _parameter(
+        0.5,
+        'Hands below it are invalid: no pose, no hands entry, no operator frame',
+        value_range=(0.0, 1.0),
+        dynamic=True,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class DiagnosticsParams(_ParameterGroup):
+    """``diagnostics.*``: levels of the /diagnostics status."""
+
+    latency_warn_ms: float = _parameter(
+        100.0,
+        'WARN when the p95 latency (publish time minus image stamp) exceeds it',
+        unit='ms',
+        value_range=(1.0, 60000.0),
+        dynamic=True,
+    )
+    stall_s: float = _parameter(
+        2.0,
+        'ERROR when images arrive but nothing was published for this long',
+        unit='s',
+        value_range=(0.1, 3600.0),
+        dynamic=True,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class HmrNodeParams(_ParameterGroup):
+    """All parameters of ``hmr_node`` (the group fields become dotted names)."""
+
+    autostart: bool = _parameter(
+        True, 'Configure and activate at start; false waits for a lifecycle manager'
+    )
+    input: InputParams = InputParams()
+    model: ModelParams = ModelParams()
+    detection: DetectionParams = DetectionParams()
+    tracking: TrackingParams = TrackingParams()
+    smoothing: SmoothingParams = SmoothingParams()
+    output: OutputParams = OutputParams()
+    tf: TfParams = TfParams()
+    operator: OperatorParams = OperatorParams()
+    safety: SafetyParams = SafetyParams()
+    diagnostics: DiagnosticsParams = DiagnosticsParams()
+
+
+P = TypeVar('P')
+
+
+@dataclasses.dataclass(frozen=True)
+class ParameterEntry:
+    """One leaf parameter of a parameter dataclass.
+
+    Attributes:
+        name: Dotted ROS name ('smoothing.body.beta').
+        default: Default value (its type is the parameter's type).
+        spec: Meaning and allowed values.
+    """
+
+    name: str
+    default: ParameterValue
+    spec: ParameterSpec
+
+
+def parameter_entries(params_type: type = HmrNodeParams) -> Iterator[ParameterEntry]:
+    """Every leaf parameter of ``params_type`` in declaration order, groups flattened.
+
+    Defaults are read from a default instance, so a group used twice with different defaults
+    (``smoothing.body`` and ``smoothing.hands``) reports each its own.
+    """
+    yield from _entries(params_type(), '')
+
+
+def _entries(group: Any, prefix: str) -> Iterator[ParameterEntry]:
+    for field in dataclasses.fields(group):
+        spec = field.metadata.get(_SPEC_KEY)
+        name = f'{prefix}{field.name}'
+        value = getattr(group, field.name)
+        if spec is not None:
+            yield ParameterEntry(name, value, spec)
+        elif dataclasses.is_dataclass(value):
+            yield from _entries(value, f'{name}.')
+        else:
+            raise TypeError(
+                f'{type(group).__name__}.{field.name} is neither a parameter nor a group'
+            )
+
+
+def flatten_parameters(params: Any, prefix: str = '') -> dict[str, ParameterValue]:
+    """Dotted name -> value of every leaf of a parameter dataclass instance."""
+    values: dict[str, ParameterValue] = {}
+    for field in dataclasses.fields(params):
+        value = getattr(params, field.name)
+        if dataclasses.is_dataclass(value):
+            values.update(flatten_parameters(value, f'{prefix}{field.name}.'))
+        else:
+            values[f'{prefix}{field.name}'] = value
+    return values
+
+
+def parameters_from_values(
+    values: Mapping[str, ParameterValue],
+    params_type: type[P] = HmrNodeParams,  # type: ignore[assignment]
+) -> P:
+    """Build a parameter dataclass from dotted names (missing names keep their defaults).
+
+    Raises:
+        ValueError: An unknown name (the message lists the valid ones), or a value outside its
+            type, range or choices.
+    """
+    complete = {entry.name: entry.default for entry in parameter_entries(params_type)}
+    unknown = sorted(set(values) - set(complete))
+    if unknown:
+        raise ValueError(
+            f'unknown parameter(s) {", ".join(unknown)}; valid names: {", ".join(complete)}'
+        )
+    complete.update(values)
+    return _build(params_type, complete, '')
+
+
+def _build(params_type: type[P], values: Mapping[str, ParameterValue], prefix: str) -> P:
+    """Construct nested groups from a complete name -> value mapping."""
+    kwargs: dict[str, Any] = {}
+    for field in dataclasses.fields(params_type):  # type: ignore[arg-type]
+        name = f'{prefix}{field.name}'
+        if field.metadata.get(_SPEC_KEY) is not None:
+            kwargs[field.name] = _coerce(values[name], field.default)
+        else:
+            kwargs[field.name] = _build(type(field.default), values, f'{name}.')
+    try:
+        return params_type(**kwargs)
+    except ValueError as error:
+        # Field checks name the bare field; give the dotted name the user wrote.
+        message = str(error)
+        for field in dataclasses.fields(params_type):  # type: ignore[arg-type]
+            if message.startswith(f'{field.name} '):
+                message = f'{prefix}{message}'
+                break
+        raise ValueError(message) from error
+
+
+def _coerce(value: ParameterValue, default: Any) -> ParameterValue:
+    """Integers given for float parameters become floats (YAML '100' for 100.0)."""
+    if type(default) is float and type(value) is int:
+        return float(value)
+    return value
+
+
+def replace_parameters(params: P, changes: Mapping[str, ParameterValue]) -> P:
+    """A new instance with some dotted names changed, validated as a whole.
+
+    Raises:
+        ValueError: Unknown name or invalid value (the message says which and why).
+    """
+    values = flatten_parameters(params)
+    values.update(changes)
+    return parameters_from_values(values, type(params))
+
+
+def declare_node_parameters(node: Node, params_type: type[P] = HmrNodeParams) -> P:  # type: ignore[assignment]
+    """Declare every parameter of ``params_type`` on ``node`` and return the filled dataclass.
+
+    Each parameter gets a descriptor with its description (unit and choices appended), an
+    integer or floating-point range, and ``read_only`` unless it is dynamic. Values come from the
+    node's overrides (launch, YAML, command line) or the dataclass defaults.
+
+    Raises:
+        ValueError: An override is outside its choices or invalid as a whole (e.g.
+            ``operator.mode: id`` without ``operator.id``); the message names the parameter.
+        rclpy.exceptions.InvalidParameterValueException: An override outside a numeric range.
+    """
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    declarations: list[Any] = []
+    for entry in parameter_entries(params_type):
+        spec = entry.spec
+        descriptor = ParameterDescriptor(description=_describe(entry), read_only=not spec.dynamic)
+        if spec.choices:
+            descriptor.additional_constraints = f'one of: {", ".join(spec.choices)}'
+        if spec.min_value is not None and spec.max_value is not None:
+            if type(entry.default) is int:
+                descriptor.integer_range = [
+                    IntegerRange(
+                        from_value=int(spec.min_value), to_value=int(spec.max_value), step=1
+                    )
+                ]
+            else:
+                descriptor.floating_point_range = [
+                    FloatingPointRange(
+                        from_value=float(spec.min_value), to_value=float(spec.max_value), step=0.0
+                    )
+                ]
+        declarations.append((entry.name, entry.default, descriptor))
+    declared = node.declare_parameters('', declarations)
+    return parameters_from_values({p.name: p.value for p in declared}, params_type)
+
+
+def _describe(entry: ParameterEntry) -> str:
+    text = entry.spec.description
+    if entry.spec.unit:
+        text += f' [{entry.spec.unit}]'
+    return text
+
+
+def dynamic_parameter_names(params_type: type = HmrNodeParams) -> frozenset[str]:
+    """Names of the parameters that may change while the node runs."""
+    return frozenset(e.name for e in parameter_entries(params_type) if e.spec.dynamic)
+
+
+# ---------------------------------------------------------------- to the pipeline's settings
+
+
+def runtime_settings(params: HmrNodeParams) -> RuntimeSettings:
+    """The dynamic settings forwarded to ``FramePipeline.update_settings``."""
+    return RuntimeSettings(
+        tracking=TrackerConfig(
+            iou_threshold=params.tracking.iou_threshold,
+            min_hits=params.tracking.min_hits,
+            max_coast_s=params.tracking.max_coast_s,
+        ),
+        smoothing_enable=params.smoothing.enable,
+        body_smoothing=params.smoothing.body.to_config(),
+        hand_smoothing=params.smoothing.hands.to_config(),
+        person_threshold=params.detection.person_threshold,
+        min_box_px=params.detection.min_box_px,
+        min_hand_confidence=params.safety.min_hand_confidence,
+        publish_vertices=params.output.publish_vertices,
+    )
+
+
+def pipeline_options(params: HmrNodeParams) -> PipelineOptions:
+    """Everything the pipeline factory needs, from the node's parameters."""
+    model = params.model
+    return PipelineOptions(
+        model=ModelOptions(
+            whole_body_variant=model.whole_body_variant,
+            hand_variant=model.hand_variant,
+            whole_body_checkpoint=model.whole_body_checkpoint,
+            hand_checkpoint=model.hand_checkpoint,
+            hand_adapter_checkpoint=model.hand_adapter_checkpoint,
+            body_adapter_checkpoint=model.body_adapter_checkpoint,
+            body_model_dir=model.body_model_dir,
+            adapters=model.adapters,
+            device=model.device,
+            precision=model.precision,
+            use_test_assets=model.use_test_assets,
+        ),
+        max_persons=params.detection.max_persons,
+        estimate_hands=params.detection.hands,
+        tracking_enable=params.tracking.enable,
+        settings=runtime_settings(params),
+    )
+
+
+# ---------------------------------------------------------------- documentation
+
+
+def _format_number(value: float) -> str:
+    return f'{value:g}'
+
+
+def _format_value(value: ParameterValue) -> str:
+    """A value as YAML writes it (floats keep a decimal point, so ROS types them as double)."""
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, float):
+        text = repr(value)
+        return text if ('.' in text or 'e' in text) else f'{text}.0'
+    if isinstance(value, int):
+        return str(value)
+    return f"'{value}'"
+
+
+def parameter_table_markdown(params_type: type = HmrNodeParams) -> str:
+    """The README's parameter table (one row per parameter, [D] = dynamic)."""
+    lines = [
+        '| parameter | default | unit | range | dynamic | description |',
+        '| --- | --- | --- | --- | --- | --- |',
+    ]
+    for entry in parameter_entries(params_type):
+        spec = entry.spec
+        lines.append(
+            f'| `{entry.name}` | `{_format_value(entry.default)}` | {spec.unit} | '
+            f'{spec.range_text} | {"yes" if spec.dynamic else "no"} | {spec.description} |'
+        )
+    return '\n'.join(lines) + '\n'
+
+
+def parameters_yaml(node_name: str = '/**', params_type: type = HmrNodeParams) -> str:
+    """``config/hmr_ros.yaml``: every parameter at its default, a comment per line."""
+    lines = [
+        '# Parameters of hmr_node at their defaults (generated from hmr_ros/ros/params.py by',
+        '# hmr_ros.ros.params.parameters_yaml(); a test keeps them equal). Copy and edit for your',
+        '# set-up. Comments: meaning [unit] {range} [dynamic = may change at run time].',
+        f'{node_name}:',
+        '  ros__parameters:',
+    ]
+    open_groups: list[str] = []
+    for entry in parameter_entries(params_type):
+        *groups, leaf = entry.name.split('.')
+        common = 0
+        while (
+            common < min(len(groups), len(open_groups)) and groups[common] == open_groups[common]
+        ):
+            common += 1
+        for depth in range(common, len(groups)):
+            lines.append(f'{"  " * (depth + 2)}{groups[depth]}:')
+        open_groups = groups
+        spec = entry.spec
+        comment = spec.description
+        if spec.unit:
+            comment += f' [{spec.unit}]'
+        if spec.range_text:
+            comment += f' {{{spec.range_text}}}'
+        if spec.dynamic:
+            comment += ' [dynamic]'
+        indent = '  ' * (len(groups) + 2)
+        lines.append(f'{indent}{leaf}: {_format_value(entry.default)}  # {comment}')
+    return '\n'.join(lines) + '\n'
