@@ -1,0 +1,582 @@
+"""Pure message <-> array conversions of hmr_node (no node, no spinning; style guide, section 5).
+
+Inputs: ``sensor_msgs/Image`` and ``CompressedImage`` to RGB arrays through
+``hmr_ros.pipeline.frames`` (encoding and row ``step`` honoured, no cv_bridge), ``CameraInfo`` to
+:class:`~hmr_ros.pipeline.frames.CameraIntrinsics`.
+
+Outputs: one :class:`~hmr_ros.pipeline.results.FrameResult` to ``PersonArray``,
+``HandPoseArray`` and the operator's wrist ``PoseStamped``; a
+:class:`~hmr_ros.pipeline.results.ModelDescription` to ``ModelInfo`` and ``MeshTopology``.
+Array fields are filled with float32 (or the field's integer type) numpy arrays, the fast path of
+rosidl's Python conversion; scalars go through ``float()``/``int()``.
+
+Conventions (stated once, here and in ``ModelInfo``):
+
+- Positions are metres in the image's optical frame (x right, y down, z forward).
+- Body frames follow REP 155 (x forward out of the body, y to the person's left, z up). SMPL-X's
+  canonical axes are x = the subject's left, y = up, z = front, so a body or joint frame is the
+  SMPL-X joint's global rotation followed by the fixed axis remap x <- z, y <- x, z <- y
+  (:data:`REP155_FROM_SMPLX`).
+- Hand frames (``output.hand_frame_convention``):
+
+  - ``'operator'`` (dex-retargeting style): x from the wrist to the middle-finger knuckle
+    (MCP), z the palm normal pointing out of the palm (the palmar side) for both hands,
+    y = z cross x. Because the two hands mirror each other, y then points toward the thumb on
+    the right hand and toward the little finger on the left hand.
+  - ``'smplx'``: the SMPL-X wrist joint's global rotation with the same remap as the body
+    frames.
+
+  ``HandPose.wrist_pose``, ``left_hand/pose``, ``right_hand/pose`` and the wrist TF frames all use
+  the same rotation, and ``HandPose.keypoints_wrist`` is expressed in it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from geometry_msgs.msg import Pose, PoseStamped
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from std_msgs.msg import Header
+
+from hmr_ros.msg import (
+    Box2D,
+    HandPose,
+    HandPoseArray,
+    MeshTopology,
+    ModelInfo,
+    Person,
+    PersonArray,
+)
+from hmr_ros.pipeline.frames import CameraIntrinsics, decode_compressed, decode_image
+from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
+from hmr_ros.pipeline.tracking import TrackState
+
+HandFrameConvention = Literal['operator', 'smplx']
+
+NANOSECONDS_PER_SECOND = 1_000_000_000
+
+REP155_FROM_SMPLX = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], dtype=np.float64)
+"""Columns: the REP-155 body axes (x forward, y left, z up) written in SMPL-X joint axes
+(x left, y up, z front). ``R_rep155 = R_smplx @ REP155_FROM_SMPLX`` maps x <- z, y <- x, z <- y."""
+
+MODEL_TYPE = 'smplx'
+ROTATION_CONVENTION = 'axis_angle_parent_relative'
+HAND_POSE_CONVENTION = 'absolute_flat_hand_mean'
+OUTPUT_FRAME_CONVENTION = (
+    'positions: metres in the header frame (camera optical frame: x right, y down, z forward); '
+    'global_orient and transl place the SMPL-X mesh (canonical axes x = subject left, y = up, '
+    'z = front) in that frame; root_pose, body and joint frames: REP 155 (x forward, y left, '
+    'z up) = SMPL-X axes remapped x<-z, y<-x, z<-y'
+)
+
+# Indices into the 21 OpenPose/MediaPipe hand keypoints (hmr_ros.body_models.joint_names).
+HAND_WRIST = 0
+HAND_INDEX_MCP = 5
+HAND_MIDDLE_MCP = 9
+HAND_PINKY_MCP = 17
+NUM_HAND_KEYPOINTS = 21
+NUM_HAND_POSE_VALUES = 45
+_MIN_AXIS_NORM_M = 1e-9  # below this, a hand is degenerate (collapsed keypoints)
+
+_SIDES = {'left': HandPose.LEFT, 'right': HandPose.RIGHT}
+_PUBLISHED_STATES = (TrackState.TRACKED, TrackState.PREDICTED)
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def image_to_rgb(message: Image) -> np.ndarray:
+    """Decode a ``sensor_msgs/Image`` into ``(H, W, 3)`` uint8 RGB (``step`` honoured).
+
+    Raises:
+        hmr_ros.pipeline.frames.ImageDecodeError: Unsupported encoding, empty image, ``step``
+            too small or data too short.
+    """
+    return decode_image(
+        message.data,
+        message.width,
+        message.height,
+        message.step,
+        message.encoding,
+        bool(message.is_bigendian),
+    )
+
+
+def compressed_image_to_rgb(message: CompressedImage) -> np.ndarray:
+    """Decode a ``sensor_msgs/CompressedImage`` (JPEG, PNG) into ``(H, W, 3)`` uint8 RGB.
+
+    Raises:
+        hmr_ros.pipeline.frames.ImageDecodeError: Empty or undecodable data, depth streams.
+    """
+    return decode_compressed(message.data, message.format)
+
+
+def camera_info_to_intrinsics(
+    message: CameraInfo, *, rectified: bool, image_width: int, image_height: int
+) -> CameraIntrinsics:
+    """Intrinsics of an image from its ``camera_info``.
+
+    Args:
+        message: The camera_info of the stream.
+        rectified: Use ``P`` (rectified images); otherwise ``K`` and the distortion ``D``.
+        image_width: Width of the image these intrinsics are for, pixels.
+        image_height: Height, pixels.
+
+    Returns:
+        Intrinsics with the image's size.
+
+    Raises:
+        hmr_ros.pipeline.frames.IntrinsicsError: Non-finite or all-zero matrices, skew, or a
+            camera_info size that differs from the image's (the message says which).
+    """
+    from hmr_ros.pipeline.frames import IntrinsicsError
+
+    info_size = (int(message.width), int(message.height))
+    if info_size != (0, 0) and info_size != (image_width, image_height):
+        raise IntrinsicsError(
+            f'camera_info is for {info_size[0]}x{info_size[1]} images but the image is '
+            f'{image_width}x{image_height}; publish the camera_info that matches the image '
+            '(image_proc resize scales it too)'
+        )
+    if rectified:
+        return CameraIntrinsics.from_p_matrix(message.p, image_width, image_height)
+    return CameraIntrinsics.from_k_matrix(
+        message.k, image_width, image_height, message.distortion_model, message.d
+    )
+
+
+def stamp_to_seconds(stamp: Time) -> float:
+    """``builtin_interfaces/Time`` to seconds."""
+    return stamp.sec + stamp.nanosec / NANOSECONDS_PER_SECOND
+
+
+def stamp_to_nanoseconds(stamp: Time) -> int:
+    """``builtin_interfaces/Time`` to integer nanoseconds (exact)."""
+    return stamp.sec * NANOSECONDS_PER_SECOND + stamp.nanosec
+
+
+def seconds_to_duration(seconds: float) -> Duration:
+    """Non-negative seconds to ``builtin_interfaces/Duration`` (negative values become 0)."""
+    nanoseconds = max(0, round(seconds * NANOSECONDS_PER_SECOND))
+    sec, nanosec = divmod(nanoseconds, NANOSECONDS_PER_SECOND)
+    return Duration(sec=int(sec), nanosec=int(nanosec))
+
+
+# ---------------------------------------------------------------- rotations
+
+
+def rotation_matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
+    """Unit quaternion ``(x, y, z, w)`` with ``w >= 0`` of rotation matrices.
+
+    The input is first projected onto the nearest rotation (SVD; network outputs in float32 are
+    only nearly orthonormal), then converted with Shepperd's method: the largest of ``w``,
+    ``x``, ``y``, ``z`` is computed from the diagonal and the others from off-diagonal sums,
+    so no square root of a near-zero number decides the result (stable near 180 degrees).
+
+    Args:
+        rotation: ``(..., 3, 3)``.
+
+    Returns:
+        ``(..., 4)`` float64.
+
+    Raises:
+        ValueError: Non-finite input.
+    """
+    matrices = np.asarray(rotation, dtype=np.float64)
+    if matrices.shape[-2:] != (3, 3):
+        raise ValueError(f'rotation matrices must be (..., 3, 3), got {matrices.shape}')
+    if not np.all(np.isfinite(matrices)):
+        raise ValueError('rotation matrix has non-finite entries')
+    u, _, vt = np.linalg.svd(matrices)
+    sign = np.sign(np.linalg.det(u @ vt))
+    sign = np.where(sign == 0.0, 1.0, sign)
+    u[..., :, 2] *= sign[..., None]
+    r = u @ vt
+    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
+    # 4 w^2 - 1 = trace, 4 x^2 - 1 = m00 - m11 - m22, ... : pick the largest component.
+    candidates = np.stack(
+        [
+            1.0 + m00 + m11 + m22,
+            1.0 + m00 - m11 - m22,
+            1.0 - m00 + m11 - m22,
+            1.0 - m00 - m11 + m22,
+        ],
+        axis=-1,
+    )
+    best = np.argmax(candidates, axis=-1)
+    quaternion = np.empty(r.shape[:-2] + (4,), dtype=np.float64)
+    for case in range(4):
+        mask = best == case
+        if not np.any(mask):
+            continue
+        m = r[mask]
+        s = 2.0 * np.sqrt(candidates[mask][:, case])  # 4 * |largest component|
+        if case == 0:
+            q = [
+                m[:, 2, 1] - m[:, 1, 2],
+                m[:, 0, 2] - m[:, 2, 0],
+                m[:, 1, 0] - m[:, 0, 1],
+                s * s / 4,
+            ]
+        elif case == 1:
+            q = [
+                s * s / 4,
+                m[:, 0, 1] + m[:, 1, 0],
+                m[:, 0, 2] + m[:, 2, 0],
+                m[:, 2, 1] - m[:, 1, 2],
+            ]
+        elif case == 2:
+            q = [
+                m[:, 0, 1] + m[:, 1, 0],
+                s * s / 4,
+                m[:, 1, 2] + m[:, 2, 1],
+                m[:, 0, 2] - m[:, 2, 0],
+            ]
+        else:
+            q = [
+                m[:, 0, 2] + m[:, 2, 0],
+                m[:, 1, 2] + m[:, 2, 1],
+                s * s / 4,
+                m[:, 1, 0] - m[:, 0, 1],
+            ]
+        quaternion[mask] = np.stack(q, axis=-1) / s[:, None]
+    quaternion /= np.linalg.norm(quaternion, axis=-1, keepdims=True)
+    return np.where(quaternion[..., 3:4] < 0.0, -quaternion, quaternion)
+
+
+def axis_angle_to_rotation_matrix(axis_angle: np.ndarray) -> np.ndarray:
+    """Rodrigues' formula, ``(..., 3)`` radians to ``(..., 3, 3)``; exact at zero angle."""
+    vectors = np.asarray(axis_angle, dtype=np.float64)
+    angle = np.linalg.norm(vectors, axis=-1)[..., None, None]
+    skew = np.zeros(vectors.shape[:-1] + (3, 3), dtype=np.float64)
+    skew[..., 0, 1], skew[..., 0, 2] = -vectors[..., 2], vectors[..., 1]
+    skew[..., 1, 0], skew[..., 1, 2] = vectors[..., 2], -vectors[..., 0]
+    skew[..., 2, 0], skew[..., 2, 1] = -vectors[..., 1], vectors[..., 0]
+    small = angle < 1e-8
+    safe = np.where(small, 1.0, angle)
+    # sin(t)/t and (1 - cos t)/t^2 with their series limits 1 and 1/2 at t = 0.
+    a = np.where(small, 1.0, np.sin(safe) / safe)
+    b = np.where(small, 0.5, (1.0 - np.cos(safe)) / (safe * safe))
+    return np.eye(3) + a * skew + b * (skew @ skew)
+
+
+def operator_wrist_rotation(keypoints_m: np.ndarray, side: str) -> np.ndarray | None:
+    """The 'operator' hand frame from 21 hand keypoints (see the module docstring).
+
+    Steps:
+        1. x = unit(middle MCP - wrist).
+        2. across = index MCP - little-finger MCP (points toward the thumb side of the palm).
+        3. z = unit(x cross across) for the right hand, unit(across cross x) for the left: the
+           palm normal, out of the palm for both hands (right hand, palm facing forward, fingers
+           up: x up, across to the left, x cross across forward = out of the palm).
+        4. y = z cross x.
+
+    Args:
+        keypoints_m: ``(21, 3)`` OpenPose/MediaPipe order, any frame.
+        side: 'left' or 'right'.
+
+    Returns:
+        ``(3, 3)`` columns x, y, z in the keypoints' frame, or None when the keypoints are
+        collapsed or non-finite.
+    """
+    points = np.asarray(keypoints_m, dtype=np.float64)
+    if points.shape != (NUM_HAND_KEYPOINTS, 3) or not np.all(np.isfinite(points)):
+        return None
+    forward = points[HAND_MIDDLE_MCP] - points[HAND_WRIST]
+    across = points[HAND_INDEX_MCP] - points[HAND_PINKY_MCP]
+    forward_norm = np.linalg.norm(forward)
+    if forward_norm < _MIN_AXIS_NORM_M:
+        return None
+    x_axis = forward / forward_norm
+    normal = np.cross(x_axis, across) if side == 'right' else np.cross(across, x_axis)
+    normal_norm = np.linalg.norm(normal)
+    if normal_norm < _MIN_AXIS_NORM_M:
+        return None
+    z_axis = normal / normal_norm
+    y_axis = np.cross(z_axis, x_axis)
+    return np.stack([x_axis, y_axis, z_axis], axis=1)
+
+
+def smplx_frame_rotation(smplx_rotation: np.ndarray) -> np.ndarray:
+    """An SMPL-X joint's global rotation with the REP-155 axis remap (x <- z, y <- x, z <- y)."""
+    return np.asarray(smplx_rotation, dtype=np.float64) @ REP155_FROM_SMPLX
+
+
+def hand_wrist_rotation(hand: HandResult, convention: HandFrameConvention) -> np.ndarray:
+    """Wrist orientation of a hand in the camera frame, in the named convention.
+
+    'operator' falls back to 'smplx' when the keypoints are degenerate; a non-finite rotation
+    becomes the identity (an invalid hand's poses are to be ignored anyway).
+    """
+    if convention == 'operator':
+        rotation = operator_wrist_rotation(hand.keypoints_m, hand.side)
+        if rotation is not None:
+            return rotation
+    smplx = np.asarray(hand.wrist_rotation, dtype=np.float64)
+    if smplx.shape != (3, 3) or not np.all(np.isfinite(smplx)):
+        return np.eye(3)
+    return smplx_frame_rotation(smplx)
+
+
+def keypoints_in_wrist_frame(
+    keypoints_m: np.ndarray, wrist_position_m: np.ndarray, wrist_rotation: np.ndarray
+) -> np.ndarray:
+    """Keypoints relative to the wrist, expressed in the wrist frame: ``R^T (p - wrist)``.
+
+    Args:
+        keypoints_m: ``(N, 3)`` camera frame.
+        wrist_position_m: ``(3,)`` camera frame.
+        wrist_rotation: ``(3, 3)`` wrist axes in the camera frame (columns).
+
+    Returns:
+        ``(N, 3)`` float64.
+    """
+    offsets = np.asarray(keypoints_m, dtype=np.float64) - np.asarray(wrist_position_m)
+    return offsets @ np.asarray(wrist_rotation, dtype=np.float64)
+
+
+# ---------------------------------------------------------------- outputs
+
+
+def make_header(stamp: Time, frame_id: str) -> Header:
+    """A header with the source image's stamp (never now()) and the output frame."""
+    return Header(stamp=stamp, frame_id=frame_id)
+
+
+def pose_message(position_m: np.ndarray, rotation: np.ndarray) -> Pose:
+    """``geometry_msgs/Pose`` from a position and a rotation matrix (columns = axes)."""
+    pose = Pose()
+    x, y, z = (float(v) for v in np.asarray(position_m, dtype=np.float64).reshape(3))
+    pose.position.x, pose.position.y, pose.position.z = x, y, z
+    qx, qy, qz, qw = (float(v) for v in rotation_matrix_to_quaternion(rotation))
+    pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = qx, qy, qz, qw
+    return pose
+
+
+def _box(box_px: np.ndarray) -> Box2D:
+    x_min, y_min, x_max, y_max = (float(v) for v in np.asarray(box_px).reshape(4))
+    return Box2D(x_min=x_min, y_min=y_min, x_max=x_max, y_max=y_max)
+
+
+def _float32(values: np.ndarray, size: int | None = None) -> np.ndarray:
+    """A flat float32 copy, checked against a fixed message array size."""
+    flat = np.ascontiguousarray(np.asarray(values, dtype=np.float32).reshape(-1))
+    if size is not None and flat.size != size:
+        raise ValueError(f'expected {size} values for a fixed-size message array, got {flat.size}')
+    return flat
+
+
+def _finite_position(position_m: np.ndarray) -> np.ndarray:
+    position = np.asarray(position_m, dtype=np.float64).reshape(3)
+    return position if np.all(np.isfinite(position)) else np.zeros(3)
+
+
+def hand_pose_message(
+    hand: HandResult, person: PersonResult, convention: HandFrameConvention
+) -> HandPose:
+    """``HandPose`` of one hand of one person (``valid`` copied from the pipeline)."""
+    message = HandPose()
+    message.person_id = person.track_id
+    message.side = _SIDES[hand.side]
+    message.valid = bool(hand.valid)
+    message.confidence = float(hand.confidence)
+    message.tracking_state = int(person.tracking_state)
+    message.bbox = _box(hand.box_px)
+    rotation = hand_wrist_rotation(hand, convention)
+    wrist = _finite_position(hand.wrist_position_m)
+    message.wrist_pose = pose_message(wrist, rotation)
+    message.keypoints = _float32(hand.keypoints_m, 3 * NUM_HAND_KEYPOINTS)
+    message.keypoints_wrist = _float32(
+        keypoints_in_wrist_frame(hand.keypoints_m, wrist, rotation), 3 * NUM_HAND_KEYPOINTS
+    )
+    message.finger_pose = _float32(hand.finger_pose_aa, NUM_HAND_POSE_VALUES)
+    message.keypoint_confidence = _float32(hand.keypoint_confidence)
+    return message
+
+
+def person_message(person: PersonResult, convention: HandFrameConvention) -> Person:
+    """``Person`` of one tracked person (``vertices`` as the pipeline filled them)."""
+    message = Person()
+    message.id = person.track_id
+    message.tracking_state = int(person.tracking_state)
+    message.track_age = int(person.track_age)
+    message.confidence = float(person.confidence)
+    message.bbox = _box(person.box_px)
+    message.root_pose = pose_message(
+        _finite_position(person.root_position_m), _safe_body_rotation(person.root_rotation)
+    )
+    vx, vy, vz = (float(v) for v in np.asarray(person.root_velocity_mps).reshape(3))
+    message.root_velocity.x, message.root_velocity.y, message.root_velocity.z = vx, vy, vz
+    message.global_orient = _float32(person.global_orient, 3)
+    message.body_pose = _float32(person.body_pose, 63)
+    message.left_hand_pose = _float32(person.left_hand_pose, NUM_HAND_POSE_VALUES)
+    message.right_hand_pose = _float32(person.right_hand_pose, NUM_HAND_POSE_VALUES)
+    message.jaw_pose = _float32(person.jaw_pose, 3)
+    message.betas = _float32(person.betas)
+    message.expression = _float32(person.expression)
+    message.transl = _float32(person.transl, 3)
+    message.joints = _float32(person.joints_m)
+    message.keypoints_2d = _float32(person.keypoints_2d_px)
+    message.vertices = _float32(person.vertices_m)
+    message.left_hand = hand_pose_message(person.left_hand, person, convention)
+    message.right_hand = hand_pose_message(person.right_hand, person, convention)
+    return message
+
+
+def _safe_body_rotation(smplx_rotation: np.ndarray) -> np.ndarray:
+    rotation = np.asarray(smplx_rotation, dtype=np.float64)
+    if rotation.shape != (3, 3) or not np.all(np.isfinite(rotation)):
+        return np.eye(3)
+    return smplx_frame_rotation(rotation)
+
+
+def person_array_message(
+    result: FrameResult,
+    header: Header,
+    frame_index: int,
+    processing_time_s: float,
+    convention: HandFrameConvention,
+) -> PersonArray:
+    """``PersonArray`` of one image: every person the pipeline reported, atomically."""
+    message = PersonArray()
+    message.header = header
+    message.frame_index = int(frame_index)
+    message.processing_time = seconds_to_duration(processing_time_s)
+    message.persons = [person_message(person, convention) for person in result.persons]
+    return message
+
+
+def hand_is_usable(person: PersonResult, hand: HandResult, min_confidence: float) -> bool:
+    """Whether a hand may drive teleop outputs: valid, confident, its person not LOST.
+
+    ros-interface.md 5.10: below ``safety.min_hand_confidence`` a hand is not published as a
+    pose, in ``hands`` or as an operator frame (no stale repeats).
+    """
+    return (
+        bool(hand.valid)
+        and float(hand.confidence) >= min_confidence
+        and person.tracking_state != TrackState.LOST
+        and bool(np.all(np.isfinite(np.asarray(hand.wrist_position_m))))
+    )
+
+
+def hand_pose_array_message(
+    result: FrameResult,
+    header: Header,
+    frame_index: int,
+    convention: HandFrameConvention,
+    min_confidence: float,
+) -> HandPoseArray:
+    """``HandPoseArray`` of one image: every usable hand, both sides, all persons."""
+    message = HandPoseArray()
+    message.header = header
+    message.frame_index = int(frame_index)
+    message.hands = [
+        hand_pose_message(hand, person, convention)
+        for person in result.persons
+        for hand in (person.left_hand, person.right_hand)
+        if hand_is_usable(person, hand, min_confidence)
+    ]
+    return message
+
+
+def operator_hands(
+    result: FrameResult, operator_id: str | None, min_confidence: float
+) -> dict[str, HandResult]:
+    """The operator's usable hands by side ('left', 'right'); empty without an operator."""
+    if operator_id is None:
+        return {}
+    for person in result.persons:
+        if person.track_id == operator_id and person.tracking_state in _PUBLISHED_STATES:
+            return {
+                hand.side: hand
+                for hand in (person.left_hand, person.right_hand)
+                if hand_is_usable(person, hand, min_confidence)
+            }
+    return {}
+
+
+def wrist_pose_stamped(
+    hand: HandResult, header: Header, convention: HandFrameConvention
+) -> PoseStamped:
+    """``left_hand/pose`` / ``right_hand/pose``: the wrist pose, as in ``HandPose.wrist_pose``."""
+    message = PoseStamped()
+    message.header = header
+    message.pose = pose_message(
+        _finite_position(hand.wrist_position_m), hand_wrist_rotation(hand, convention)
+    )
+    return message
+
+
+def empty_person_array(header: Header) -> PersonArray:
+    """What deactivation publishes so consumers and RViz clear (ZED's empty message)."""
+    return PersonArray(header=header)
+
+
+def empty_hand_pose_array(header: Header) -> HandPoseArray:
+    """The hands counterpart of :func:`empty_person_array`."""
+    return HandPoseArray(header=header)
+
+
+# ---------------------------------------------------------------- static information
+
+
+def num_mesh_vertices(faces: np.ndarray) -> int:
+    """Vertices referenced by a face array (every SMPL-X and MANO vertex is in some face)."""
+    faces = np.asarray(faces)
+    return int(faces.max()) + 1 if faces.size else 0
+
+
+def model_info_message(
+    description: ModelDescription, header: Header, hand_frame_convention: HandFrameConvention
+) -> ModelInfo:
+    """``ModelInfo``: the model and every convention the output messages use."""
+    message = ModelInfo()
+    message.header = header
+    message.model_type = MODEL_TYPE
+    message.model_version = description.model_version
+    message.adapters = description.adapters
+    message.checkpoint_files = list(description.checkpoint_files)
+    message.checkpoint_sha256 = list(description.checkpoint_sha256)
+    message.synthetic_weights = bool(description.synthetic_weights)
+    message.weights_note = description.weights_note
+    message.backend = description.backend
+    message.precision = description.precision
+    message.device = description.device
+    message.gender = description.gender
+    message.num_betas = int(description.num_betas)
+    message.num_expression = int(description.num_expression)
+    message.joint_names = list(description.joint_names)
+    message.joint_parents = np.asarray(description.joint_parents, dtype=np.int16)
+    message.hand_keypoint_names = list(description.hand_keypoint_names)
+    message.rotation_convention = ROTATION_CONVENTION
+    message.hand_pose_convention = HAND_POSE_CONVENTION
+    message.hand_frame_convention = hand_frame_convention
+    message.output_frame_convention = OUTPUT_FRAME_CONVENTION
+    message.num_vertices = num_mesh_vertices(description.faces)
+    message.num_faces = int(np.asarray(description.faces).shape[0])
+    height, width = description.body_input_hw
+    message.body_input_width = int(width)
+    message.body_input_height = int(height)
+    message.hand_input_size = int(description.hand_input_size)
+    return message
+
+
+def mesh_topology_message(description: ModelDescription, header: Header) -> MeshTopology:
+    """``MeshTopology``: SMPL-X faces and hand vertex ids, sent once (transient-local)."""
+    message = MeshTopology()
+    message.header = header
+    message.model_type = MODEL_TYPE
+    message.num_vertices = num_mesh_vertices(description.faces)
+    message.faces = np.ascontiguousarray(np.asarray(description.faces, dtype=np.uint32).ravel())
+    message.left_hand_vertex_ids = np.asarray(description.left_hand_vertex_ids, dtype=np.uint32)
+    message.right_hand_vertex_ids = np.asarray(description.right_hand_vertex_ids, dtype=np.uint32)
+    return message
+
+
+def is_finite_number(value: float) -> bool:
+    """Whether ``value`` is a finite float (used on header stamps and ages)."""
+    return math.isfinite(value)

@@ -1,0 +1,344 @@
+"""Tests for hmr_ros.ros.conversions: pure message <-> array functions, no spinning."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import cv2
+import numpy as np
+import pytest
+from conftest import require_ros_for_module
+
+require_ros_for_module()
+
+from _scripted_pipeline import (  # noqa: E402
+    FACING_CAMERA,
+    axis_angle_matrix,
+    make_description,
+    make_hand,
+    make_person,
+)
+from builtin_interfaces.msg import Time  # noqa: E402
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
+
+from hmr_ros.msg import HandPose, Person  # noqa: E402
+from hmr_ros.pipeline.frames import ImageDecodeError, IntrinsicsError  # noqa: E402
+from hmr_ros.pipeline.results import FrameResult  # noqa: E402
+from hmr_ros.pipeline.tracking import TrackState  # noqa: E402
+from hmr_ros.ros import conversions  # noqa: E402
+
+
+def quaternion_matrix(q: np.ndarray) -> np.ndarray:
+    """Rotation matrix of a unit quaternion (x, y, z, w), the textbook formula."""
+    x, y, z, w = q
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+
+
+# ---------------------------------------------------------------- rotations
+
+
+def test_quaternion_round_trips_random_rotations_and_near_half_turns() -> None:
+    """q(R) rebuilt into a matrix gives R back, including angles within 1e-6 rad of pi."""
+    rng = np.random.default_rng(0)
+    axes = rng.normal(size=(200, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    angles = np.concatenate([rng.uniform(0, np.pi, 150), np.pi - rng.uniform(0, 1e-6, 50)])
+    rotations = np.stack([axis_angle_matrix(a * t) for a, t in zip(axes, angles, strict=True)])
+    quaternions = conversions.rotation_matrix_to_quaternion(rotations)
+    assert quaternions.shape == (200, 4)
+    np.testing.assert_allclose(np.linalg.norm(quaternions, axis=1), 1.0, atol=1e-12)
+    assert np.all(quaternions[:, 3] >= 0.0)
+    rebuilt = np.stack([quaternion_matrix(q) for q in quaternions])
+    np.testing.assert_allclose(rebuilt, rotations, atol=1e-9)
+
+
+def test_quaternion_of_known_rotations() -> None:
+    """Identity -> (0, 0, 0, 1); 90 deg about z -> (0, 0, sin 45, cos 45); 180 about x -> x."""
+    np.testing.assert_allclose(
+        conversions.rotation_matrix_to_quaternion(np.eye(3)), [0, 0, 0, 1], atol=1e-12
+    )
+    quarter_z = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    half = math.sqrt(0.5)
+    np.testing.assert_allclose(
+        conversions.rotation_matrix_to_quaternion(quarter_z), [0, 0, half, half], atol=1e-12
+    )
+    np.testing.assert_allclose(
+        np.abs(conversions.rotation_matrix_to_quaternion(FACING_CAMERA)), [1, 0, 0, 0], atol=1e-12
+    )
+
+
+def test_quaternion_projects_nearly_orthonormal_float32_input() -> None:
+    """A float32 rotation with 1e-4 noise still gives a unit quaternion close to the true one."""
+    rotation = axis_angle_matrix([0.3, -1.2, 0.7])
+    noisy = (rotation + 1e-4 * np.random.default_rng(1).normal(size=(3, 3))).astype(np.float32)
+    quaternion = conversions.rotation_matrix_to_quaternion(noisy)
+    assert abs(np.linalg.norm(quaternion) - 1.0) < 1e-12
+    np.testing.assert_allclose(quaternion_matrix(quaternion), rotation, atol=5e-4)
+    with pytest.raises(ValueError, match='non-finite'):
+        conversions.rotation_matrix_to_quaternion(np.full((3, 3), np.nan))
+
+
+def test_axis_angle_matrix_matches_rodrigues_and_is_exact_at_zero() -> None:
+    vectors = np.random.default_rng(2).normal(size=(20, 3))
+    expected = np.stack([axis_angle_matrix(v) for v in vectors])
+    np.testing.assert_allclose(
+        conversions.axis_angle_to_rotation_matrix(vectors), expected, atol=1e-12
+    )
+    np.testing.assert_array_equal(
+        conversions.axis_angle_to_rotation_matrix(np.zeros(3)), np.eye(3)
+    )
+
+
+def test_rep155_remap_of_a_person_facing_the_camera() -> None:
+    """Facing the camera, the REP-155 body frame has x toward the camera (-z optical), y to the
+    person's left (+x optical, the camera's right) and z up (-y optical)."""
+    body = conversions.smplx_frame_rotation(FACING_CAMERA)
+    np.testing.assert_allclose(body[:, 0], [0, 0, -1])
+    np.testing.assert_allclose(body[:, 1], [1, 0, 0])
+    np.testing.assert_allclose(body[:, 2], [0, -1, 0])
+    assert np.isclose(np.linalg.det(body), 1.0)
+
+
+# ---------------------------------------------------------------- hand frames
+
+
+@pytest.mark.parametrize('side', ['left', 'right'])
+def test_operator_frame_recovers_the_rotation_that_placed_the_hand(side: str) -> None:
+    """make_hand puts the knuckles along the hand's x axis and mirrors the thumb side with the
+    hand's y axis, so x = unit(middle MCP - wrist) = R e_x; across = index - pinky MCP =
+    (0.01, +-0.05, 0) in hand axes; z = x cross across (right) or across cross x (left) =
+    R e_z for both; hence the operator frame equals R."""
+    rotation = axis_angle_matrix([0.4, -0.9, 1.3])
+    hand = make_hand(side, np.array([0.2, 0.1, 1.5]), rotation)
+    np.testing.assert_allclose(
+        conversions.operator_wrist_rotation(hand.keypoints_m, side), rotation, atol=1e-12
+    )
+
+
+def test_operator_palm_normal_points_out_of_the_palm_for_both_hands() -> None:
+    """Hands held up in front of a camera, palms toward it, fingers up: the palm normal z must
+    point at the camera (-z optical) for both hands, so y (= z cross x) points toward the thumb
+    on the right hand and toward the little finger on the left hand."""
+    fingers_up = np.array([0.0, -1.0, 0.0])  # optical y is down
+    for side, thumb_dir in (('right', [-1.0, 0.0, 0.0]), ('left', [1.0, 0.0, 0.0])):
+        # A person facing the camera: their right thumb (palm forward) points to the camera's
+        # left (-x), their left thumb to the camera's right (+x).
+        keypoints = np.zeros((21, 3))
+        keypoints[9] = 0.09 * fingers_up
+        keypoints[5] = 0.09 * fingers_up + 0.02 * np.asarray(thumb_dir)
+        keypoints[17] = 0.08 * fingers_up - 0.03 * np.asarray(thumb_dir)
+        frame = conversions.operator_wrist_rotation(keypoints + [0, 0, 1.0], side)
+        assert frame is not None
+        np.testing.assert_allclose(frame[:, 0], fingers_up, atol=1e-12)
+        np.testing.assert_allclose(frame[:, 2], [0, 0, -1], atol=1e-12)
+        expected_y = thumb_dir if side == 'right' else -np.asarray(thumb_dir)
+        np.testing.assert_allclose(frame[:, 1], expected_y, atol=1e-12)
+
+
+def test_operator_frame_is_none_for_collapsed_keypoints_and_falls_back_to_smplx() -> None:
+    hand = make_hand('left', np.zeros(3), np.eye(3))
+    collapsed = np.zeros((21, 3))
+    assert conversions.operator_wrist_rotation(collapsed, 'left') is None
+    degenerate = dataclasses.replace(hand, keypoints_m=collapsed)
+    np.testing.assert_allclose(
+        conversions.hand_wrist_rotation(degenerate, 'operator'),
+        conversions.smplx_frame_rotation(np.eye(3)),
+    )
+
+
+def test_keypoints_in_wrist_frame_undo_the_hand_placement() -> None:
+    """keypoints_wrist = R^T (p - wrist): the flat hand of make_hand in its own axes."""
+    rotation = axis_angle_matrix([1.0, 0.2, -0.3])
+    wrist = np.array([0.3, -0.1, 1.2])
+    hand = make_hand('right', wrist, rotation)
+    local = conversions.keypoints_in_wrist_frame(hand.keypoints_m, wrist, rotation)
+    np.testing.assert_allclose(local[0], 0.0, atol=1e-12)
+    np.testing.assert_allclose(local[9], [0.09, 0.0, 0.0], atol=1e-12)  # middle MCP
+    np.testing.assert_allclose(local[:, 2], 0.0, atol=1e-12)  # a flat hand
+
+
+# ---------------------------------------------------------------- output messages
+
+
+def stamp() -> Time:
+    return Time(sec=1_700_000_000, nanosec=123_456_789)
+
+
+def test_person_array_message_carries_every_field_as_float32() -> None:
+    person = make_person('7', with_vertices=True)
+    result = FrameResult(stamp_s=1.0, frame_id='cam', frame_index=3, persons=(person,))
+    header = conversions.make_header(stamp(), 'cam_optical')
+    message = conversions.person_array_message(result, header, 41, 0.0125, 'operator')
+    assert message.header.stamp == stamp()
+    assert message.header.frame_id == 'cam_optical'
+    assert message.frame_index == 41
+    assert (message.processing_time.sec, message.processing_time.nanosec) == (0, 12_500_000)
+    [out] = message.persons
+    assert out.id == '7' and out.tracking_state == Person.TRACKED and out.track_age == 5
+    np.testing.assert_allclose(out.joints, person.joints_m.ravel().astype(np.float32))
+    assert out.joints.typecode == 'f'  # unbounded float32[] fields are array('f')
+    assert out.body_pose.dtype == np.float32  # fixed-size ones are numpy float32
+    np.testing.assert_allclose(out.body_pose, person.body_pose.ravel().astype(np.float32))
+    np.testing.assert_allclose(out.vertices, person.vertices_m.ravel().astype(np.float32))
+    np.testing.assert_allclose(out.betas, person.betas.astype(np.float32))
+    assert (out.bbox.x_min, out.bbox.y_max) == (100.0, 460.0)
+    root = out.root_pose
+    np.testing.assert_allclose(
+        [root.position.x, root.position.y, root.position.z], person.root_position_m
+    )
+    q = np.array([root.orientation.x, root.orientation.y, root.orientation.z, root.orientation.w])
+    np.testing.assert_allclose(
+        quaternion_matrix(q), conversions.smplx_frame_rotation(person.root_rotation), atol=1e-9
+    )
+    assert out.left_hand.side == HandPose.LEFT and out.right_hand.side == HandPose.RIGHT
+    assert out.left_hand.person_id == '7' and out.left_hand.valid
+
+
+def test_hand_pose_message_wrist_pose_and_keypoints_wrist_agree() -> None:
+    """keypoints_wrist rotated back by wrist_pose and shifted by its position give keypoints."""
+    person = make_person('3')
+    message = conversions.hand_pose_message(person.right_hand, person, 'operator')
+    pose = message.wrist_pose
+    rotation = quaternion_matrix(
+        [pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w]
+    )
+    position = np.array([pose.position.x, pose.position.y, pose.position.z])
+    rebuilt = message.keypoints_wrist.reshape(21, 3) @ rotation.T + position
+    np.testing.assert_allclose(rebuilt, message.keypoints.reshape(21, 3), atol=1e-5)
+    np.testing.assert_allclose(position, person.right_hand.wrist_position_m, atol=1e-12)
+    np.testing.assert_allclose(
+        message.finger_pose, person.right_hand.finger_pose_aa.ravel(), atol=1e-7
+    )
+    smplx = conversions.hand_pose_message(person.right_hand, person, 'smplx').wrist_pose
+    q = [smplx.orientation.x, smplx.orientation.y, smplx.orientation.z, smplx.orientation.w]
+    np.testing.assert_allclose(
+        quaternion_matrix(q),
+        conversions.smplx_frame_rotation(person.right_hand.wrist_rotation),
+        atol=1e-9,
+    )
+
+
+def test_hands_array_keeps_only_usable_hands() -> None:
+    """Valid and confident hands of non-LOST persons: 2 of 2 + 0 (low confidence) + 0
+    (invalid) + 0 (LOST)."""
+    persons = (
+        make_person('1'),
+        make_person('2', hand_confidence=0.4),
+        make_person('3', hands_valid=False),
+        make_person('4', state=TrackState.LOST),
+    )
+    result = FrameResult(stamp_s=1.0, frame_id='cam', frame_index=1, persons=persons)
+    message = conversions.hand_pose_array_message(
+        result, conversions.make_header(stamp(), 'cam'), 9, 'operator', 0.5
+    )
+    assert [(h.person_id, h.side) for h in message.hands] == [
+        ('1', HandPose.LEFT),
+        ('1', HandPose.RIGHT),
+    ]
+    assert message.frame_index == 9
+    assert conversions.operator_hands(result, '2', 0.5) == {}
+    assert set(conversions.operator_hands(result, '1', 0.5)) == {'left', 'right'}
+    assert conversions.operator_hands(result, None, 0.5) == {}
+
+
+def test_wrist_pose_stamped_equals_the_hand_pose_wrist() -> None:
+    person = make_person('5')
+    header = conversions.make_header(stamp(), 'cam')
+    pose = conversions.wrist_pose_stamped(person.left_hand, header, 'operator')
+    hand = conversions.hand_pose_message(person.left_hand, person, 'operator')
+    assert pose.header.stamp == stamp()
+    assert pose.pose == hand.wrist_pose
+
+
+def test_model_info_and_mesh_topology() -> None:
+    description = make_description()
+    header = conversions.make_header(stamp(), 'cam')
+    info = conversions.model_info_message(description, header, 'smplx')
+    assert list(info.joint_names) == list(description.joint_names)
+    assert list(info.joint_parents) == list(description.joint_parents)
+    assert info.hand_frame_convention == 'smplx'
+    assert info.num_vertices == 5 and info.num_faces == 3
+    assert (info.body_input_width, info.body_input_height) == (384, 512)
+    assert info.synthetic_weights
+    mesh = conversions.mesh_topology_message(description, header)
+    assert list(mesh.faces) == description.faces.ravel().tolist()
+    assert list(mesh.right_hand_vertex_ids) == [3, 4]
+
+
+# ---------------------------------------------------------------- input messages
+
+
+def test_image_to_rgb_honours_step_and_bgr_order() -> None:
+    """A 2x3 bgr8 image with 5 padding bytes per row decodes to the RGB pixels."""
+    rgb = np.arange(18, dtype=np.uint8).reshape(2, 3, 3) * 10
+    rows = np.concatenate([rgb[..., ::-1].reshape(2, 9), np.full((2, 5), 255, np.uint8)], axis=1)
+    message = Image(height=2, width=3, encoding='bgr8', step=14, data=rows.tobytes())
+    np.testing.assert_array_equal(conversions.image_to_rgb(message), rgb)
+    message.step = 8
+    with pytest.raises(ImageDecodeError, match='step'):
+        conversions.image_to_rgb(message)
+    with pytest.raises(ImageDecodeError, match='unsupported image encoding'):
+        conversions.image_to_rgb(Image(height=2, width=3, encoding='32FC1', step=12, data=b''))
+
+
+def test_compressed_image_to_rgb() -> None:
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    rgb[:, :4] = (255, 0, 0)
+    ok, png = cv2.imencode('.png', rgb[..., ::-1])
+    assert ok
+    message = CompressedImage(format='png', data=png.tobytes())
+    np.testing.assert_array_equal(conversions.compressed_image_to_rgb(message), rgb)
+
+
+def camera_info(width: int = 640, height: int = 480) -> CameraInfo:
+    info = CameraInfo(width=width, height=height, distortion_model='plumb_bob')
+    info.k = [500.0, 0.0, 320.0, 0.0, 510.0, 240.0, 0.0, 0.0, 1.0]
+    info.p = [450.0, 0.0, 300.0, 0.0, 0.0, 455.0, 230.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    info.d = [0.1, -0.05, 0.0, 0.0, 0.0]
+    return info
+
+
+def test_camera_info_to_intrinsics_uses_k_or_p() -> None:
+    raw = conversions.camera_info_to_intrinsics(
+        camera_info(), rectified=False, image_width=640, image_height=480
+    )
+    assert (raw.fx, raw.fy, raw.cx, raw.cy) == (500.0, 510.0, 320.0, 240.0)
+    assert raw.distortion == (0.1, -0.05, 0.0, 0.0, 0.0)
+    rectified = conversions.camera_info_to_intrinsics(
+        camera_info(), rectified=True, image_width=640, image_height=480
+    )
+    assert (rectified.fx, rectified.cy) == (450.0, 230.0) and not rectified.has_distortion
+
+
+def test_camera_info_errors_name_the_problem() -> None:
+    with pytest.raises(IntrinsicsError, match='640x480 images but the image is 320x240'):
+        conversions.camera_info_to_intrinsics(
+            camera_info(), rectified=False, image_width=320, image_height=240
+        )
+    nan_info = camera_info()
+    nan_info.k[0] = float('nan')
+    with pytest.raises(IntrinsicsError, match='non-finite'):
+        conversions.camera_info_to_intrinsics(
+            nan_info, rectified=False, image_width=640, image_height=480
+        )
+    unsized = camera_info(0, 0)  # some drivers leave the size 0: the image's size is used
+    assert (
+        conversions.camera_info_to_intrinsics(
+            unsized, rectified=False, image_width=64, image_height=48
+        ).width
+        == 64
+    )
+
+
+def test_stamp_and_duration_helpers_are_exact() -> None:
+    assert conversions.stamp_to_nanoseconds(stamp()) == 1_700_000_000_123_456_789
+    duration = conversions.seconds_to_duration(2.5)
+    assert (duration.sec, duration.nanosec) == (2, 500_000_000)
+    assert conversions.seconds_to_duration(-1.0).sec == 0
