@@ -1,0 +1,151 @@
+"""Tests for hmr_ros.ros.diagnostics: statistics and levels without ROS, then the message."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from conftest import require_ros_modules
+
+from hmr_ros.ros.diagnostics import (
+    DiagnosticsSettings,
+    Event,
+    Level,
+    ModelFacts,
+    NodeStatistics,
+    diagnostic_array,
+    evaluate,
+)
+
+SETTINGS = DiagnosticsSettings(latency_warn_ms=100.0, stall_s=2.0, image_topic='/cam/image')
+FACTS = ModelFacts('pytorch', 'cpu', 'fp32', 'smplerx_h32+hamer', 'both', ('a.st',), False, '')
+
+
+def steady_stream(stats: NodeStatistics, rate_hz: float, seconds: float, latency_ms: float):
+    """Feed images at rate_hz, each published latency_ms later; returns the end time."""
+    period = 1.0 / rate_hz
+    t = 0.0
+    for _ in range(round(seconds * rate_hz)):
+        t += period
+        stats.record_input(t)
+        stats.record_output(t + latency_ms / 1000.0, latency_ms)
+    return t
+
+
+def by_name(reports):
+    return {report.name: report for report in reports}
+
+
+def test_rates_over_the_window() -> None:
+    """30 images per second for 10 s: 150 inside the 5 s window -> 30 Hz in and out."""
+    stats = NodeStatistics(window_s=5.0)
+    end = steady_stream(stats, 30.0, 10.0, 20.0)
+    snapshot = stats.snapshot(end + 0.02)
+    assert snapshot.received == 300 and snapshot.published == 300
+    assert snapshot.input_rate_hz == pytest.approx(30.0, abs=0.3)
+    assert snapshot.output_rate_hz == pytest.approx(30.0, abs=0.3)
+
+
+def test_latency_percentiles_of_known_values() -> None:
+    """Latencies 1..100 ms: median 50.5 ms, p95 95.05 ms (linear interpolation), max 100."""
+    stats = NodeStatistics(window_s=100.0)
+    for i in range(1, 101):
+        stats.record_output(i * 0.01, float(i))
+    snapshot = stats.snapshot(1.01)
+    assert snapshot.latency_p50_ms == pytest.approx(50.5)
+    assert snapshot.latency_p95_ms == pytest.approx(95.05)
+    assert snapshot.latency_max_ms == 100.0
+
+
+def test_old_latencies_leave_the_window() -> None:
+    stats = NodeStatistics(window_s=5.0)
+    stats.record_output(1.0, 900.0)
+    stats.record_output(7.0, 10.0)
+    assert stats.snapshot(7.0).latency_max_ms == 10.0
+
+
+def test_levels_ok_when_healthy() -> None:
+    stats = NodeStatistics()
+    end = steady_stream(stats, 30.0, 3.0, 40.0)
+    reports = evaluate(stats.snapshot(end + 0.05, dropped_busy=3), SETTINGS, 'active', FACTS)
+    assert [r.level for r in reports] == [Level.OK] * 4
+    values = dict(by_name(reports)['input'].values)
+    assert values['dropped while busy'] == '3'
+
+
+def test_latency_warn_above_threshold() -> None:
+    stats = NodeStatistics()
+    end = steady_stream(stats, 30.0, 3.0, 150.0)
+    latency = by_name(evaluate(stats.snapshot(end + 0.2), SETTINGS, 'active', FACTS))['latency']
+    assert latency.level == Level.WARN
+    assert '150.0 ms above 100 ms' in latency.message
+
+
+def test_stall_is_an_error_only_while_images_arrive() -> None:
+    """Images for 3 s, nothing published: ERROR naming the last refusal reason. The same with
+    no image for longer than stall_s: the output is not stalled, the input warns instead."""
+    stats = NodeStatistics()
+    for i in range(90):
+        stats.record_input(i / 30.0)
+    stats.record_event(Event.MISSING_CAMERA_INFO, 2.9, 'no camera_info received yet')
+    output = by_name(evaluate(stats.snapshot(3.0), SETTINGS, 'active', FACTS))['output']
+    assert output.level == Level.ERROR
+    assert 'nothing was published for 3.0 s' in output.message
+    assert 'no camera_info received yet' in output.message
+    later = by_name(evaluate(stats.snapshot(9.0), SETTINGS, 'active', FACTS))
+    assert later['output'].level == Level.OK
+    assert (
+        later['input'].level == Level.WARN and 'no image on /cam/image' in later['input'].message
+    )
+    inactive = evaluate(stats.snapshot(3.0), SETTINGS, 'inactive', FACTS)
+    assert {r.level for r in inactive[:2]} == {Level.OK}
+
+
+def test_recent_input_problems_warn_with_their_reason_then_clear() -> None:
+    stats = NodeStatistics(window_s=5.0)
+    steady_stream(stats, 10.0, 2.0, 10.0)
+    stats.record_event(Event.DECODE_ERROR, 2.0, "unsupported image encoding '32FC1'")
+    stats.record_input(2.05)
+    stats.record_output(2.06, 10.0)
+    report = by_name(evaluate(stats.snapshot(2.1), SETTINGS, 'active', FACTS))['input']
+    assert report.level == Level.WARN and '32FC1' in report.message
+    assert dict(report.values)['decode errors'] == '1'
+    for i in range(1, 80):  # good images for 8 more seconds
+        stats.record_input(2.1 + i / 10)
+        stats.record_output(2.1 + i / 10, 10.0)
+    cleared = by_name(evaluate(stats.snapshot(10.0), SETTINGS, 'active', FACTS))['input']
+    assert cleared.level == Level.OK
+    assert dict(cleared.values)['decode errors'] == '1'  # the count stays
+
+
+def test_synthetic_weights_warn() -> None:
+    facts = FACTS._replace(synthetic_weights=True, weights_note='generated by make-test-assets')
+    model = by_name(evaluate(NodeStatistics().snapshot(0.0), SETTINGS, 'inactive', facts))['model']
+    assert model.level == Level.WARN and 'meaningless' in model.message
+
+
+def test_empty_statistics_have_no_latency() -> None:
+    snapshot = NodeStatistics().snapshot(1.0)
+    assert math.isnan(snapshot.latency_p95_ms) and snapshot.since_input_s == math.inf
+    assert evaluate(snapshot, SETTINGS, 'active', None)[2].level == Level.OK
+
+
+def test_diagnostic_array_message() -> None:
+    require_ros_modules()
+    from builtin_interfaces.msg import Time
+    from diagnostic_msgs.msg import DiagnosticStatus
+
+    stats = NodeStatistics()
+    end = steady_stream(stats, 30.0, 3.0, 150.0)
+    reports = evaluate(stats.snapshot(end), SETTINGS, 'active', FACTS)
+    message = diagnostic_array(reports, Time(sec=3), 'hmr_node', 'cpu')
+    assert [s.name for s in message.status] == [
+        'hmr_node: input',
+        'hmr_node: output',
+        'hmr_node: latency',
+        'hmr_node: model',
+    ]
+    assert message.status[2].level == DiagnosticStatus.WARN
+    assert message.status[0].hardware_id == 'cpu'
+    keys = {kv.key for kv in message.status[2].values}
+    assert {'latency p50 (ms)', 'latency p95 (ms)', 'latency max (ms)'} <= keys
