@@ -18,6 +18,7 @@ from collections.abc import Sequence
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     'assets',
     'checkpoints',
+    'infer',
 )
 
 
