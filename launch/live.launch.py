@@ -1,0 +1,186 @@
+"""Live human mesh recovery on a camera: hmr_node (lifecycle), hmr_viz_node and optionally RViz.
+
+Usage:
+  ros2 launch hmr_ros live.launch.py camera:=/camera/color rviz:=true \\
+      whole_body_checkpoint:=/data/smplerx_h32.safetensors \\
+      hand_checkpoint:=/data/hamer.safetensors body_model_dir:=/data/body_models
+
+Topics: hmr_node subscribes ``image`` and ``camera_info`` (remapped to ``<camera>/image_raw`` and
+``<camera>/camera_info`` unless ``image``/``camera_info`` name them) and publishes under
+``namespace`` (``/hmr/persons``, ``/hmr/model_info``, ...); hmr_viz_node publishes
+``/hmr/markers/skeleton``, ``/hmr/markers/mesh`` and ``/hmr/debug/image``.
+
+Tuning belongs in the YAML files (``params_file``, ``viz_params_file``); the model-file arguments
+override the YAML only when given (non-empty), so one YAML serves several machines. hmr_node
+configures and activates itself (``autostart``); it is started as a LifecycleNode so lifecycle
+tools and events see its states. See the README (Launch files) for the RViz fixed frame.
+"""
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.launch_context import LaunchContext
+from launch.launch_description import LaunchDescription
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+
+PACKAGE = 'hmr_ros'
+MAIN_EXECUTABLE = 'hmr_node'
+VIZ_EXECUTABLE = 'hmr_viz_node'
+TRUE_WORDS = ('true', '1', 'yes', 'on')
+FALSE_WORDS = ('false', '0', 'no', 'off')
+
+# Launch argument -> hmr_node parameter; applied only when the argument is not empty.
+MODEL_ARGUMENTS = {
+    'whole_body_checkpoint': 'model.whole_body_checkpoint',
+    'hand_checkpoint': 'model.hand_checkpoint',
+    'hand_adapter_checkpoint': 'model.hand_adapter_checkpoint',
+    'body_adapter_checkpoint': 'model.body_adapter_checkpoint',
+    'body_model_dir': 'model.body_model_dir',
+    'whole_body_variant': 'model.whole_body_variant',
+    'hand_variant': 'model.hand_variant',
+    'device': 'model.device',
+    'precision': 'model.precision',
+}
+BOOLEAN_MODEL_ARGUMENTS = {'use_test_assets': 'model.use_test_assets'}
+
+
+def _share(*parts: str) -> str:
+    return '/'.join([get_package_share_directory(PACKAGE), *parts])
+
+
+def _flag(context: LaunchContext, name: str) -> bool:
+    value = LaunchConfiguration(name).perform(context).strip().lower()
+    if value in TRUE_WORDS:
+        return True
+    if value in FALSE_WORDS:
+        return False
+    raise ValueError(f"launch argument {name}:={value!r} must be 'true' or 'false'")
+
+
+def _text(context: LaunchContext, name: str) -> str:
+    return LaunchConfiguration(name).perform(context).strip()
+
+
+def _nodes(context: LaunchContext) -> list:
+    """Build the nodes once the arguments are known (model overrides only when non-empty)."""
+    camera = _text(context, 'camera').rstrip('/')
+    image = _text(context, 'image') or f'{camera}/image_raw'
+    camera_info = _text(context, 'camera_info') or f'{camera}/camera_info'
+    namespace = _text(context, 'namespace')
+    use_sim_time = _flag(context, 'use_sim_time')
+    ros_arguments = ['--log-level', _text(context, 'log_level')]
+    remappings = [
+        ('image', image),
+        ('image/compressed', f'{image}/compressed'),
+        ('camera_info', camera_info),
+    ]
+
+    overrides: dict = {'use_sim_time': use_sim_time, 'autostart': _flag(context, 'autostart')}
+    for argument, parameter in MODEL_ARGUMENTS.items():
+        value = _text(context, argument)
+        if value:
+            overrides[parameter] = value
+    for argument, parameter in BOOLEAN_MODEL_ARGUMENTS.items():
+        if _text(context, argument):
+            overrides[parameter] = _flag(context, argument)
+
+    actions = [
+        LifecycleNode(
+            package=PACKAGE,
+            executable=MAIN_EXECUTABLE,
+            name=MAIN_EXECUTABLE,
+            namespace=namespace,
+            parameters=[_text(context, 'params_file'), overrides],
+            remappings=remappings,
+            ros_arguments=ros_arguments,
+            output='screen',
+            emulate_tty=True,
+        )
+    ]
+    if _flag(context, 'use_viz'):
+        actions.append(
+            Node(
+                package=PACKAGE,
+                executable=VIZ_EXECUTABLE,
+                name=VIZ_EXECUTABLE,
+                namespace=namespace,
+                parameters=[_text(context, 'viz_params_file'), {'use_sim_time': use_sim_time}],
+                remappings=remappings,
+                ros_arguments=ros_arguments,
+                output='screen',
+                emulate_tty=True,
+            )
+        )
+    if _flag(context, 'rviz'):
+        actions.append(
+            Node(
+                package='rviz2',
+                executable='rviz2',
+                name='rviz2',
+                arguments=['-d', _text(context, 'rviz_config')],
+                parameters=[{'use_sim_time': use_sim_time}],
+                output='screen',
+            )
+        )
+    return actions
+
+
+def generate_launch_description() -> LaunchDescription:
+    arguments = [
+        DeclareLaunchArgument(
+            'camera',
+            default_value='/camera/color',
+            description='Camera namespace: image is <camera>/image_raw, camera_info '
+            '<camera>/camera_info',
+        ),
+        DeclareLaunchArgument(
+            'image', default_value='', description='Image topic; empty: <camera>/image_raw'
+        ),
+        DeclareLaunchArgument(
+            'camera_info',
+            default_value='',
+            description='CameraInfo topic; empty: <camera>/camera_info',
+        ),
+        DeclareLaunchArgument(
+            'namespace', default_value='hmr', description='Namespace of both nodes and outputs'
+        ),
+        DeclareLaunchArgument(
+            'params_file',
+            default_value=_share('config', 'hmr_ros.yaml'),
+            description='hmr_node parameters (YAML)',
+        ),
+        DeclareLaunchArgument(
+            'viz_params_file',
+            default_value=_share('config', 'visualization.yaml'),
+            description='hmr_viz_node parameters (YAML)',
+        ),
+        DeclareLaunchArgument(
+            'use_viz', default_value='true', description='Start hmr_viz_node (markers, overlay)'
+        ),
+        DeclareLaunchArgument('rviz', default_value='false', description='Start RViz 2'),
+        DeclareLaunchArgument(
+            'rviz_config',
+            default_value=_share('rviz', 'hmr.rviz'),
+            description='RViz configuration (set its fixed frame to your camera frame)',
+        ),
+        DeclareLaunchArgument(
+            'use_sim_time', default_value='false', description='Use /clock (bag replay)'
+        ),
+        DeclareLaunchArgument(
+            'log_level', default_value='info', description='debug, info, warn, error or fatal'
+        ),
+        DeclareLaunchArgument(
+            'autostart',
+            default_value='true',
+            description='hmr_node configures and activates itself; false waits for a manager',
+        ),
+    ]
+    for argument, parameter in {**MODEL_ARGUMENTS, **BOOLEAN_MODEL_ARGUMENTS}.items():
+        arguments.append(
+            DeclareLaunchArgument(
+                argument,
+                default_value='',
+                description=f'Overrides {parameter} when not empty',
+            )
+        )
+    return LaunchDescription([*arguments, OpaqueFunction(function=_nodes)])
