@@ -4,7 +4,8 @@ Runs the dual-path system (hmr_ros.models.dual_path) on every frame of the input
 per frame, into the output folder:
 
 - ``<frame>.json``: camera, and per person the SMPL-X parameters (``smplx`` names, axis-angle,
-  hand poses absolute: hands_mean included), pelvis, joints, 2D keypoints and both hands;
+  hand poses absolute: hands_mean included), pelvis, joints, 2D keypoints and both hands (wrist
+  pose and keypoints of the fused mesh, and the wrist from CMR-style 2D registration);
 - ``<frame>.npz``: every DualPathOutput field as an array (vertices included), stacked over
   persons, plus the camera matrix ``intrinsics`` and ``image_size`` (W, H);
 - ``<frame>_overlay.png``: the projected mesh, skeleton, person and hand boxes.
@@ -225,6 +226,9 @@ def person_record(outputs: dict[str, np.ndarray], p: int) -> dict[str, Any]:
             'keypoints_m': _rounded(outputs['hand_keypoints'][p, s]),
             'keypoints_2d_px': _rounded(outputs['hand_keypoints_2d_px'][p, s]),
             'finger_pose_aa': _rounded(outputs['hand_finger_pose'][p, s]),
+            'registered_root_m': _rounded(outputs['hand_root_registered'][p, s]),
+            'registration_rms_px': float(outputs['hand_registration_rms_px'][p, s]),
+            'registration_valid': bool(outputs['hand_registration_valid'][p, s]),
         }
     smplx_names = (
         'global_orient',

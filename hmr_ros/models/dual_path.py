@@ -23,6 +23,9 @@ is that dataflow, top to bottom, one short block per step:
     translation from the real intrinsics (geometry/virtual_camera.py), 2D keypoints with K.
 (h) Hands per person and side: wrist pose, 21 keypoints (MediaPipe order) of the fused mesh,
     finger pose, confidence and box.
+(i) Hand-root registration (CMR's 2D step, geometry/hand_root.py): the fused hand, relative to
+    its wrist, is placed so that it projects onto the whole-body model's own 2D hand joints;
+    an independent camera-space wrist estimate reported beside the mesh's wrist.
 
 Conventions of the outputs (shared with hmr_ros.pipeline.results):
 
@@ -34,7 +37,9 @@ Conventions of the outputs (shared with hmr_ros.pipeline.results):
   poses get it added; HaMeR's flat-hand MANO poses already are absolute), so the poses feed a
   ``flat_hand_mean=True`` SMPL-X layer or ``SMPLXLayer`` unchanged.
 - Hand roots come from the fused SMPL-X body (the wrist joint of the mesh), so a hand's TF wrist
-  equals the mesh's wrist joint. CMR's 2D-1D registration of the hand root is not done here.
+  equals the mesh's wrist joint. The registered root of step (i) is reported separately
+  (``hand_root_registered``): one connected SMPL-X mesh cannot move a hand on its own. CMR's 1D
+  silhouette step needs a hand mask and is not done.
 
 Adapters are switchable at inference time for the paper's ablations: 'none' (the baseline
 "SMPLer-X + HaMeR" with IK-style wrist fusion), 'hand', 'body' or 'both'.
@@ -65,12 +70,14 @@ from hmr_ros.geometry.crops import (
     crop_to_image_affine,
     hand_crop_boxes,
 )
+from hmr_ros.geometry.hand_root import register_hand_root
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle
 from hmr_ros.geometry.virtual_camera import crop_camera_in_image, virtual_to_real_camera
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, mcp_points_hm
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HandAdapter, arm_guidance
 from hmr_ros.models.fusion import NUM_BODY_ROTATIONS, fuse_hands, hand_box_confidence
 from hmr_ros.models.hand_expert import HandExpert, mirror_left_hands, normalize_hand_crops
+from hmr_ros.models.heads.smplx_head import HAND_POSITION_JOINT_NAMES
 from hmr_ros.models.whole_body import WholeBodyModel, virtual_crop_intrinsics
 
 if TYPE_CHECKING:
@@ -130,6 +137,9 @@ class DualPathConfig:
             never.
         hand_min_side_px: hand box side (image pixels) at and below which confidence is 0.
         hand_full_side_px: hand box side from which the size part of the confidence is 1.
+        registration_threshold_px: inlier threshold of the hand-root registration for a
+            256-pixel hand crop (CMR/MobRecon scale), scaled with each hand's crop side.
+        registration_depth_m: (min, max) depth of a registered hand root, metres.
     """
 
     adapters: AdapterRequest = 'auto'
@@ -137,6 +147,8 @@ class DualPathConfig:
     hand_confidence_threshold: float = 0.5
     hand_min_side_px: float = 16.0
     hand_full_side_px: float = 48.0
+    registration_threshold_px: float = 6.0
+    registration_depth_m: tuple[float, float] = (0.05, 10.0)
 
     def __post_init__(self) -> None:
         if self.adapters not in get_args(AdapterRequest):
@@ -149,6 +161,14 @@ class DualPathConfig:
             raise ValueError(
                 'need 0 < hand_min_side_px < hand_full_side_px; got '
                 f'{self.hand_min_side_px} and {self.hand_full_side_px}'
+            )
+        if self.registration_threshold_px <= 0:
+            raise ValueError(
+                f'registration_threshold_px must be positive; got {self.registration_threshold_px}'
+            )
+        if not 0 < self.registration_depth_m[0] < self.registration_depth_m[1]:
+            raise ValueError(
+                f'registration_depth_m must be 0 < min < max; got {self.registration_depth_m}'
             )
 
 
@@ -187,6 +207,9 @@ class DualPathOutput(NamedTuple):
         hand_keypoints_2d_px: (P, 2, 21, 2) their projections with the real intrinsics.
         hand_finger_pose: (P, 2, 15, 3) absolute finger rotations, SMPL-X/MANO joint order
             (the same values as left_hand_pose and right_hand_pose).
+        hand_root_registered: (P, 2, 3) wrist position from the 2D registration (step (i)).
+        hand_registration_rms_px: (P, 2) its reprojection RMS over the inlier keypoints.
+        hand_registration_valid: (P, 2) bool, at least 3 inlier keypoints.
     """
 
     global_orient: Tensor
@@ -213,6 +236,9 @@ class DualPathOutput(NamedTuple):
     hand_keypoints: Tensor
     hand_keypoints_2d_px: Tensor
     hand_finger_pose: Tensor
+    hand_root_registered: Tensor
+    hand_registration_rms_px: Tensor
+    hand_registration_valid: Tensor
 
 
 class DualPathModel(nn.Module):
@@ -265,6 +291,15 @@ class DualPathModel(nn.Module):
                 [[smplx_model.joint_index(n) for n in names] for names in hand_joint_names]
             ),
             persistent=False,
+        )
+        # SMPLer-X's 20 hand joints (thumb1 ... pinky4, 4 = tip) are OpenPose joints 1..20.
+        openpose_of_smplerx = [
+            OPENPOSE_HAND_JOINT_NAMES.index(name[:-1] + '_tip' if name.endswith('4') else name)
+            for name in HAND_POSITION_JOINT_NAMES
+        ]
+        self.smplerx_hand_keypoints: Tensor
+        self.register_buffer(
+            'smplerx_hand_keypoints', torch.tensor(openpose_of_smplerx), persistent=False
         )
         self.wrist_joint_index: Tensor
         self.register_buffer(
@@ -465,6 +500,22 @@ class DualPathModel(nn.Module):
 
         # (h) Hands per person and side, read from the fused mesh (TF wrist == mesh joint).
         hand_keypoints = joints[:, self.hand_keypoint_index]  # (P, 2, 21, 3)
+
+        # (i) Hand roots by 2D registration: the fused hand relative to its wrist, onto the
+        # whole-body model's own 2D hand joints (independent of the hand expert's camera).
+        hand_points = hand_keypoints[:, :, self.smplerx_hand_keypoints] - hand_keypoints[:, :, :1]
+        hand_joints_px = apply_affine(
+            body.hand_joints_crop_px.flatten(1, 2), body_crop_to_image
+        ).reshape(num_persons * len(SIDES), -1, 2)
+        registration = register_hand_root(
+            hand_points.flatten(0, 1),
+            hand_joints_px,
+            camera.repeat_interleave(len(SIDES), dim=0),
+            inlier_threshold_px=self.config.registration_threshold_px
+            * hand_sides_px
+            / hand_crop_px,
+            depth_bounds_m=self.config.registration_depth_m,
+        )
         finger_pose = rotmat_to_axis_angle(fused.hand_rotmats)  # (P, 2, 15, 3)
         body_aa = rotmat_to_axis_angle(fused.body_rotmats)  # (P, 22, 3)
         return DualPathOutput(
@@ -496,6 +547,9 @@ class DualPathModel(nn.Module):
                 num_persons, len(SIDES), len(OPENPOSE_HAND_JOINT_NAMES), 2
             ),
             hand_finger_pose=finger_pose,
+            hand_root_registered=registration.translation.reshape(num_persons, len(SIDES), 3),
+            hand_registration_rms_px=registration.rms_px.reshape(num_persons, len(SIDES)),
+            hand_registration_valid=registration.valid.reshape(num_persons, len(SIDES)),
         )
 
 

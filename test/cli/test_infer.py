@@ -80,6 +80,8 @@ def test_infer_on_an_image_writes_json_npz_and_overlay(assets, tmp_path, capsys)
     assert set(person['hands']) == {'left', 'right'}
     assert np.array(person['hands']['right']['keypoints_m']).shape == (21, 3)
     assert np.array(person['hands']['left']['wrist_rotation']).shape == (3, 3)
+    assert np.array(person['hands']['left']['registered_root_m']).shape == (3,)
+    assert isinstance(person['hands']['left']['registration_valid'], bool)
 
     arrays = np.load(output / 'astronaut.npz')
     assert arrays['vertices'].shape == (1, 10475, 3)

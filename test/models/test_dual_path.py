@@ -12,7 +12,7 @@ from hmr_ros.body_models.joint_names import (
     SMPLX_JOINT_NAMES,
     SMPLX_PARENTS,
 )
-from hmr_ros.geometry.crops import body_crop_boxes, crop_images
+from hmr_ros.geometry.crops import apply_affine, body_crop_boxes, crop_images, image_to_crop_affine
 from hmr_ros.geometry.kinematics import global_rotations
 from hmr_ros.geometry.rotations import (
     axis_angle_to_rotmat,
@@ -28,6 +28,7 @@ from hmr_ros.models.hand_expert import (
     mirror_left_hands,
     normalize_hand_crops,
 )
+from hmr_ros.models.heads.smplx_head import HAND_POSITION_JOINT_NAMES as HAND_JOINT_NAMES
 from hmr_ros.models.whole_body import build_whole_body
 
 WIDTH, HEIGHT = 320, 240
@@ -132,6 +133,9 @@ def test_forward_gives_finite_outputs_of_documented_shapes(
         'hand_keypoints': (p, 2, 21, 3),
         'hand_keypoints_2d_px': (p, 2, 21, 2),
         'hand_finger_pose': (p, 2, 15, 3),
+        'hand_root_registered': (p, 2, 3),
+        'hand_registration_rms_px': (p, 2),
+        'hand_registration_valid': (p, 2),
     }
     assert set(expected) == set(DualPathOutput._fields)
     for name, shape in expected.items():
@@ -295,6 +299,48 @@ def test_metric_translation_puts_the_pelvis_on_the_person_box_centre(
     torch.testing.assert_close(out.transl[0] + pelvis, out.joints[0, 0])
 
 
+def test_registered_hand_roots_match_the_mesh_when_the_2d_joints_are_its_projection(
+    base_models, smplx_body_model, monkeypatch
+):
+    """Script the whole-body model's 2D hand joints to be exactly the projection of the fused
+    mesh's hand joints (through SMPLer-X's cell mapping, inverted): the 2D registration must
+    then put each hand's root on the mesh's wrist, with zero reprojection error."""
+    whole_body = base_models[0]
+    model = _model(base_models, smplx_body_model)
+    run_stages = whole_body.run_stages
+    recorded = []
+
+    def scripted(crops):
+        if not recorded:
+            recorded.append(run_stages(crops))
+        return recorded[-1]
+
+    monkeypatch.setattr(whole_body, 'run_stages', scripted)
+    first = _run(model)
+    centers, sizes = body_crop_boxes(BOXES)
+    to_crop = image_to_crop_affine(centers, sizes, (512, 384))
+    tips = [OPENPOSE_HAND_JOINT_NAMES.index(n.replace('4', '_tip')) for n in HAND_JOINT_NAMES]
+    target_px = apply_affine(first.hand_keypoints_2d_px[:, :, tips].flatten(1, 2), to_crop)
+    target_px = target_px.reshape(2, 2, 20, 2)
+    boxes = apply_affine(first.hand_boxes_px.reshape(2, 4, 2), to_crop).reshape(2, 2, 4)
+    cells = (
+        (target_px - boxes[:, :, None, :2])
+        * 16.0
+        / (boxes[:, :, None, 2:] - boxes[:, :, None, :2])
+    )
+    cells[:, 0, :, 0] = 15.0 - cells[:, 0, :, 0]  # the left hand is stored mirrored
+    joints_hm = recorded[0].hands.joints_hm.clone()
+    joints_hm[..., :2] = cells
+    recorded.append(recorded[0]._replace(hands=recorded[0].hands._replace(joints_hm=joints_hm)))
+    second = _run(model)
+    torch.testing.assert_close(second.joints, first.joints)
+    assert second.hand_registration_valid.all()
+    assert second.hand_registration_rms_px.max() < 1e-2
+    torch.testing.assert_close(
+        second.hand_root_registered, second.hand_wrist_position, atol=1e-4, rtol=0
+    )
+
+
 def _mirror_stages(stages):
     """The whole-body stages a mirror-equivariant model would give for the flipped image.
 
@@ -311,9 +357,12 @@ def _mirror_stages(stages):
         (192.0 - stages.part_boxes_vit_px[:, :, 0]),
     )
     boxes[:, :2] = boxes[:, [1, 0]]
-    hands = stages.hands._replace(
-        pose_6d=stages.hands.pose_6d.flip(1), joints_hm=stages.hands.joints_hm.flip(1)
-    )
+    # SMPLer-X maps hand joint cells to crop pixels as corner + x * size / 16 and un-mirrors the
+    # left hand as 15 - x: mirroring a hand therefore shifts its stored x by one cell.
+    joints_hm = stages.hands.joints_hm.flip(1).clone()
+    joints_hm[:, 0, :, 0] -= 1.0
+    joints_hm[:, 1, :, 0] += 1.0
+    hands = stages.hands._replace(pose_6d=stages.hands.pose_6d.flip(1), joints_hm=joints_hm)
     return stages._replace(
         body_pose_6d=rotmat_to_rot6d(mirror_rotmat(body), 'interleaved'),
         jaw_pose_6d=rotmat_to_rot6d(mirror_rotmat(jaw), 'interleaved'),
@@ -416,6 +465,11 @@ def test_flipping_the_image_mirrors_the_whole_result(
     )
     u_mirrored = WIDTH - 1 - out.keypoints_2d_px[:, MIRROR_JOINTS, 0]
     torch.testing.assert_close(flipped.keypoints_2d_px[:, kinematic, 0], u_mirrored, **close)
+    # The registration fits the fingertips too, whose vertices are not mirror images in the
+    # synthetic mesh: about 1 mm of difference, far below a sign or side error (centimetres).
+    torch.testing.assert_close(
+        flipped.hand_root_registered, out.hand_root_registered.flip(1) * X_SIGN, atol=3e-3, rtol=0
+    )
 
 
 def test_untrained_adapters_change_nothing(base_models, smplx_body_model):
