@@ -23,23 +23,17 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import math
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
-from rcl_interfaces.msg import (
-    FloatingPointRange,
-    ParameterDescriptor,
-    SetParametersResult,
-)
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
-from rclpy.qos_overriding_options import QoSOverridingOptions
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
@@ -51,7 +45,16 @@ from hmr_ros.pipeline.frames import (
     IntrinsicsError,
     decode_image,
 )
-from hmr_ros.ros import markers
+from hmr_ros.ros import markers, qos
+from hmr_ros.ros.params import (
+    INPUT_QOS_CHOICES,
+    declare_node_parameters,
+    flatten_parameters,
+    parameter_entries,
+    replace_parameters,
+)
+from hmr_ros.ros.params import _parameter as parameter  # field helpers shared with hmr_node
+from hmr_ros.ros.params import _ParameterGroup as ParameterGroup
 
 NODE_NAME = 'hmr_viz_node'
 NANOSECONDS_PER_SECOND = 1_000_000_000
@@ -65,91 +68,81 @@ DEFAULT_FRAME_PERIOD_S = 0.1
 _PERIOD_SMOOTHING = 0.1  # weight of the newest stamp difference in the period estimate
 _MAX_FRAME_PERIOD_S = 5.0  # longer gaps are pauses, not the frame rate
 OUTPUT_DEPTH = 1
-_INPUT_QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
 _RGB8 = 'rgb8'
 _RGB_CHANNELS = 3
 
 
 # ---------------------------------------------------------------- parameters
-
-
-def _parameter(
-    default: bool | float | str,
-    description: str,
-    *,
-    unit: str = '',
-    value_range: tuple[float, float] | None = None,
-    choices: tuple[str, ...] = (),
-    dynamic: bool = True,
-) -> Any:
-    """A dataclass field holding one ROS parameter: its default, meaning and allowed values."""
-    metadata = {
-        'description': description + (f' [{unit}]' if unit else ''),
-        'range': value_range,
-        'choices': choices,
-        'dynamic': dynamic,
-    }
-    return dataclasses.field(default=default, metadata=metadata)
+# Declared, validated and documented by the helpers of ros/params.py, as hmr_node's are.
 
 
 @dataclasses.dataclass(frozen=True)
-class SkeletonParams:
+class SkeletonParams(ParameterGroup):
     """``skeleton.*``: the markers/skeleton array."""
 
-    enable: bool = _parameter(True, 'Publish joints, bones and id labels on markers/skeleton')
-    joint_diameter_m: float = _parameter(
-        0.04, 'Joint sphere diameter', unit='m', value_range=(0.001, 1.0)
+    enable: bool = parameter(
+        True, 'Publish joints, bones and id labels on markers/skeleton', dynamic=True
     )
-    bone_width_m: float = _parameter(0.015, 'Bone line width', unit='m', value_range=(0.001, 1.0))
-    label_height_m: float = _parameter(
-        0.12, 'Id label text height', unit='m', value_range=(0.01, 2.0)
+    joint_diameter_m: float = parameter(
+        0.04, 'Joint sphere diameter', unit='m', value_range=(0.001, 1.0), dynamic=True
     )
-    lifetime_periods: float = _parameter(
+    bone_width_m: float = parameter(
+        0.015, 'Bone line width', unit='m', value_range=(0.001, 1.0), dynamic=True
+    )
+    label_height_m: float = parameter(
+        0.12, 'Id label text height', unit='m', value_range=(0.01, 2.0), dynamic=True
+    )
+    lifetime_periods: float = parameter(
         2.0,
         'Marker lifetime in frame periods (measured from the persons stamps); 0 = forever',
         value_range=(0.0, 1000.0),
+        dynamic=True,
     )
 
 
 @dataclasses.dataclass(frozen=True)
-class MeshParams:
+class MeshParams(ParameterGroup):
     """``mesh.*``: the markers/mesh array (needs output.publish_vertices on hmr_node)."""
 
-    rate_hz: float = _parameter(
+    rate_hz: float = parameter(
         10.0,
         'Most mesh arrays per second (each is ~1.5 MB per person); 0 disables the mesh',
         unit='Hz',
         value_range=(0.0, 120.0),
+        dynamic=True,
     )
-    alpha: float = _parameter(0.8, 'Mesh opacity', value_range=(0.0, 1.0))
+    alpha: float = parameter(0.8, 'Mesh opacity', value_range=(0.0, 1.0), dynamic=True)
 
 
 @dataclasses.dataclass(frozen=True)
-class DebugImageParams:
+class DebugImageParams(ParameterGroup):
     """``debug_image.*``: the debug/image overlay."""
 
-    rate_hz: float = _parameter(
+    rate_hz: float = parameter(
         10.0,
         'Most overlay images per second; 0 disables the overlay',
         unit='Hz',
         value_range=(0.0, 120.0),
+        dynamic=True,
     )
-    mesh_style: str = _parameter(
+    mesh_style: str = parameter(
         'filled',
         'Mesh drawing: shaded translucent triangles, wireframe or none',
         choices=overlay.MESH_STYLES,
+        dynamic=True,
     )
-    mesh_alpha: float = _parameter(0.5, 'Opacity of the filled mesh', value_range=(0.0, 1.0))
-    input_qos: str = _parameter(
+    mesh_alpha: float = parameter(
+        0.5, 'Opacity of the filled mesh', value_range=(0.0, 1.0), dynamic=True
+    )
+    input_qos: str = parameter(
         'sensor_data',
         'QoS of the image and camera_info subscriptions (qos_overrides.* refine it)',
-        choices=_INPUT_QOS_CHOICES,
-        dynamic=False,
+        choices=INPUT_QOS_CHOICES,
     )
 
 
 @dataclasses.dataclass(frozen=True)
-class VisualizationParams:
+class VisualizationParams(ParameterGroup):
     """All parameters of ``hmr_viz_node`` (groups become dotted names: ``mesh.rate_hz``)."""
 
     skeleton: SkeletonParams = SkeletonParams()
@@ -157,142 +150,17 @@ class VisualizationParams:
     debug_image: DebugImageParams = DebugImageParams()
 
 
-def parameter_fields(
-    params_type: type = VisualizationParams, prefix: str = ''
-) -> Iterator[tuple[str, dataclasses.Field[Any]]]:
-    """(dotted name, dataclass field) of every leaf parameter, in declaration order."""
-    for field in dataclasses.fields(params_type):
-        default = field.default
-        if dataclasses.is_dataclass(default):
-            yield from parameter_fields(type(default), f'{prefix}{field.name}.')
-        else:
-            yield f'{prefix}{field.name}', field
-
-
-def flatten_parameters(params: Any, prefix: str = '') -> dict[str, Any]:
-    """Dotted name -> value of every leaf of a parameter dataclass instance."""
-    values: dict[str, Any] = {}
-    for field in dataclasses.fields(params):
-        value = getattr(params, field.name)
-        if dataclasses.is_dataclass(value):
-            values.update(flatten_parameters(value, f'{prefix}{field.name}.'))
-        else:
-            values[f'{prefix}{field.name}'] = value
-    return values
-
-
-def parameters_from_values(values: Mapping[str, Any]) -> VisualizationParams:
-    """Build VisualizationParams from dotted names, checking types, ranges and choices.
-
-    Raises:
-        ValueError: unknown name (the valid ones are listed) or invalid value.
-    """
-    fields = dict(parameter_fields())
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ValueError(
-            f'unknown parameter(s) {", ".join(unknown)}; valid names: {", ".join(fields)}'
-        )
-    groups: dict[str, dict[str, Any]] = collections.defaultdict(dict)
-    for name, field in fields.items():
-        value: Any = values.get(name, field.default)
-        expected: type = type(field.default)
-        if expected is float and type(value) is int:
-            value = float(value)
-        if type(value) is not expected:
-            raise ValueError(f'{name} must be a {expected.__name__}, got {value!r}')
-        low_high = field.metadata['range']
-        if low_high is not None and not _within(float(cast(Any, value)), low_high):
-            raise ValueError(f'{name} must be in [{low_high[0]}, {low_high[1]}], got {value}')
-        choices = field.metadata['choices']
-        if choices and value not in choices:
-            raise ValueError(f'{name} {value!r} is not valid; choose one of {", ".join(choices)}')
-        group, leaf = name.split('.')
-        groups[group][leaf] = value
-    return VisualizationParams(
-        skeleton=SkeletonParams(**groups['skeleton']),
-        mesh=MeshParams(**groups['mesh']),
-        debug_image=DebugImageParams(**groups['debug_image']),
-    )
-
-
-def _within(value: float, bounds: tuple[float, float]) -> bool:
-    return math.isfinite(value) and bounds[0] <= value <= bounds[1]
-
-
-def declare_visualization_parameters(node: Node) -> VisualizationParams:
-    """Declare every parameter with a descriptor (read-only unless dynamic, float ranges).
-
-    Raises:
-        ValueError: an override is invalid (the message names it).
-    """
-    declarations: list[Any] = []
-    for name, field in parameter_fields():
-        descriptor = ParameterDescriptor(
-            description=field.metadata['description'], read_only=not field.metadata['dynamic']
-        )
-        if field.metadata['choices']:
-            descriptor.additional_constraints = f'one of: {", ".join(field.metadata["choices"])}'
-        if field.metadata['range'] is not None:
-            low, high = field.metadata['range']
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=float(low), to_value=float(high), step=0.0)
-            ]
-        declarations.append((name, field.default, descriptor))
-    declared = node.declare_parameters('', declarations)
-    return parameters_from_values({p.name: p.value for p in declared})
-
-
-# ---------------------------------------------------------------- QoS
-
-
 def _output_qos() -> QoSProfile:
-    """Markers and the overlay: reliable, keep last 1, volatile (RViz's default request)."""
+    """Markers and the overlay: reliable, keep last 1, volatile (what RViz requests).
+
+    Depth 1: a marker array or image replaces the previous one, so only the newest matters.
+    """
     return QoSProfile(
         history=QoSHistoryPolicy.KEEP_LAST,
         depth=OUTPUT_DEPTH,
         reliability=QoSReliabilityPolicy.RELIABLE,
         durability=QoSDurabilityPolicy.VOLATILE,
     )
-
-
-def _persons_qos() -> QoSProfile:
-    """As hmr_node publishes persons: reliable, keep last 5, volatile."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST,
-        depth=5,
-        reliability=QoSReliabilityPolicy.RELIABLE,
-        durability=QoSDurabilityPolicy.VOLATILE,
-    )
-
-
-def _latched_qos() -> QoSProfile:
-    """model_info and mesh_topology: reliable, transient local, keep last 1."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST,
-        depth=1,
-        reliability=QoSReliabilityPolicy.RELIABLE,
-        durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
-    )
-
-
-def _input_qos(name: str, depth: int) -> QoSProfile:
-    """image/camera_info subscriptions: best effort (sensor data) matches every publisher."""
-    reliability = {
-        'sensor_data': QoSReliabilityPolicy.BEST_EFFORT,
-        'reliable': QoSReliabilityPolicy.RELIABLE,
-        'system_default': QoSReliabilityPolicy.SYSTEM_DEFAULT,
-    }[name]
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST,
-        depth=depth,
-        reliability=reliability,
-        durability=QoSDurabilityPolicy.VOLATILE,
-    )
-
-
-def _overriding_options() -> QoSOverridingOptions:
-    return QoSOverridingOptions.with_default_policies()
 
 
 # ---------------------------------------------------------------- helpers
@@ -399,7 +267,8 @@ class HmrVisualizationNode(Node):
 
     def __init__(self, node_name: str = NODE_NAME, **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
-        self._params = declare_visualization_parameters(self)
+        self._params = declare_node_parameters(self, VisualizationParams)
+        self._parameter_names = frozenset(e.name for e in parameter_entries(VisualizationParams))
         self._joint_parents: np.ndarray | None = None
         self._topology: MeshTopology | None = None
         self._faces = np.zeros((0, 3), dtype=np.int64)
@@ -416,7 +285,7 @@ class HmrVisualizationNode(Node):
         self.mesh_build_ms: float | None = None
         """Time to build the last mesh array (for benchmarks and diagnostics)."""
 
-        options = _overriding_options
+        options = qos.overriding_options
         self._skeleton_publisher = self.create_publisher(
             MarkerArray, 'markers/skeleton', _output_qos(), qos_overriding_options=options()
         )
@@ -430,12 +299,12 @@ class HmrVisualizationNode(Node):
             PersonArray,
             'persons',
             self._on_persons,
-            _persons_qos(),
+            qos.array_output_qos(),
             qos_overriding_options=options(),
         )
-        self.create_subscription(ModelInfo, 'model_info', self._on_model_info, _latched_qos())
+        self.create_subscription(ModelInfo, 'model_info', self._on_model_info, qos.latched_qos())
         self.create_subscription(
-            MeshTopology, 'mesh_topology', self._on_mesh_topology, _latched_qos()
+            MeshTopology, 'mesh_topology', self._on_mesh_topology, qos.latched_qos()
         )
         self.create_timer(SUBSCRIBER_CHECK_PERIOD_S, self._update_image_subscriptions)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -452,14 +321,11 @@ class HmrVisualizationNode(Node):
     # ------------------------------------------------------------ parameters
 
     def _on_set_parameters(self, parameters: Sequence[Parameter]) -> SetParametersResult:
-        names = dict(parameter_fields())
-        changes = {p.name: p.value for p in parameters if p.name in names}
+        changes = {p.name: p.value for p in parameters if p.name in self._parameter_names}
         if not changes:
             return SetParametersResult(successful=True)
-        values = flatten_parameters(self._params)
-        values.update(changes)
         try:
-            new_params = parameters_from_values(values)
+            new_params = replace_parameters(self._params, changes)
         except ValueError as error:
             return SetParametersResult(successful=False, reason=str(error))
         old, self._params = self._params, new_params
@@ -596,15 +462,15 @@ class HmrVisualizationNode(Node):
                     Image,
                     'image',
                     self._on_image,
-                    _input_qos(name, 1),
-                    qos_overriding_options=_overriding_options(),
+                    qos.image_qos(name),
+                    qos_overriding_options=qos.overriding_options(),
                 ),
                 self.create_subscription(
                     CameraInfo,
                     'camera_info',
                     self._on_camera_info,
-                    _input_qos(name, 5),
-                    qos_overriding_options=_overriding_options(),
+                    qos.camera_info_qos(name),
+                    qos_overriding_options=qos.overriding_options(),
                 ),
             ]
         elif not wanted and self._image_subscriptions:

@@ -91,10 +91,29 @@ def test_declared_arguments() -> None:
     assert not literal & model
 
 
-def test_model_arguments_name_model_parameters() -> None:
+def _flatten(tree: dict, prefix: str = '') -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f'{prefix}{key}.'))
+        else:
+            flat[f'{prefix}{key}'] = value
+    return flat
+
+
+def test_model_arguments_override_hmr_node_parameters_of_their_type() -> None:
+    """Each argument names model.<argument> of config/hmr_ros.yaml; booleans map to booleans."""
     constants = _constants(_module())
-    mapping = {**constants['MODEL_ARGUMENTS'], **constants['BOOLEAN_MODEL_ARGUMENTS']}
-    assert mapping == {argument: f'model.{argument}' for argument in mapping}
+    defaults = _flatten(
+        yaml.safe_load((REPO / 'config' / 'hmr_ros.yaml').read_text())['/**']['ros__parameters']
+    )
+    for argument, parameter in constants['MODEL_ARGUMENTS'].items():
+        assert parameter == f'model.{argument}'
+        assert isinstance(defaults[parameter], str), parameter
+    for argument, parameter in constants['BOOLEAN_MODEL_ARGUMENTS'].items():
+        assert parameter == f'model.{argument}'
+        assert isinstance(defaults[parameter], bool), parameter
+    assert isinstance(defaults['autostart'], bool)
 
 
 def test_executables_exist_and_the_main_node_is_a_lifecycle_node() -> None:
@@ -125,8 +144,7 @@ def test_default_files_exist_in_the_package() -> None:
         'config/visualization.yaml',
         'rviz/hmr.rviz',
     }
-    assert (REPO / 'config' / 'visualization.yaml').is_file()
-    assert RVIZ_FILE.is_file()
+    assert all(path.is_file() for path in paths)
 
 
 def _displays(config: dict) -> list[dict]:

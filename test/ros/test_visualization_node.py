@@ -302,21 +302,21 @@ def test_rate_limiter_uses_stamps_and_restarts_on_replay() -> None:
 
 
 def test_yaml_mirrors_the_parameter_dataclasses() -> None:
-    from hmr_ros.ros.visualization_node import parameter_fields
+    """config/visualization.yaml is parameters_yaml() of VisualizationParams below its header."""
+    from hmr_ros.ros.params import parameter_entries, parameters_yaml
+    from hmr_ros.ros.visualization_node import VisualizationParams
 
-    with (REPO / 'config' / 'visualization.yaml').open() as stream:
-        document = yaml.safe_load(stream)
-    values = document['/**']['ros__parameters']
+    text = (REPO / 'config' / 'visualization.yaml').read_text()
+    header_lines = 3
+    generated = parameters_yaml(params_type=VisualizationParams)
+    assert text.splitlines()[header_lines:] == generated.splitlines()[header_lines:], (
+        'config/visualization.yaml is out of date: regenerate it with '
+        'parameters_yaml(params_type=VisualizationParams)'
+    )
+    values = yaml.safe_load(text)['/**']['ros__parameters']
     flat = {
         f'{group}.{leaf}': value
         for group, leaves in values.items()
         for leaf, value in leaves.items()
     }
-    defaults = {name: field.default for name, field in parameter_fields()}
-    assert flat == defaults
-    text = (REPO / 'config' / 'visualization.yaml').read_text()
-    for name, field in parameter_fields():
-        line = next(
-            line for line in text.splitlines() if line.strip().startswith(name.split('.')[1] + ':')
-        )
-        assert ('[dynamic]' in line) == field.metadata['dynamic'], name
+    assert flat == {e.name: e.default for e in parameter_entries(VisualizationParams)}
