@@ -111,7 +111,7 @@ _MODE_DESCRIPTIONS: dict[str, str] = {
     ),
     'hand': (
         'HMR-Adapter, hand adapter only: the body pose guides the hand expert (paper 3.3); the '
-        'body pose is the whole-body model own'
+        "body pose is the whole-body model's own"
     ),
     'body': (
         'HMR-Adapter, body adapter only: hand features refine the body pose (paper 3.4); the '
@@ -377,7 +377,7 @@ class DualPathModel(nn.Module):
     def forward(
         self, images: Tensor, boxes_xyxy: Tensor, batch_index: Tensor, intrinsics: Tensor
     ) -> DualPathOutput:
-        """Recover one SMPL-X body per person box (steps (a)-(h) of the module docstring).
+        """Recover one SMPL-X body per person box (steps (a)-(i) of the module docstring).
 
         Args:
             images: (N, 3, H, W) float RGB in [0, 1], on the model's device.
@@ -454,7 +454,10 @@ class DualPathModel(nn.Module):
             hands_seen = self.hand_path.hand_expert(hand_input)
         hands = mirror_left_hands(hands_seen, is_left)
 
-        # (f) Fusion: fingers and wrist from the hand path where the hand box is usable.
+        # (f) Fusion: fingers and wrist from the hand path where the hand box is usable. Both
+        # models predict orientations in their crop's camera; the crops are axis-aligned cuts
+        # of the image (no rotation), so those cameras have the real camera's axes and the
+        # hand's global orientation is used as is in the body's camera frame.
         hand_confidence = hand_box_confidence(
             hand_boxes_px, image_wh, self.config.hand_min_side_px, self.config.hand_full_side_px
         )
