@@ -382,10 +382,15 @@ class HmrVisualizationNode(Node):
         style = self._style()
         if self._params.skeleton.enable and self._skeleton_publisher.get_subscription_count():
             self._publish_skeleton(message, style)
-        if self._mesh_publisher.get_subscription_count() and self._mesh_limiter.allow(
-            stamp_ns, self._params.mesh.rate_hz
-        ):
-            self._publish_mesh(message, style)
+        rate_hz = self._params.mesh.rate_hz
+        if rate_hz > 0.0 and self._mesh_publisher.get_subscription_count():
+            # An array without meshes (everyone left) only clears: it skips the rate limit.
+            nobody = not any(p.tracking_state != Person.LOST for p in message.persons)
+            if nobody or self._mesh_limiter.allow(stamp_ns, rate_hz):
+                # Meshes are refreshed at most rate_hz: they must outlive that period.
+                period_s = max(self._period_s, 1.0 / rate_hz)
+                lifetime_s = self._params.skeleton.lifetime_periods * period_s
+                self._publish_mesh(message, dataclasses.replace(style, lifetime_s=lifetime_s))
         if self._image_subscriptions:
             self._pending_persons = message
             self._try_overlay()

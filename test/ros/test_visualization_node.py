@@ -178,6 +178,21 @@ def test_mesh_is_built_only_for_subscribers_and_matches_the_faces(graph) -> None
     corners = np.array([(p.x, p.y, p.z) for p in mesh.points])
     np.testing.assert_allclose(corners, vertices[faces.ravel()], rtol=1e-6)
     assert graph.node.mesh_build_ms is not None
+    # Meshes refresh at most mesh.rate_hz (10): their lifetime spans two of those periods.
+    assert mesh.lifetime.sec == 0 and mesh.lifetime.nanosec >= 200_000_000
+
+    # Everyone leaves 1 ms after the newest mesh: the clearing array passes the rate limit.
+    count = len(graph.received['markers/mesh'])
+    empty = _persons(_stamp(graph.node._last_stamp_ns // 10**9, 1_000_000))
+    empty.persons = []
+
+    def cleared() -> bool:
+        return any(
+            [m.action for m in array.markers] == [Marker.DELETEALL]
+            for array in graph.received['markers/mesh'][count:]
+        )
+
+    assert graph.spin_until(cleared, tick=lambda: graph.persons.publish(empty))
 
 
 def test_debug_image_overlays_the_matching_image(graph) -> None:
