@@ -20,6 +20,7 @@ ROSDEP_KEYS = {
     'torch': 'python3-torch',
     'safetensors': 'python3-safetensors-pip',
     'smplx': 'python3-smplx-pip',
+    'mcap': 'python3-mcap-pip',
     'rclpy': 'rclpy',
     'rcl_interfaces': 'rcl_interfaces',
     'launch': 'launch',
@@ -46,7 +47,6 @@ OPTIONAL_MODULES = {
     'torchvision',
     'tensorboard',
     'scipy',
-    'mcap',
     'mcap_ros2',
     'rosbag2_py',
     'yacs',  # only to pickle HaMeR-like stand-in configs, with a fallback when absent
