@@ -85,6 +85,8 @@ WORKER_POLL_S = 0.1
 """The worker wakes this often without frames, to apply parameter changes and to stop."""
 WORKER_JOIN_S = 10.0
 DIAGNOSTICS_PERIOD_S = 1.0
+TF_TIME_JUMP_NS = 1_000_000_000
+"""An image stamp this much older than the last broadcast means time jumped back."""
 NANOSECONDS_PER_MILLISECOND = 1e6
 
 
@@ -204,11 +206,6 @@ class HmrNode(LifecycleNode):
         return self._stats
 
     @property
-    def camera_info_received(self) -> bool:
-        """Whether a camera_info arrived since the last activation."""
-        return self._camera_info is not None
-
-    @property
     def dropped_while_busy(self) -> int:
         """Frames replaced in the slot since the last activation."""
         slot = self._slot
@@ -266,6 +263,7 @@ class HmrNode(LifecycleNode):
         self._stats.reset(time.monotonic())
         self._frames_accepted = 0
         self._last_accepted_s = -math.inf
+        self._last_tf_stamp_ns = -1
         self._camera_info = None
         self._slot = FrameSlot()
         try:
@@ -309,6 +307,12 @@ class HmrNode(LifecycleNode):
         self._release_configuration()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        """Stop the worker and close the pipeline even without a shutdown transition."""
+        self._stop_streaming()
+        self._release_configuration()
+        super().destroy_node()
+
     # ------------------------------------------------------------ set-up helpers
 
     def _create_publishers(self) -> None:
@@ -341,7 +345,10 @@ class HmrNode(LifecycleNode):
         from diagnostic_msgs.msg import DiagnosticArray
 
         self._diagnostics_publisher = self.create_publisher(
-            DiagnosticArray, '/diagnostics', qos.diagnostics_qos()
+            DiagnosticArray,
+            '/diagnostics',
+            qos.diagnostics_qos(),
+            qos_overriding_options=qos.overriding_options(),
         )
         self._publishers = [
             self._persons_publisher,
@@ -703,7 +710,11 @@ class HmrNode(LifecycleNode):
         self._stats.record_output(time.monotonic(), latency_ms)
 
     def _broadcast_tf(self, job: _Job, result: FrameResult, hands: dict[str, Any]) -> None:
-        if job.stamp_ns <= self._last_tf_stamp_ns:
+        if self._last_tf_stamp_ns - job.stamp_ns > TF_TIME_JUMP_NS:
+            # Time went back by more than a jump threshold (a bag restarted): listeners clear
+            # their buffers on such jumps, so broadcasting from the new time is not a repeat.
+            self.get_logger().info('image stamps jumped back in time; TF broadcast restarts')
+        elif job.stamp_ns <= self._last_tf_stamp_ns:
             self.get_logger().warning(
                 'image stamp is not newer than the last TF broadcast; TF is not re-sent for it '
                 '(listeners would report TF_REPEATED_DATA)',

@@ -413,6 +413,35 @@ def test_stale_images_are_skipped_and_counted(harness_factory) -> None:
     h.first_output()  # fresh images still flow
 
 
+def test_max_rate_limits_accepted_images(harness_factory) -> None:
+    """input.max_rate_hz 5 against 60 Hz input for 1 s: about 5 accepted, the rest skipped."""
+    h = harness_factory(overrides={'input.max_rate_hz': 5.0})
+    h.start()
+    h.send_camera_info()
+    h.first_output()
+    before = len(h.pipeline.frames)
+    begin = time.monotonic()
+    while time.monotonic() - begin < 1.0:
+        h.image_publisher.publish(h.image_message())
+        time.sleep(1.0 / 60.0)
+    time.sleep(0.1)
+    assert 3 <= len(h.pipeline.frames) - before <= 7
+    assert h.node.statistics.count(Event.SKIPPED_RATE) >= 40
+
+
+def test_a_repeated_image_stamp_is_not_broadcast_on_tf_again(harness_factory) -> None:
+    h = harness_factory()
+    h.start()
+    h.send_camera_info()
+    stamp = h.first_output()
+    assert wait_for(lambda: h.with_stamp('/tf', stamp))
+    h.publish_until(
+        lambda: h.image_message(stamp=stamp), lambda: len(h.with_stamp('persons', stamp)) >= 2
+    )
+    time.sleep(0.1)
+    assert len(h.with_stamp('/tf', stamp)) == 1
+
+
 # ---------------------------------------------------------------- bad input
 
 
@@ -608,8 +637,11 @@ def test_deactivate_publishes_empty_arrays_and_cleanup_closes(harness_factory) -
     assert len(h.pipeline.frames) == processed
     assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
     assert h.pipeline.closed
-    # configure again builds a new pipeline from the factory
-    assert h.node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    # configure again builds a new pipeline from the factory; shutdown from active closes it
+    h.pipeline = ScriptedPipeline()
+    h.start()
+    assert h.node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
+    assert h.pipeline.closed
 
 
 def test_configure_fails_naming_the_parameter_and_the_missing_file(
