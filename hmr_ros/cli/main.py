@@ -19,6 +19,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     'assets',
     'checkpoints',
     'infer',
+    'train',
+    'evaluate',
 )
 
 

@@ -1,0 +1,191 @@
+"""``hmr-ros train`` run in-process on stand-in assets and a tiny synthetic data set."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from hmr_ros.cli.main import main
+from hmr_ros.config import load_config
+from hmr_ros.models.dual_path_builder import load_body_adapter, load_hand_adapter, load_hand_expert
+from hmr_ros.training.config import BodyAdapterTrainConfig, HandAdapterTrainConfig
+from hmr_ros.training.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE_WH = (64, 80)
+
+
+@pytest.fixture(scope='module')
+def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp('assets')
+    assert main(['make-test-assets', str(folder), '--variants', 'hamer_tiny', 'smplerx_tiny']) == 0
+    return folder
+
+
+@pytest.fixture(scope='module')
+def index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two persons with SMPL-X, right-hand MANO labels, hand keypoints and boxes."""
+    folder = tmp_path_factory.mktemp('data')
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(2):
+        path = folder / f'{i}.png'
+        pixels = rng.integers(0, 256, size=(IMAGE_WH[1], IMAGE_WH[0], 3), dtype=np.uint8)
+        cv2.imwrite(str(path), pixels)
+        keypoints = np.concatenate((rng.uniform(30, 50, (21, 2)), np.ones((21, 1))), axis=1)
+        samples.append(
+            Sample(
+                dataset='synthetic',
+                sample_id=str(i),
+                image_size_wh=IMAGE_WH,
+                image_path=str(path),
+                person_box_xyxy=np.array((8.0, 6.0, 56.0, 74.0)),
+                right_hand_box_xyxy=np.array((30.0, 30.0, 50.0, 50.0)),
+                right_hand_keypoints_2d_px=keypoints,
+                right_mano=MANOParams(
+                    rng.normal(size=3), rng.normal(scale=0.3, size=(15, 3)), np.zeros(10)
+                ),
+                smplx=SMPLXParams(
+                    global_orient_aa=rng.normal(size=3),
+                    body_pose_aa=rng.normal(scale=0.3, size=(21, 3)),
+                    left_hand_pose_aa=np.zeros((15, 3)),
+                    right_hand_pose_aa=np.zeros((15, 3)),
+                    jaw_pose_aa=np.zeros(3),
+                    betas=np.zeros(10),
+                    expression=np.zeros(10),
+                    transl_m=np.array((0.0, 0.0, 3.0)),
+                    rest_pelvis_m=np.zeros(3),
+                ),
+            )
+        )
+    return save_index(folder / 'index.npz', samples)
+
+
+def _write_config(path: Path, values: dict) -> Path:
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def _common(index: Path, out: Path) -> dict:
+    return {
+        'data': {'indexes': [str(index)], 'augmentation': None, 'num_workers': 0},
+        'output': {'dir': str(out), 'checkpoint_every': 1, 'log_every': 1},
+        'optimizer': {'lr': 1e-3, 'warmup_steps': 0},
+        'run': {'steps': 2, 'batch_size': 2, 'device': 'cpu'},
+    }
+
+
+def test_train_hand_adapter_then_resume(
+    assets: Path, index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / 'run'
+    config = _write_config(
+        tmp_path / 'hand.yaml',
+        {
+            'hand_expert': str(assets / 'hamer_tiny.safetensors'),
+            'body_model_dir': str(assets),
+            **_common(index, out),
+        },
+    )
+    assert main(['train', 'hand-adapter', str(config)]) == 0
+    printed = capsys.readouterr().out
+    adapter_file = out / 'hand_adapter_hamer_tiny.safetensors'
+    assert f'adapter file: {adapter_file}' in printed and 'steps 0 -> 2' in printed
+    with (out / 'losses.csv').open() as file:
+        rows = list(csv.DictReader(file))
+    assert [row['step'] for row in rows] == ['1', '2']
+    assert {'total', 'keypoints_2d', 'keypoints_3d', 'vertices', 'pose', 'betas', 'lr'} <= set(
+        rows[0]
+    )
+    assert (out / 'config.yaml').is_file()
+    assert sorted(p.name for p in (out / 'checkpoints').iterdir()) == [
+        'step_00000001',
+        'step_00000002',
+    ]
+
+    # The dual path loads the exported adapter file for its hand expert.
+    hand_expert, info = load_hand_expert(assets / 'hamer_tiny.safetensors')
+    adapter, _ = load_hand_adapter(adapter_file, hand_expert, info.variant)
+    assert sum(p.numel() for p in adapter.parameters()) > 0
+
+    # Resume for one more step with --set; the new rows follow the old ones.
+    assert (
+        main(['train', 'hand-adapter', str(config), '--resume', str(out), '--set', 'run.steps=3'])
+        == 0
+    )
+    assert 'steps 2 -> 3' in capsys.readouterr().out
+    with (out / 'losses.csv').open() as file:
+        assert [row['step'] for row in csv.DictReader(file)] == ['1', '2', '3']
+
+
+def test_train_body_adapter(
+    assets: Path, index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / 'run'
+    values = {
+        'whole_body': str(assets / 'smplerx_tiny.safetensors'),
+        'body_model_dir': str(assets),
+        'adapter': {'feature_dim': 16, 'dim': 32, 'depth': 1, 'heads': 2, 'dim_head': 16},
+        **_common(index, out),
+    }
+    values['run']['steps'] = 1
+    config = _write_config(tmp_path / 'body.yaml', values)
+    assert main(['train', 'body-adapter', str(config)]) == 0
+    adapter_file = out / 'body_adapter_smplerx_tiny.safetensors'
+    assert f'adapter file: {adapter_file}' in capsys.readouterr().out
+    adapter, info = load_body_adapter(adapter_file, 'smplerx_tiny')
+    assert adapter.config.in_channels == 32 and info.variant == 'smplerx_tiny'
+
+
+def test_config_errors_exit_with_usage_and_list_valid_keys(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _write_config(
+        tmp_path / 'bad.yaml',
+        {
+            'hand_expert': 'x',
+            'body_model_dir': 'y',
+            'data': {'indexes': ['z.npz']},
+            'output': {'dir': 'o'},
+            'optimiser': {'lr': 1.0},
+        },
+    )
+    assert main(['train', 'hand-adapter', str(config)]) == 2
+    error = capsys.readouterr().err
+    assert "unknown key 'optimiser'" in error and 'optimizer' in error
+    assert main(['train', 'body-adapter', str(tmp_path / 'missing.yaml')]) == 2
+
+
+def test_missing_data_is_reported(
+    assets: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _write_config(
+        tmp_path / 'hand.yaml',
+        {
+            'hand_expert': str(assets / 'hamer_tiny.safetensors'),
+            'body_model_dir': str(assets),
+            **_common(tmp_path / 'no_index.npz', tmp_path / 'run'),
+        },
+    )
+    assert main(['train', 'hand-adapter', str(config)]) == 1
+    assert 'convert the data set first' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ('name', 'config_type'),
+    [
+        ('train_hand_adapter.yaml', HandAdapterTrainConfig),
+        ('train_body_adapter.yaml', BodyAdapterTrainConfig),
+    ],
+)
+def test_shipped_configs_load(name: str, config_type: type) -> None:
+    """The example configs in config/ hold only valid keys and values."""
+    config = load_config(config_type, REPO / 'config' / name)
+    assert config.run.steps == 10_000 and config.run.batch_size == 128
+    assert torch.device(config.run.device if config.run.device != 'auto' else 'cpu')
