@@ -283,6 +283,8 @@ class BoxTracker:
         boxes_px: np.ndarray | Sequence[Sequence[float]],
         scores: np.ndarray | Sequence[float],
         stamp_s: float,
+        *,
+        single_person: bool = False,
     ) -> tuple[Track, ...]:
         """Advance the tracker by one frame.
 
@@ -292,6 +294,9 @@ class BoxTracker:
             stamp_s: Frame stamp, seconds (image header). A stamp earlier than the previous one
                 (a bag replayed from the start) resets the tracker first; its tracks are reported
                 ``LOST`` in this update's result.
+            single_person: The caller knows there is one person (the single-operator
+                front-end): one live track and one detection are the same person whatever their
+                IoU, so a fast move or a poor first box does not start a new id.
 
         Returns:
             Every track alive before or started in this frame, oldest id first: ``TENTATIVE``,
@@ -319,7 +324,10 @@ class BoxTracker:
             -1, BOX_SIZE
         )
         # 2. Associate.
-        pairs = associate_greedy(box_iou(predicted, boxes), config.iou_threshold)
+        if single_person and len(self._tracks) == 1 and len(boxes) == 1:
+            pairs = [(0, 0)]
+        else:
+            pairs = associate_greedy(box_iou(predicted, boxes), config.iou_threshold)
         detection_of = {row: column for row, column in pairs}
         # 3. Update existing tracks.
         survivors: list[_TrackMemory] = []

@@ -232,3 +232,19 @@ def test_outputs_are_frozen() -> None:
         track.state = TrackState.LOST  # type: ignore[misc]
     assert track.center_px == (50.0, 200.0)
     assert track.area_px == 100.0 * 200.0
+
+
+def test_single_person_mode_keeps_the_id_through_a_jump() -> None:
+    """With one live track and one detection, single_person matches them at any IoU."""
+    tracker = BoxTracker(TrackerConfig(min_hits=2))
+    first = tracker.update([[0, 0, 100, 200]], [0.9], 0.0, single_person=True)
+    # A disjoint box: IoU 0, which would end the tentative track and start id '2'.
+    jumped = tracker.update([[300, 0, 400, 200]], [0.9], 0.033, single_person=True)
+    assert [t.id for t in jumped] == [first[0].id]
+    assert jumped[0].state == TrackState.TRACKED
+    plain = BoxTracker(TrackerConfig(min_hits=2))
+    plain.update([[0, 0, 100, 200]], [0.9], 0.0)
+    assert [t.state for t in plain.update([[300, 0, 400, 200]], [0.9], 0.033)] == [
+        TrackState.LOST,
+        TrackState.TENTATIVE,
+    ]

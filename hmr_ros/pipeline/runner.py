@@ -1,0 +1,689 @@
+"""The real-time pipeline: one camera frame in, every person's SMPL-X body, hands and track out.
+
+:func:`build_pipeline` turns :class:`~hmr_ros.pipeline.protocol.PipelineOptions` into a
+:class:`PipelineRunner`, the production :class:`~hmr_ros.pipeline.protocol.FramePipeline` that the
+ROS node and the offline tools drive. One frame goes through these stages (their wall times are
+reported in ``FrameResult.stage_times_ms``):
+
+1. ``detect``: person boxes from the configured source: a person detector
+   (:class:`~hmr_ros.pipeline.detectors.base.PersonDetector`), boxes passed in by the caller, or
+   the built-in front-end (whole image for one operator, then the previous frame's person box).
+2. ``upload``: the RGB image to the model's device as float [0, 1] (a pinned staging buffer and
+   an asynchronous copy on a side stream on CUDA; crops and resizing then happen on the device,
+   inside the dual path).
+3. ``model``: the dual path (:class:`~hmr_ros.models.dual_path.DualPathModel`) for all boxes at
+   once, under autocast in fp16/bf16 on CUDA; results come back to the host in one transfer.
+4. ``track``: boxes to persistent track ids (:class:`~hmr_ros.pipeline.tracking.BoxTracker`);
+   people briefly missed are reported ``PREDICTED`` with their last estimate, then ``LOST`` once.
+5. ``smooth``: One-Euro filtering per track of what consumers read as positions and frames
+   (joints, 2D keypoints, vertices, root and wrist positions and rotations, hand keypoints).
+   SMPL-X pose parameters are passed through unfiltered: filtering local axis-angle rotations
+   independently would not keep them consistent with the filtered joints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import torch
+
+import hmr_ros
+from hmr_ros.body_models.joint_names import (
+    MEDIAPIPE_HAND_LANDMARK_NAMES,
+    SMPLX_JOINT_NAMES,
+    SMPLX_PARENTS,
+    smplx_hand_to_openpose,
+    smplx_output_joint_names,
+)
+from hmr_ros.body_models.smplx_layers import SMPLXBodyModel
+from hmr_ros.geometry.rotations import (
+    axis_angle_to_rotmat,
+    quaternion_to_axis_angle,
+    rotmat_to_quaternion,
+)
+from hmr_ros.models.dual_path import (
+    AdapterRequest,
+    DualPathConfig,
+    DualPathModel,
+    DualPathOutput,
+)
+from hmr_ros.models.dual_path_builder import DualPathBuild, build_dual_path
+from hmr_ros.models.hand_expert import build_hand_expert
+from hmr_ros.models.whole_body import build_whole_body
+from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
+from hmr_ros.pipeline.detectors.follow import FollowFrontEnd
+from hmr_ros.pipeline.protocol import Frame, PipelineOptions, RuntimeSettings
+from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
+from hmr_ros.pipeline.smoothing import TrackFilterBank
+from hmr_ros.pipeline.tracking import BoxTracker, Track, TrackState
+
+logger = logging.getLogger(__name__)
+
+FINGERTIP_ORDER = ('thumb', 'index', 'middle', 'ring', 'pinky')
+"""Fingertips as `smplx` names its vertex joints (``left_thumb`` ...), anatomical order."""
+
+PUBLISHED_JOINT_NAMES: tuple[str, ...] = SMPLX_JOINT_NAMES + tuple(
+    f'{side}_{finger}' for side in ('left', 'right') for finger in FINGERTIP_ORDER
+)
+"""Rows of PersonResult.joints_m: the 55 SMPL-X kinematic joints, then the 10 fingertips."""
+
+PUBLISHED_JOINT_PARENTS: tuple[int, ...] = tuple(SMPLX_PARENTS) + tuple(
+    SMPLX_JOINT_NAMES.index(f'{side}_{finger}3')
+    for side in ('left', 'right')
+    for finger in FINGERTIP_ORDER
+)
+"""Parent of each published joint: the kinematic parent; a fingertip's is its distal joint."""
+
+HAND_KEYPOINT_ROWS: dict[str, list[int]] = {
+    side: [PUBLISHED_JOINT_NAMES.index(name) for name in smplx_hand_to_openpose(side)]
+    for side in ('left', 'right')
+}
+"""Rows of the published joints holding each hand's 21 keypoints, MediaPipe/OpenPose order."""
+
+TEST_ASSET_VARIANTS = ('smplerx_tiny', 'hamer_tiny')
+"""Variants built (randomly initialised) when ``model.use_test_assets`` is set."""
+
+
+class PipelineConfigurationError(ValueError):
+    """The options cannot build a pipeline; the message names the parameter and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _PersonEstimate:
+    """One person's numbers from the model, host memory, before tracking and smoothing."""
+
+    values: dict[str, np.ndarray]
+
+
+class FrameUploader:
+    """Moves RGB images to the model's device as (1, 3, H, W) float [0, 1].
+
+    On CUDA the image is copied into a reused pinned host buffer, sent with a non-blocking copy
+    on a side stream, and the compute stream waits on that copy only (the CPU does not); the
+    uint8 -> float conversion and the layout change run on the device. On CPU it is a view
+    and one conversion.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self._device = device
+        self._pinned: torch.Tensor | None = None
+        self._stream = torch.cuda.Stream(device) if device.type == 'cuda' else None
+
+    def upload(self, image_rgb: np.ndarray) -> torch.Tensor:
+        """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1] on the device."""
+        host = torch.from_numpy(np.ascontiguousarray(image_rgb))
+        if self._stream is None:
+            return host.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+        if self._pinned is None or self._pinned.shape != host.shape:
+            self._pinned = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
+        self._pinned.copy_(host)
+        with torch.cuda.stream(self._stream):
+            on_device = self._pinned.to(self._device, non_blocking=True)
+        compute = torch.cuda.current_stream(self._device)
+        compute.wait_stream(self._stream)
+        on_device.record_stream(compute)
+        return on_device.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def resolve_device(requested: str) -> torch.device:
+    """'auto' -> the first CUDA device if there is one, else CPU (with a warning)."""
+    if requested == 'auto':
+        if torch.cuda.is_available():
+            return torch.device('cuda:0')
+        logger.warning('no CUDA device: running on the CPU, far below camera rate at full size')
+        return torch.device('cpu')
+    device = torch.device(requested)
+    if device.type == 'cuda' and not torch.cuda.is_available():
+        raise PipelineConfigurationError(
+            f"model.device is '{requested}' but torch sees no CUDA device (torch "
+            f"{torch.__version__}, CUDA build {torch.version.cuda}); set model.device to 'cpu' "
+            "or 'auto', or install the CUDA build of torch"
+        )
+    return device
+
+
+def resolve_precision(requested: str, device: torch.device) -> torch.dtype:
+    """'auto' -> fp16 on CUDA, fp32 on CPU; half precision on CPU falls back to fp32."""
+    if requested == 'auto':
+        return torch.float16 if device.type == 'cuda' else torch.float32
+    dtype = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}[requested]
+    if device.type == 'cpu' and dtype != torch.float32:
+        logger.warning('model.precision %s is for CUDA; the CPU runs fp32', requested)
+        return torch.float32
+    return dtype
+
+
+PRECISION_NAMES = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
+
+
+class PipelineRunner:
+    """Detection, dual path, tracking and smoothing for a stream of frames (one thread).
+
+    Args:
+        model: the dual-path system in eval mode, on ``device``.
+        description: static facts for ModelInfo/MeshTopology.
+        options: the pipeline options it was built from.
+        device: where the model runs.
+        precision: autocast dtype on CUDA (float32: no autocast).
+        detector: a person detector; None uses the built-in front-end for one operator.
+    """
+
+    def __init__(
+        self,
+        model: DualPathModel,
+        description: ModelDescription,
+        options: PipelineOptions,
+        device: torch.device,
+        precision: torch.dtype,
+        detector: PersonDetector | None = None,
+    ) -> None:
+        self._model = model
+        self._description = description
+        self._options = options
+        self._device = device
+        self._precision = precision
+        self._detector = detector
+        self._follow = FollowFrontEnd()
+        self._uploader = FrameUploader(device)
+        self._settings = options.settings
+        self._tracker = BoxTracker(self._settings.tracking)
+        self._body_filters = TrackFilterBank(self._settings.body_smoothing)
+        self._hand_filters = TrackFilterBank(self._settings.hand_smoothing)
+        self._last_estimates: dict[str, _PersonEstimate] = {}
+        self._frame_index = 0
+        self._untracked_ids = 0
+
+    # ------------------------------------------------------------------ FramePipeline protocol
+    def describe(self) -> ModelDescription:
+        """Static facts about the loaded model."""
+        return self._description
+
+    def update_settings(self, settings: RuntimeSettings) -> None:
+        """New dynamic settings, in effect from the next frame; filter and track state kept."""
+        self._settings = settings
+        self._tracker.set_config(settings.tracking)
+        self._body_filters.set_config(settings.body_smoothing)
+        self._hand_filters.set_config(settings.hand_smoothing)
+
+    def reset_tracking(self) -> None:
+        """Forget every track, filter and the followed person."""
+        self._tracker.reset()
+        self._body_filters.reset()
+        self._hand_filters.reset()
+        self._follow.reset()
+        self._last_estimates.clear()
+
+    def close(self) -> None:
+        """Release the model (and its device memory)."""
+        self._model.cpu()
+        if self._device.type == 'cuda':
+            torch.cuda.empty_cache()
+
+    def process(self, frame: Frame, detections: Detections | None = None) -> FrameResult:
+        """Estimate every person in one frame.
+
+        Args:
+            frame: the decoded image, its intrinsics, stamp and frame.
+            detections: person boxes from outside (e.g. an external detector topic); None uses
+                the configured detector or the built-in front-end.
+
+        Returns:
+            The frame's result, stamped with the image's stamp and frame.
+        """
+        times: dict[str, float] = {}
+        image_hw = frame.image_rgb.shape[:2]
+        with _timed(times, 'detect'):
+            boxes = self._person_boxes(frame, detections)
+        estimates: list[_PersonEstimate] = []
+        if len(boxes):
+            with _timed(times, 'upload'):
+                image = self._uploader.upload(frame.image_rgb)
+                intrinsics = torch.as_tensor(
+                    frame.intrinsics.k_matrix, dtype=torch.float32, device=self._device
+                )[None]
+            with _timed(times, 'model'):
+                estimates = self._run_model(image, boxes.boxes_px, intrinsics)
+        following = self._detector is None and detections is None
+        if following:
+            # The whole image (or last frame's region) is where we looked, not the person's box:
+            # track the box around the joints the model found.
+            boxes = _keypoint_boxes(boxes, estimates, image_hw)
+        with _timed(times, 'track'):
+            tracks = self._track(boxes, frame.stamp_s, following)
+        with _timed(times, 'smooth'):
+            persons = self._persons(tracks, estimates, frame.stamp_s)
+        if following:
+            self._follow_operator(persons, image_hw)
+        self._frame_index += 1
+        return FrameResult(
+            stamp_s=frame.stamp_s,
+            frame_id=frame.frame_id,
+            frame_index=self._frame_index,
+            persons=tuple(persons),
+            stage_times_ms=times,
+        )
+
+    # ------------------------------------------------------------------ stages
+    def _person_boxes(self, frame: Frame, detections: Detections | None) -> Detections:
+        settings = self._settings
+        if detections is None and self._detector is not None:
+            detections = self._detector.detect(frame.image_rgb, frame.stamp_s)
+        if detections is None:
+            return self._follow.propose(frame.image_rgb.shape[:2])
+        return detections.filtered(
+            settings.person_threshold, settings.min_box_px, self._options.max_persons
+        )
+
+    def _run_model(
+        self, image: torch.Tensor, boxes_px: np.ndarray, intrinsics: torch.Tensor
+    ) -> list[_PersonEstimate]:
+        boxes = torch.as_tensor(boxes_px, dtype=torch.float32, device=self._device)
+        batch_index = torch.zeros(len(boxes), dtype=torch.long, device=self._device)
+        autocast = (
+            torch.autocast(self._device.type, dtype=self._precision)
+            if self._precision != torch.float32
+            else nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            output = self._model(image, boxes, batch_index, intrinsics)
+        host = _to_host(output, self._settings.publish_vertices)
+        return [
+            _PersonEstimate({name: value[p] for name, value in host.items()})
+            for p in range(len(boxes))
+        ]
+
+    def _track(self, boxes: Detections, stamp_s: float, following: bool) -> tuple[Track, ...]:
+        if self._options.tracking_enable:
+            return self._tracker.update(
+                boxes.boxes_px, boxes.scores, stamp_s, single_person=following
+            )
+        tracks = []
+        for index, (box, score) in enumerate(zip(boxes.boxes_px, boxes.scores, strict=True)):
+            self._untracked_ids += 1
+            tracks.append(
+                Track(
+                    id=str(self._untracked_ids),
+                    state=TrackState.TRACKED,
+                    box_px=tuple(float(v) for v in box),  # type: ignore[arg-type]
+                    score=float(score),
+                    age_frames=1,
+                    hits=1,
+                    last_seen_s=stamp_s,
+                    velocity_px_s=(0.0, 0.0, 0.0, 0.0),
+                    detection_index=index,
+                )
+            )
+        return tuple(tracks)
+
+    def _persons(
+        self, tracks: tuple[Track, ...], estimates: list[_PersonEstimate], stamp_s: float
+    ) -> list[PersonResult]:
+        self._body_filters.sync_tracks(tracks)
+        self._hand_filters.sync_tracks(tracks)
+        persons = []
+        for track in tracks:
+            if track.detection_index is not None:
+                self._last_estimates[track.id] = estimates[track.detection_index]
+            estimate = self._last_estimates.get(track.id)
+            if estimate is None:
+                continue  # coasting before any estimate: not possible with BoxTracker
+            if track.state == TrackState.LOST:
+                self._last_estimates.pop(track.id, None)
+            values = estimate.values
+            if self._settings.smoothing_enable and track.state != TrackState.LOST:
+                values = self._smoothed(track.id, values, stamp_s)
+            persons.append(self._person_result(track, values))
+        return persons
+
+    def _smoothed(
+        self, track_id: str, values: dict[str, np.ndarray], stamp_s: float
+    ) -> dict[str, np.ndarray]:
+        """One-Euro filtered copy of a person's values (body and hand settings).
+
+        Hands use the hand settings (teleoperation wants them responsive): the wrist position,
+        the finger keypoints relative to the wrist, and the wrist rotation. The filtered hand
+        keypoints are written back into the skeleton's hand rows, so a hand's wrist keypoint,
+        its wrist position and the skeleton's wrist joint stay the same point.
+        """
+        body, hands = self._body_filters, self._hand_filters
+        smoothed = dict(values)
+        for name in ('joints', 'keypoints_2d_px', 'transl', 'root_position', 'vertices'):
+            if values[name].size:
+                smoothed[name] = body.filter(track_id, name, values[name], stamp_s)
+        smoothed['root_rotation'] = _quaternion_to_matrix(
+            body.filter_rotation(
+                track_id, 'root', _matrix_to_quaternion(values['root_rotation']), stamp_s
+            )
+        )
+        wrists = hands.filter(track_id, 'wrists', values['hand_wrist_position'], stamp_s)
+        relative = values['hand_keypoints'] - values['hand_keypoints'][:, :1]
+        keypoints = hands.filter(track_id, 'fingers', relative, stamp_s) + wrists[:, None]
+        smoothed['hand_wrist_position'] = wrists
+        smoothed['hand_keypoints'] = keypoints
+        joints = smoothed['joints'].copy()
+        for s, side in enumerate(('left', 'right')):
+            joints[HAND_KEYPOINT_ROWS[side]] = keypoints[s]
+        smoothed['joints'] = joints
+        smoothed['hand_wrist_rotation'] = _quaternion_to_matrix(
+            hands.filter_rotation(
+                track_id, 'wrist', _matrix_to_quaternion(values['hand_wrist_rotation']), stamp_s
+            )
+        )
+        return smoothed
+
+    def _person_result(self, track: Track, values: dict[str, np.ndarray]) -> PersonResult:
+        min_confidence = self._settings.min_hand_confidence
+        hands = [
+            HandResult(
+                side=side,
+                valid=bool(values['hand_confidence'][s] >= min_confidence),
+                confidence=float(values['hand_confidence'][s]),
+                box_px=values['hand_boxes_px'][s],
+                wrist_position_m=values['hand_wrist_position'][s],
+                wrist_rotation=values['hand_wrist_rotation'][s],
+                keypoints_m=values['hand_keypoints'][s],
+                keypoint_confidence=np.zeros((0,), np.float32),
+                finger_pose_aa=values['hand_finger_pose'][s],
+            )
+            for s, side in enumerate(('left', 'right'))
+        ]
+        return PersonResult(
+            track_id=track.id,
+            tracking_state=track.state,
+            track_age=track.age_frames,
+            confidence=track.score,
+            box_px=np.asarray(track.box_px, np.float32),
+            global_orient=values['global_orient'],
+            body_pose=values['body_pose'],
+            left_hand_pose=values['left_hand_pose'],
+            right_hand_pose=values['right_hand_pose'],
+            jaw_pose=values['jaw_pose'],
+            betas=values['betas'],
+            expression=values['expression'],
+            transl=values['transl'],
+            root_position_m=values['root_position'],
+            root_rotation=values['root_rotation'],
+            root_velocity_mps=np.zeros(3, np.float32),
+            joints_m=values['joints'],
+            keypoints_2d_px=values['keypoints_2d_px'],
+            vertices_m=values['vertices'],
+            left_hand=hands[0],
+            right_hand=hands[1],
+        )
+
+    def _follow_operator(self, persons: list[PersonResult], image_hw: tuple[int, int]) -> None:
+        observed = [
+            p for p in persons if p.tracking_state in (TrackState.TRACKED, TrackState.TENTATIVE)
+        ]
+        if observed:
+            self._follow.observe(observed[0].keypoints_2d_px, image_hw)
+        else:
+            self._follow.reset()
+
+
+def _keypoint_boxes(
+    proposals: Detections, estimates: list[_PersonEstimate], image_hw: tuple[int, int]
+) -> Detections:
+    """Each person's box around their projected joints inside the image (else the proposal)."""
+    height, width = image_hw
+    boxes = proposals.boxes_px.copy()
+    for index, estimate in enumerate(estimates):
+        points = estimate.values['keypoints_2d_px']
+        inside = (
+            np.isfinite(points).all(axis=1)
+            & (points[:, 0] >= 0)
+            & (points[:, 0] < width)
+            & (points[:, 1] >= 0)
+            & (points[:, 1] < height)
+        )
+        if inside.sum() >= 2:
+            lower, upper = points[inside].min(axis=0), points[inside].max(axis=0)
+            if (upper > lower).all():
+                boxes[index] = np.concatenate([lower, upper])
+    return Detections(boxes, proposals.scores)
+
+
+@contextmanager
+def _timed(times: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    times[stage] = (time.perf_counter() - start) * 1e3
+
+
+_PUBLISHED_JOINTS: dict[tuple[str, ...], torch.Tensor] = {}
+
+
+def _published_joint_indices(joint_names: tuple[str, ...]) -> torch.Tensor:
+    """Rows of the SMPL-X output joints that PUBLISHED_JOINT_NAMES select (cached)."""
+    if joint_names not in _PUBLISHED_JOINTS:
+        index = {name: i for i, name in enumerate(joint_names)}
+        _PUBLISHED_JOINTS[joint_names] = torch.tensor(
+            [index[name] for name in PUBLISHED_JOINT_NAMES]
+        )
+    return _PUBLISHED_JOINTS[joint_names]
+
+
+def _to_host(output: DualPathOutput, with_vertices: bool) -> dict[str, np.ndarray]:
+    """The per-person fields consumers read, as float32 numpy, in one device-to-host copy."""
+    joint_rows = _published_joint_indices(tuple(_joint_names_of(output)))
+    root_index = 0  # pelvis
+    fields: dict[str, torch.Tensor] = {
+        'global_orient': output.global_orient,
+        'body_pose': output.body_pose,
+        'left_hand_pose': output.left_hand_pose,
+        'right_hand_pose': output.right_hand_pose,
+        'jaw_pose': output.jaw_pose,
+        'betas': output.betas,
+        'expression': output.expression,
+        'transl': output.transl,
+        'joints': output.joints[:, joint_rows.to(output.joints.device)],
+        'keypoints_2d_px': output.keypoints_2d_px[:, joint_rows.to(output.joints.device)],
+        'root_position': output.joints[:, root_index],
+        'root_rotation': output.root_rotation,
+        'vertices': output.vertices if with_vertices else output.vertices[:, :0],
+        'hand_boxes_px': output.hand_boxes_px,
+        'hand_confidence': output.hand_confidence,
+        'hand_wrist_position': output.hand_wrist_position,
+        'hand_wrist_rotation': output.hand_wrist_rotation,
+        'hand_keypoints': output.hand_keypoints,
+        'hand_finger_pose': output.hand_finger_pose,
+    }
+    names = list(fields)
+    flat = torch.cat([fields[name].float().reshape(len(output.transl), -1) for name in names], 1)
+    flat_host = flat.cpu().numpy()
+    host: dict[str, np.ndarray] = {}
+    start = 0
+    for name in names:
+        shape = fields[name].shape
+        size = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        host[name] = flat_host[:, start : start + size].reshape(shape)
+        start += size
+    return host
+
+
+def _joint_names_of(output: DualPathOutput) -> tuple[str, ...]:
+    """SMPL-X output joint names for the number of joints in the output (127 or 144)."""
+    count = output.joints.shape[1]
+    for use_face_contour in (True, False):
+        names = smplx_output_joint_names(use_face_contour)
+        if len(names) == count:
+            return names
+    raise ValueError(f'unexpected number of SMPL-X output joints: {count}')
+
+
+def _matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) -> (..., 4) unit quaternions (x, y, z, w), the smoothing filters' order."""
+    wxyz = rotmat_to_quaternion(torch.from_numpy(np.ascontiguousarray(rotation))).numpy()
+    return np.concatenate([wxyz[..., 1:], wxyz[..., :1]], axis=-1)
+
+
+def _quaternion_to_matrix(quaternion_xyzw: np.ndarray) -> np.ndarray:
+    """(..., 4) quaternions (x, y, z, w) -> (..., 3, 3) float32 rotation matrices."""
+    xyzw = torch.from_numpy(np.ascontiguousarray(quaternion_xyzw, dtype=np.float64))
+    wxyz = torch.cat([xyzw[..., 3:], xyzw[..., :3]], dim=-1)
+    wxyz = wxyz / wxyz.norm(dim=-1, keepdim=True)
+    return axis_angle_to_rotmat(quaternion_to_axis_angle(wxyz)).float().numpy()
+
+
+# ---------------------------------------------------------------------- building
+def describe_model(
+    build: DualPathBuild | None,
+    model: DualPathModel,
+    *,
+    synthetic: bool,
+    device: torch.device,
+    precision: torch.dtype,
+    weights_note: str,
+) -> ModelDescription:
+    """ModelInfo/MeshTopology facts of a built system."""
+    smplx_model = model.smplx_model
+    files = tuple(str(info.path) for info in build.weights) if build else ()
+    hashes = tuple(info.sha256 for info in build.weights) if build else ()
+    version = build.model_version if build else '+'.join(TEST_ASSET_VARIANTS)
+    left_ids, right_ids = hand_vertex_ids(smplx_model)
+    device_name = str(device)
+    if device.type == 'cuda':
+        device_name += f' ({torch.cuda.get_device_name(device)})'
+    return ModelDescription(
+        model_version=version,
+        adapters=model.adapters,
+        checkpoint_files=files,
+        checkpoint_sha256=hashes,
+        synthetic_weights=synthetic,
+        weights_note=weights_note,
+        backend='pytorch',
+        precision=PRECISION_NAMES[precision],
+        device=device_name,
+        gender='neutral',
+        num_betas=smplx_model.num_betas,
+        num_expression=smplx_model.num_expression_coeffs,
+        joint_names=PUBLISHED_JOINT_NAMES,
+        joint_parents=PUBLISHED_JOINT_PARENTS,
+        hand_keypoint_names=MEDIAPIPE_HAND_LANDMARK_NAMES,
+        faces=smplx_model.faces.cpu().numpy().astype(np.uint32),
+        left_hand_vertex_ids=left_ids,
+        right_hand_vertex_ids=right_ids,
+        body_input_hw=(512, 384),
+        hand_input_size=256,
+    )
+
+
+def hand_vertex_ids(smplx_model: SMPLXBodyModel) -> tuple[np.ndarray, np.ndarray]:
+    """SMPL-X vertices skinned mostly to a hand (its wrist or finger joints), per side.
+
+    Derived from the model file's skinning weights, so it holds for any SMPL-X file.
+    """
+    weights = smplx_model.layer.lbs_weights.detach().cpu().numpy()  # (V, 55)
+    dominant = weights.argmax(axis=1)
+    ids = []
+    for side in ('left', 'right'):
+        joints = [
+            i
+            for i, name in enumerate(SMPLX_JOINT_NAMES)
+            if name == f'{side}_wrist'
+            or (name.startswith(f'{side}_') and name[-1].isdigit() and 'eye' not in name)
+        ]
+        ids.append(np.flatnonzero(np.isin(dominant, joints)).astype(np.uint32))
+    return ids[0], ids[1]
+
+
+def build_pipeline(
+    options: PipelineOptions, detector: PersonDetector | None = None
+) -> PipelineRunner:
+    """Load the models named by the options and return a ready pipeline.
+
+    Raises:
+        PipelineConfigurationError: a required file parameter is empty or the device is absent.
+        CheckpointError, BodyModelFileNotFoundError: a file is missing or does not match (their
+            messages name the file); the node reports them with the parameter.
+    """
+    model_options = options.model
+    device = resolve_device(model_options.device)
+    precision = resolve_precision(model_options.precision, device)
+    config = DualPathConfig(adapters=cast(AdapterRequest, model_options.adapters))
+    build: DualPathBuild | None
+    if model_options.use_test_assets:
+        model = _test_asset_model(config, device)
+        build = None
+        note = (
+            'RANDOM STAND-IN WEIGHTS (smplerx_tiny + hamer_tiny, untrained) and generated body '
+            'models: the outputs are meaningless; set the model.* file parameters for real use'
+        )
+        logger.warning(note)
+    else:
+        _require(
+            model_options.whole_body_checkpoint,
+            'model.whole_body_checkpoint',
+            'a SMPLer-X checkpoint (official .pth.tar or converted .safetensors)',
+        )
+        _require(
+            model_options.hand_checkpoint,
+            'model.hand_checkpoint',
+            'a HaMeR checkpoint (official .ckpt or converted .safetensors)',
+        )
+        _require(
+            model_options.body_model_dir,
+            'model.body_model_dir',
+            'the folder holding SMPLX_NEUTRAL.npz',
+        )
+        build = build_dual_path(
+            model_options.whole_body_checkpoint,
+            model_options.hand_checkpoint,
+            model_options.body_model_dir,
+            hand_adapter_file=model_options.hand_adapter_checkpoint or None,
+            body_adapter_file=model_options.body_adapter_checkpoint or None,
+            config=config,
+            device=device,
+        )
+        model = build.model
+        note = f'{build.model_version} weights from the configured files; {model.mode_description}'
+    description = describe_model(
+        build,
+        model,
+        synthetic=build is None,
+        device=device,
+        precision=precision,
+        weights_note=note,
+    )
+    logger.info(
+        'pipeline ready: %s on %s, %s',
+        description.model_version,
+        description.device,
+        description.precision,
+    )
+    return PipelineRunner(model, description, options, device, precision, detector)
+
+
+def _require(value: str, parameter: str, what: str) -> None:
+    if not value:
+        raise PipelineConfigurationError(
+            f'{parameter} is empty: set it to {what} (README, sections Checkpoints and Body '
+            'models), or set model.use_test_assets to true to try the node on random stand-ins'
+        )
+
+
+def _test_asset_model(config: DualPathConfig, device: torch.device) -> DualPathModel:
+    """The tiny registered variants with seeded random weights and generated body models."""
+    from hmr_ros.body_models.synthetic import write_smplx_model
+
+    folder = Path(tempfile.gettempdir()) / f'hmr_ros_test_assets_{hmr_ros.__version__}'
+    smplx_file = folder / 'SMPLX_NEUTRAL.npz'
+    if not smplx_file.is_file():
+        write_smplx_model(folder, seed=0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        whole_body = build_whole_body(TEST_ASSET_VARIANTS[0])
+        hand_expert = build_hand_expert(TEST_ASSET_VARIANTS[1])
+    model = DualPathModel(
+        whole_body, hand_expert, SMPLXBodyModel(smplx_file), None, None, config
+    ).to(device)
+    model.requires_grad_(False).eval()
+    return model

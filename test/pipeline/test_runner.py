@@ -1,0 +1,199 @@
+"""The real-time pipeline end to end on tiny models: boxes, dual path, tracks, smoothing."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from hmr_ros.checkpoints.project_format import sha256_file
+from hmr_ros.checkpoints.safe_load import CheckpointNotFoundError
+from hmr_ros.pipeline.detectors.base import Detections
+from hmr_ros.pipeline.frames import CameraIntrinsics
+from hmr_ros.pipeline.protocol import Frame, ModelOptions, PipelineOptions
+from hmr_ros.pipeline.results import FrameResult
+from hmr_ros.pipeline.runner import (
+    HAND_KEYPOINT_ROWS,
+    PUBLISHED_JOINT_NAMES,
+    PipelineConfigurationError,
+    PipelineRunner,
+    build_pipeline,
+    resolve_device,
+    resolve_precision,
+)
+from hmr_ros.pipeline.tracking import TrackState
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE = cv2.cvtColor(cv2.imread(str(REPO / 'data' / 'astronaut.jpg')), cv2.COLOR_BGR2RGB)
+INTRINSICS = CameraIntrinsics(fx=520.0, fy=520.0, cx=255.5, cy=255.5, width=512, height=512)
+
+
+def frame(index: int, image: np.ndarray = IMAGE) -> Frame:
+    return Frame(image, INTRINSICS, 100.0 + index / 30, 'camera_optical_frame', time.monotonic())
+
+
+@pytest.fixture(scope='module')
+def stand_in_pipeline() -> PipelineRunner:
+    return build_pipeline(PipelineOptions(model=ModelOptions(use_test_assets=True)))
+
+
+@pytest.fixture(scope='module')
+def asset_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from hmr_ros.cli.assets import make_test_assets
+
+    folder = tmp_path_factory.mktemp('assets')
+    make_test_assets(folder, seed=3)
+    return folder
+
+
+def test_one_operator_keeps_one_id_and_gets_confirmed(stand_in_pipeline: PipelineRunner) -> None:
+    stand_in_pipeline.reset_tracking()
+    results = [stand_in_pipeline.process(frame(i)) for i in range(4)]
+    assert [len(r.persons) for r in results] == [1, 1, 1, 1]
+    assert len({r.persons[0].track_id for r in results}) == 1
+    # min_hits 2: tentative on the first frame, tracked from the second on.
+    states = [r.persons[0].tracking_state for r in results]
+    assert states == [TrackState.TENTATIVE] + [TrackState.TRACKED] * 3
+    indices = [r.frame_index for r in results]
+    assert indices == list(range(indices[0], indices[0] + 4))
+    last = results[-1]
+    assert last.stamp_s == pytest.approx(100.0 + 3 / 30)
+    assert last.frame_id == 'camera_optical_frame'
+    assert set(last.stage_times_ms) >= {'detect', 'upload', 'model', 'track', 'smooth'}
+
+
+def test_person_fields_have_the_documented_shapes(stand_in_pipeline: PipelineRunner) -> None:
+    person = stand_in_pipeline.process(frame(10)).persons[0]
+    assert person.joints_m.shape == (len(PUBLISHED_JOINT_NAMES), 3) == (65, 3)
+    assert person.keypoints_2d_px.shape == (65, 2)
+    assert person.vertices_m.shape == (0, 3), 'vertices only when publish_vertices is set'
+    assert person.body_pose.shape == (21, 3) and person.left_hand_pose.shape == (15, 3)
+    for hand in (person.left_hand, person.right_hand):
+        assert hand.keypoints_m.shape == (21, 3) and hand.finger_pose_aa.shape == (15, 3)
+        assert hand.wrist_rotation.shape == (3, 3)
+        np.testing.assert_allclose(
+            hand.wrist_rotation @ hand.wrist_rotation.T, np.eye(3), atol=1e-4
+        )
+    assert all(np.isfinite(person.joints_m).ravel())
+    # A hand's keypoints are the skeleton's hand rows (wrist included), after smoothing too.
+    for side, hand in (('left', person.left_hand), ('right', person.right_hand)):
+        np.testing.assert_allclose(hand.keypoints_m, person.joints_m[HAND_KEYPOINT_ROWS[side]])
+        np.testing.assert_allclose(hand.wrist_position_m, hand.keypoints_m[0])
+
+
+def test_description_states_stand_in_weights_and_a_valid_skeleton(
+    stand_in_pipeline: PipelineRunner,
+) -> None:
+    description = stand_in_pipeline.describe()
+    assert description.synthetic_weights
+    assert 'meaningless' in description.weights_note
+    assert description.joint_names == PUBLISHED_JOINT_NAMES
+    parents = description.joint_parents
+    assert parents[0] == -1 and all(-1 < p < i for i, p in enumerate(parents) if i > 0)
+    assert description.faces.shape == (20908, 3)
+    left, right = description.left_hand_vertex_ids, description.right_hand_vertex_ids
+    assert len(left) > 0 and len(right) > 0 and not set(left) & set(right)
+
+
+def test_vertices_follow_the_runtime_setting(stand_in_pipeline: PipelineRunner) -> None:
+    settings = stand_in_pipeline._settings
+    stand_in_pipeline.update_settings(dataclasses.replace(settings, publish_vertices=True))
+    try:
+        person = stand_in_pipeline.process(frame(20)).persons[0]
+        assert person.vertices_m.shape == (10475, 3)
+    finally:
+        stand_in_pipeline.update_settings(settings)
+
+
+def test_external_boxes_give_one_tracked_person_per_confident_box(
+    stand_in_pipeline: PipelineRunner,
+) -> None:
+    stand_in_pipeline.reset_tracking()
+    boxes = Detections(
+        np.array([[0, 0, 250, 500], [260, 0, 511, 500], [10, 10, 200, 200]]),
+        np.array([0.9, 0.8, 0.2]),  # the last is below detection.person_threshold (0.5)
+    )
+    result = stand_in_pipeline.process(frame(30), detections=boxes)
+    assert len(result.persons) == 2
+    assert len({p.track_id for p in result.persons}) == 2
+    np.testing.assert_allclose(result.persons[0].box_px, [0, 0, 250, 500])
+
+
+def test_smoothing_moves_toward_the_new_measurement(stand_in_pipeline: PipelineRunner) -> None:
+    """One-Euro output lies between the previous output and the new raw estimate."""
+    shifted = np.roll(IMAGE, 24, axis=1)
+    raw_options = PipelineOptions(
+        model=ModelOptions(use_test_assets=True),
+        settings=dataclasses.replace(PipelineOptions().settings, smoothing_enable=False),
+    )
+    raw = build_pipeline(raw_options)
+    raw_results = [raw.process(frame(i, img)) for i, img in enumerate((IMAGE, shifted))]
+    stand_in_pipeline.reset_tracking()
+    smooth_results = [
+        stand_in_pipeline.process(frame(i, img)) for i, img in enumerate((IMAGE, shifted))
+    ]
+    first_raw, second_raw = (r.persons[0].transl for r in raw_results)
+    first_smooth, second_smooth = (r.persons[0].transl for r in smooth_results)
+    np.testing.assert_allclose(first_smooth, first_raw, atol=1e-6)  # first sample passes
+    assert np.linalg.norm(second_raw - first_raw) > 1e-3, 'the shift must change the estimate'
+    step = np.dot(second_smooth - first_raw, second_raw - first_raw)
+    assert 0 < step < np.dot(second_raw - first_raw, second_raw - first_raw)
+
+
+def test_pipeline_from_official_layout_files(asset_dir: Path) -> None:
+    options = PipelineOptions(
+        model=ModelOptions(
+            whole_body_variant='smplerx_tiny',
+            hand_variant='hamer_tiny',
+            whole_body_checkpoint=str(asset_dir / 'smpler_x_tiny.pth.tar'),
+            hand_checkpoint=str(asset_dir / 'hamer_tiny.safetensors'),
+            body_model_dir=str(asset_dir),
+        )
+    )
+    pipeline = build_pipeline(options)
+    result: FrameResult = pipeline.process(frame(0))
+    assert len(result.persons) == 1
+    description = pipeline.describe()
+    assert not description.synthetic_weights
+    assert description.model_version == 'smplerx_tiny+hamer_tiny'
+    assert description.checkpoint_sha256[1] == sha256_file(asset_dir / 'hamer_tiny.safetensors')
+    assert 'baseline' in description.weights_note.lower()
+    pipeline.close()
+
+
+def test_missing_files_name_the_parameter(asset_dir: Path) -> None:
+    with pytest.raises(PipelineConfigurationError, match='model.whole_body_checkpoint'):
+        build_pipeline(PipelineOptions(model=ModelOptions()))
+    with pytest.raises(PipelineConfigurationError, match='model.body_model_dir'):
+        build_pipeline(
+            PipelineOptions(
+                model=ModelOptions(
+                    whole_body_checkpoint=str(asset_dir / 'smplerx_tiny.safetensors'),
+                    hand_checkpoint=str(asset_dir / 'hamer_tiny.safetensors'),
+                )
+            )
+        )
+    with pytest.raises(CheckpointNotFoundError, match='no_such.safetensors'):
+        build_pipeline(
+            PipelineOptions(
+                model=ModelOptions(
+                    whole_body_checkpoint=str(asset_dir / 'no_such.safetensors'),
+                    hand_checkpoint=str(asset_dir / 'hamer_tiny.safetensors'),
+                    body_model_dir=str(asset_dir),
+                )
+            )
+        )
+
+
+def test_device_and_precision_resolution() -> None:
+    assert resolve_precision('auto', torch.device('cpu')) == torch.float32
+    assert resolve_precision('fp16', torch.device('cpu')) == torch.float32
+    if not torch.cuda.is_available():
+        with pytest.raises(PipelineConfigurationError, match='model.device'):
+            resolve_device('cuda:0')
+        assert resolve_device('auto') == torch.device('cpu')
