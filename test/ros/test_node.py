@@ -231,7 +231,8 @@ class Harness:
         return [m for m in self.messages(topic) if m.header.stamp == stamp]
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 3.0) -> bool:
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
+    """Polls condition until true or timeout_s (generous: CI runs on 2 loaded cores)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
