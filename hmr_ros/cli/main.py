@@ -1,9 +1,8 @@
 """The ``hmr-ros`` command: one entry point, one module per subcommand.
 
 Each subcommand module exposes ``register(subparsers)``, which adds its parser and sets
-``func`` (taking the parsed namespace, returning an exit code). Modules are imported lazily by
-name so that ``hmr-ros --help`` stays fast and a missing optional dependency of one subcommand
-does not break the others.
+``func`` (taking the parsed namespace, returning an exit code). Subcommand modules keep heavy
+or optional imports inside their functions, so ``hmr-ros --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Builds the top-level parser with every available subcommand."""
+    """Builds the top-level parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog='hmr-ros',
         description='Real-time SMPL-X human mesh recovery (HMR-Adapter) tools.',
@@ -33,13 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('-v', '--verbose', action='store_true', help='debug logging')
     subparsers = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for name in SUBCOMMAND_MODULES:
-        try:
-            module = importlib.import_module(f'hmr_ros.cli.{name}')
-        except ModuleNotFoundError as error:
-            if error.name == f'hmr_ros.cli.{name}':
-                continue  # subcommand not part of this build
-            raise
-        module.register(subparsers)
+        importlib.import_module(f'hmr_ros.cli.{name}').register(subparsers)
     return parser
 
 
