@@ -1,0 +1,718 @@
+"""Run a model over converted data sets and average the paper's metrics (HMR-Adapter 4.1).
+
+Two kinds of model, chosen by ``EvalConfig.model``:
+
+- 'dual_path': the whole system (models.dual_path) from its base checkpoints and adapter files,
+  one row per adapter setting (the ablation switch: 'none' is the baseline "SMPLer-X + HaMeR",
+  'hand', 'body', 'both'). Each sample is one person: its image, its person box and its camera
+  (the stored intrinsics; without them fx = fy = max(W, H) and the image centre, as
+  ``hmr-ros infer`` assumes). The predicted SMPL-X mesh is compared with the ground-truth mesh
+  (stored SMPL-X vertices, else the SMPL-X layer on the stored parameters) by
+  ``metrics.whole_body_errors``: 'All' and 'Hands' columns of Tables 1, 4 and 6.
+- 'hand_expert': the hand path alone on hand crops (Tables 3 and 5, FreiHAND): HaMeR's square
+  crop around each ground-truth hand box (2.0 x the box, grown to 3:4, left hands flipped),
+  with the hand adapter guided by the ground-truth body pose when the sample has one (zero
+  guidance otherwise, as in training), rows 'none' (plain hand expert) or 'hand'. The MANO
+  mesh is placed in the camera with ``cam_crop_to_full`` and the real intrinsics and compared
+  by ``metrics.hand_errors``; camera-space ('cs_') metrics need camera-frame ground truth (the
+  stored mesh and 3D keypoints) and are left out (NaN, not averaged) otherwise.
+
+Whole-body metric definitions come from files the user holds (``WholeBodyMetricsConfig``): the
+MANO-to-SMPL-X vertex map for the hand vertex subsets and, optionally, the body joint regressor
+of the benchmark. Without them the hand subsets are the vertices whose strongest skinning
+weight belongs to that hand (wrist and fingers) and the body joints are the 22 SMPL-X body
+joints of the layer's own regressor; the result's metadata says which was used, since the
+numbers are then not the paper's protocol.
+
+Results: one ``report.ResultRow`` per row over all data sets, printed with
+``report.format_table`` in the layout of ``EvalConfig.table`` and written with
+``report.write_json`` (metadata: configuration, weights files with SHA-256, versions, device).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import numpy as np
+import torch
+from torch import Tensor
+
+import hmr_ros
+from hmr_ros.body_models.joint_names import (
+    NUM_BODY_JOINTS,
+    NUM_ROOT_JOINTS,
+    SIDES,
+    SMPLX_JOINT_INDEX,
+    Side,
+    hand_joint_names,
+)
+from hmr_ros.body_models.smplx_layers import MANOHandModel, SMPLXBodyModel
+from hmr_ros.config import config_to_dict
+from hmr_ros.evaluation.metrics import WholeBodyEvalSpec, hand_errors, whole_body_errors
+from hmr_ros.evaluation.report import (
+    MetricAccumulator,
+    ResultRow,
+    TableLayout,
+    get_layout,
+    write_json,
+)
+from hmr_ros.geometry.cameras import cam_crop_to_full
+from hmr_ros.geometry.crops import crop_images, hand_crop_boxes
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat
+from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, arm_guidance_from_axis_angle
+from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
+from hmr_ros.models.dual_path_builder import (
+    WeightsInfo,
+    build_dual_path,
+    load_hand_adapter,
+    load_hand_expert,
+)
+from hmr_ros.models.hand_expert import mirror_left_hands, normalize_hand_crops
+from hmr_ros.pipeline.runner import PRECISION_NAMES, resolve_device, resolve_precision
+from hmr_ros.training.datasets.sample import (
+    Sample,
+    keypoint_box_xyxy,
+    load_index,
+    smplx_params_to_rotmats,
+    with_image,
+)
+
+__all__ = [
+    'HAND_TABLES',
+    'WHOLE_BODY_TABLES',
+    'EvalConfig',
+    'EvalDataset',
+    'EvalResult',
+    'EvalRow',
+    'WholeBodyMetricsConfig',
+    'default_intrinsics',
+    'evaluate',
+    'whole_body_eval_spec',
+]
+
+_LOG = logging.getLogger(__name__)
+
+EvalModel = Literal['dual_path', 'hand_expert']
+AdapterRequest = Literal['auto', 'none', 'hand', 'body', 'both']
+
+WHOLE_BODY_TABLES: tuple[str, ...] = ('table1', 'table2', 'table4', 'table6')
+"""Layouts of whole-body metrics (model 'dual_path')."""
+HAND_TABLES: tuple[str, ...] = ('table3', 'table5', 'freihand', 'freihand_cs')
+"""Layouts of hand metrics (model 'hand_expert')."""
+
+HAND_BOX_RESCALE = 2.0
+"""HaMeR's enlargement of a tight hand box before its square crop (geometry.crops)."""
+PIXEL_SCALE = 255.0
+
+
+@dataclass(frozen=True)
+class EvalDataset:
+    """One converted data set.
+
+    Attributes:
+        name: its column group in the table ('ARCTIC', 'EHF', 'FreiHAND', ...).
+        index: the ``.npz`` index of its converter.
+        image_root: folder of its images ('' = the root stored in the index).
+        max_samples: evaluate only the first N samples (0 = all).
+    """
+
+    name: str
+    index: str
+    image_root: str = ''
+    max_samples: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.index or self.max_samples < 0:
+            raise ValueError('a data set needs a name, an index and max_samples >= 0')
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """One row of the table: a label and the adapters that run for it.
+
+    Attributes:
+        method: the row label ('SMPLer-X-H32 + HaMeR', 'Ours', 'No.6').
+        adapters: 'auto' (every adapter loaded), 'none', 'hand', 'body' or 'both'.
+        extra: text columns of the layout (Tables 3-4: 'Pre-trained', 'Adapter',
+            'Trainable Params.').
+    """
+
+    method: str
+    adapters: AdapterRequest = 'auto'
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.adapters not in get_args(AdapterRequest):
+            raise ValueError(f'adapters must be one of {get_args(AdapterRequest)}')
+
+
+@dataclass(frozen=True)
+class WholeBodyMetricsConfig:
+    """Files that define the whole-body metrics (licensed; see the module docstring).
+
+    Attributes:
+        hand_vertex_ids: ``.npz`` with int arrays 'left_hand' and 'right_hand' (the 778 SMPL-X
+            vertices of each MANO hand, from SMPL-X's MANO_SMPLX_vertex_ids.pkl); '' derives
+            the subsets from the skinning weights.
+        body_joint_regressor: ``.npy`` (J, 10475) regressor of the 'All' joints (or ``.npz``
+            with key 'regressor'); '' uses the 22 SMPL-X body joints.
+    """
+
+    hand_vertex_ids: str = ''
+    body_joint_regressor: str = ''
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """``hmr-ros eval CONFIG``: what to evaluate, on which data, printed how.
+
+    Attributes:
+        model: 'dual_path' (whole body) or 'hand_expert' (hand crops).
+        hand_expert: HaMeR model file or official checkpoint.
+        body_model_dir: folder with SMPLX_NEUTRAL.npz and MANO_{RIGHT,LEFT}.pkl.
+        datasets: the converted data sets.
+        table: report layout ('table1' ... 'table6', 'freihand', 'freihand_cs').
+        whole_body: SMPLer-X model file (model 'dual_path').
+        hand_adapter: hand adapter file ('' = none).
+        body_adapter: body adapter file ('' = none; model 'dual_path').
+        rows: table rows (label and adapters each).
+        dual_path: dual-path options (hand crop rescale, hand confidence); its ``adapters``
+            must stay 'auto', rows choose the adapters.
+        metrics: whole-body metric files.
+        batch_size: samples (dual path) or hand crops per forward pass.
+        device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
+        precision: 'auto' (fp16 on CUDA, fp32 on CPU), 'fp32', 'fp16' or 'bf16'.
+        output_json: results file.
+    """
+
+    model: EvalModel
+    hand_expert: str
+    body_model_dir: str
+    datasets: tuple[EvalDataset, ...]
+    table: str
+    whole_body: str = ''
+    hand_adapter: str = ''
+    body_adapter: str = ''
+    rows: tuple[EvalRow, ...] = (EvalRow('Ours'),)
+    dual_path: DualPathConfig = DualPathConfig()
+    metrics: WholeBodyMetricsConfig = WholeBodyMetricsConfig()
+    batch_size: int = 8
+    device: str = 'auto'
+    precision: Literal['auto', 'fp32', 'fp16', 'bf16'] = 'fp32'
+    output_json: str = 'eval_results.json'
+
+    def __post_init__(self) -> None:
+        if self.model not in get_args(EvalModel):
+            raise ValueError(f'model must be one of {get_args(EvalModel)}; got {self.model!r}')
+        get_layout(self.table)
+        tables = WHOLE_BODY_TABLES if self.model == 'dual_path' else HAND_TABLES
+        if self.table not in tables:
+            raise ValueError(
+                f'table {self.table!r} is not filled by model {self.model!r}; it fills '
+                f'{", ".join(tables)}'
+            )
+        if not self.datasets or not self.rows:
+            raise ValueError('give at least one data set and one row')
+        if self.model == 'dual_path' and not self.whole_body:
+            raise ValueError("model 'dual_path' needs whole_body (the SMPLer-X model file)")
+        if self.model == 'hand_expert':
+            if self.body_adapter:
+                raise ValueError("model 'hand_expert' takes no body_adapter")
+            bad = [r.method for r in self.rows if r.adapters in ('body', 'both')]
+            if bad:
+                raise ValueError(
+                    f"rows {bad} ask for the body adapter; model 'hand_expert' rows use "
+                    "adapters 'auto', 'none' or 'hand'"
+                )
+        if self.dual_path.adapters != 'auto':
+            raise ValueError('leave dual_path.adapters at auto; each row sets its adapters')
+        if self.batch_size < 1:
+            raise ValueError(f'batch_size must be >= 1; got {self.batch_size}')
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """What an evaluation produced.
+
+    Attributes:
+        layout: the table layout.
+        rows: one ResultRow per configured row.
+        metadata: what the JSON file records besides the rows.
+        json_path: the written results file.
+    """
+
+    layout: TableLayout
+    rows: tuple[ResultRow, ...]
+    metadata: dict[str, Any]
+    json_path: Path
+
+
+# --- Inputs --------------------------------------------------------------------------------------
+
+
+def default_intrinsics(image_wh: tuple[int, int]) -> np.ndarray:
+    """Camera of an uncalibrated image: fx = fy = max(W, H), principal point at the centre."""
+    width, height = image_wh
+    focal = float(max(width, height))
+    return np.array(
+        ((focal, 0.0, (width - 1) / 2.0), (0.0, focal, (height - 1) / 2.0), (0.0, 0.0, 1.0)),
+        dtype=np.float32,
+    )
+
+
+def _load_dataset(dataset: EvalDataset) -> list[Sample]:
+    path = Path(dataset.index)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'data index {path} of {dataset.name} not found; convert the data set first'
+        )
+    samples = load_index(path, dataset.image_root or None)
+    if dataset.max_samples:
+        samples = samples[: dataset.max_samples]
+    _LOG.info('%s: %d samples from %s', dataset.name, len(samples), path)
+    return samples
+
+
+def _image_tensor(sample: Sample) -> Tensor:
+    image = with_image(sample).image
+    assert image is not None  # with_image loads it
+    return torch.tensor(image, dtype=torch.float32).permute(2, 0, 1) / PIXEL_SCALE
+
+
+def _person_box(sample: Sample) -> np.ndarray | None:
+    if sample.person_box_xyxy is not None:
+        return np.asarray(sample.person_box_xyxy)
+    if sample.body_keypoints_2d_px is not None:
+        return keypoint_box_xyxy(np.asarray(sample.body_keypoints_2d_px))
+    return None
+
+
+def _hand_box(sample: Sample, side: Side) -> np.ndarray | None:
+    box = getattr(sample, f'{side}_hand_box_xyxy')
+    if box is not None:
+        return np.asarray(box)
+    keypoints = getattr(sample, f'{side}_hand_keypoints_2d_px')
+    return None if keypoints is None else keypoint_box_xyxy(np.asarray(keypoints))
+
+
+# --- Whole-body metric definitions ---------------------------------------------------------------
+
+
+def whole_body_eval_spec(
+    smplx_model: SMPLXBodyModel, metrics: WholeBodyMetricsConfig
+) -> tuple[WholeBodyEvalSpec, dict[str, str]]:
+    """Regressors and hand vertex subsets of the whole-body metrics.
+
+    Args:
+        smplx_model: the SMPL-X layer (its J_regressor and skinning weights).
+        metrics: optional files of the benchmark protocol.
+
+    Returns:
+        (spec, description of the sources for the results' metadata).
+    """
+    layer = smplx_model.layer
+    joint_regressor = layer.J_regressor.detach().float().cpu()  # (55, V)
+    sources: dict[str, str] = {}
+    if metrics.body_joint_regressor:
+        path = Path(metrics.body_joint_regressor)
+        if path.suffix == '.npz':
+            with np.load(path, allow_pickle=False) as data:
+                body = torch.from_numpy(np.asarray(data['regressor'], dtype=np.float32))
+        else:
+            body = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))
+        sources['body_joints'] = f'{path.name} ({body.shape[0]} joints)'
+    else:
+        body = joint_regressor[: NUM_ROOT_JOINTS + NUM_BODY_JOINTS]
+        sources['body_joints'] = 'SMPL-X J_regressor, 22 body joints (not a benchmark regressor)'
+    hand_regressors = {
+        side: joint_regressor[[SMPLX_JOINT_INDEX[f'{side}_wrist'], *_hand_rows(side)]]
+        for side in SIDES
+    }
+    if metrics.hand_vertex_ids:
+        with np.load(Path(metrics.hand_vertex_ids), allow_pickle=False) as data:
+            hand_vertices = {
+                side: torch.from_numpy(np.asarray(data[f'{side}_hand'], dtype=np.int64))
+                for side in SIDES
+            }
+        sources['hand_vertices'] = Path(metrics.hand_vertex_ids).name
+    else:
+        owner = layer.lbs_weights.detach().cpu().argmax(dim=1)  # (V,) strongest joint
+        hand_vertices = {}
+        for side in SIDES:
+            joints = torch.tensor([SMPLX_JOINT_INDEX[f'{side}_wrist'], *_hand_rows(side)])
+            hand_vertices[side] = torch.nonzero(torch.isin(owner, joints)).flatten()
+        sources['hand_vertices'] = (
+            'skinning-weight subsets (not the MANO_SMPLX_vertex_ids protocol): '
+            + ', '.join(f'{side} {len(v)}' for side, v in hand_vertices.items())
+        )
+    spec = WholeBodyEvalSpec(
+        root_regressor=joint_regressor,
+        body_joint_regressor=body,
+        hand_joint_regressors=hand_regressors,
+        hand_vertex_indices=hand_vertices,
+    )
+    return spec, sources
+
+
+def _hand_rows(side: Side) -> list[int]:
+    return [SMPLX_JOINT_INDEX[name] for name in hand_joint_names(side)]
+
+
+# --- Whole body ----------------------------------------------------------------------------------
+
+
+def _groups(samples: Sequence[Sample], size: int) -> Iterator[list[Sample]]:
+    """Consecutive samples of equal image size, at most ``size`` per group (one image batch)."""
+    group: list[Sample] = []
+    for sample in samples:
+        if group and (len(group) == size or group[0].image_size_wh != sample.image_size_wh):
+            yield group
+            group = []
+        group.append(sample)
+    if group:
+        yield group
+
+
+@torch.no_grad()
+def _gt_smplx_vertices(sample: Sample, smplx_model: SMPLXBodyModel) -> Tensor | None:
+    if sample.vertices_model == 'smplx' and sample.vertices_cam_m is not None:
+        return torch.tensor(sample.vertices_cam_m, dtype=torch.float32)
+    if sample.smplx is not None:
+        inputs = smplx_params_to_rotmats(sample.smplx)
+        like = smplx_model.layer.shapedirs
+        inputs = {k: v.to(like) for k, v in inputs.items()}
+        return smplx_model(**inputs).vertices[0].cpu()
+    return None
+
+
+@torch.no_grad()
+def _evaluate_whole_body(
+    model: DualPathModel,
+    samples: Sequence[Sample],
+    spec: WholeBodyEvalSpec,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[MetricAccumulator, int]:
+    """Metrics of one data set with the model's current adapter setting; (acc, skipped)."""
+    accumulator = MetricAccumulator()
+    usable = []
+    for sample in samples:
+        gt = _gt_smplx_vertices(sample, model.smplx_model)
+        box = _person_box(sample)
+        if gt is not None and box is not None:
+            usable.append((sample, gt, box))
+    skipped = len(samples) - len(usable)
+    by_id = {id(s): (gt, box) for s, gt, box in usable}
+    for group in _groups([s for s, _, _ in usable], batch_size):
+        images = torch.stack([_image_tensor(s) for s in group]).to(device)
+        boxes = torch.tensor(np.stack([by_id[id(s)][1] for s in group]), dtype=torch.float32)
+        intrinsics = torch.tensor(
+            np.stack(
+                [
+                    s.intrinsics
+                    if s.intrinsics is not None
+                    else default_intrinsics(s.image_size_wh)
+                    for s in group
+                ]
+            ),
+            dtype=torch.float32,
+        )
+        with _autocast(device, dtype):
+            output = model(
+                images,
+                boxes.to(device),
+                torch.arange(len(group), device=device),
+                intrinsics.to(device),
+            )
+        gt = torch.stack([by_id[id(s)][0] for s in group])
+        if gt.shape[1] != output.vertices.shape[1]:
+            raise ValueError(
+                f'ground-truth meshes have {gt.shape[1]} vertices, the prediction '
+                f'{output.vertices.shape[1]}: whole-body tables compare SMPL-X meshes'
+            )
+        accumulator.update(whole_body_errors(output.vertices.float().cpu(), gt, spec))
+    return accumulator, skipped
+
+
+def _autocast(device: torch.device, dtype: torch.dtype) -> Any:
+    enabled = device.type == 'cuda' and dtype != torch.float32
+    return torch.autocast(device.type, dtype=dtype, enabled=enabled)
+
+
+# --- Hands ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _HandItem:
+    crop: Tensor  # (3, S, S) normalised
+    guidance: Tensor  # (8, 6)
+    has_body_pose: bool
+    is_left: bool
+    center: Tensor  # (2,)
+    side_px: Tensor  # ()
+    intrinsics: Tensor  # (3, 3)
+    gt_vertices: Tensor  # (778, 3)
+    gt_joints: Tensor  # (21, 3)
+    camera_frame: bool  # ground truth in the camera frame (cs_ metrics valid)
+
+
+@torch.no_grad()
+def _hand_ground_truth(
+    sample: Sample, side: Side, mano: dict[Side, MANOHandModel]
+) -> tuple[Tensor, Tensor, bool] | None:
+    """(vertices, joints, in camera frame) of one hand, or None without enough labels."""
+    stored = sample.vertices_cam_m if sample.vertices_model == f'mano_{side}' else None
+    keypoints = getattr(sample, f'{side}_hand_keypoints_3d_cam_m')
+    params = getattr(sample, f'{side}_mano')
+    if stored is not None and keypoints is not None and (np.asarray(keypoints)[:, 3] > 0).all():
+        vertices = torch.tensor(stored, dtype=torch.float32)
+        return vertices, torch.tensor(keypoints[:, :3], dtype=torch.float32), True
+    if params is None:
+        return None
+    layer = mano[side]
+    like = layer.layer.shapedirs
+    rotmats = axis_angle_to_rotmat(
+        torch.from_numpy(
+            np.concatenate((params.global_orient_aa[None], params.hand_pose_aa)).astype(np.float32)
+        )
+    ).to(like)
+    output = layer(rotmats[None, :1], rotmats[None, 1:], torch.tensor(params.betas).to(like)[None])
+    return output.vertices[0].float().cpu(), output.joints[0].float().cpu(), False
+
+
+def _hand_items(
+    sample: Sample, mano: dict[Side, MANOHandModel], crop_size: int, rescale: float
+) -> list[_HandItem]:
+    items = []
+    boxes, sides = [], []
+    for side in SIDES:
+        box = _hand_box(sample, side)
+        truth = _hand_ground_truth(sample, side, mano)
+        if box is None or truth is None:
+            continue
+        boxes.append(box)
+        sides.append((side, truth))
+    if not boxes:
+        return []
+    centers, side_px = hand_crop_boxes(torch.tensor(np.stack(boxes), dtype=torch.float32), rescale)
+    is_left = torch.tensor([side == 'left' for side, _ in sides])
+    image = _image_tensor(sample)[None] * PIXEL_SCALE
+    crops = normalize_hand_crops(
+        crop_images(image, centers, side_px, (crop_size, crop_size), flip=is_left)
+    )
+    intrinsics = torch.tensor(
+        sample.intrinsics
+        if sample.intrinsics is not None
+        else default_intrinsics(sample.image_size_wh),
+        dtype=torch.float32,
+    )
+    body = None
+    if sample.smplx is not None:
+        body = torch.from_numpy(
+            np.concatenate(
+                (sample.smplx.global_orient_aa[None], sample.smplx.body_pose_aa)
+            ).astype(np.float32)
+        )[None]
+    for i, (side, (vertices, joints, camera_frame)) in enumerate(sides):
+        guidance = (
+            arm_guidance_from_axis_angle(body, side)[0] if body is not None else torch.zeros(8, 6)
+        )
+        items.append(
+            _HandItem(
+                crop=crops[i],
+                guidance=guidance,
+                has_body_pose=body is not None,
+                is_left=side == 'left',
+                center=centers[i],
+                side_px=side_px[i],
+                intrinsics=intrinsics,
+                gt_vertices=vertices,
+                gt_joints=joints,
+                camera_frame=camera_frame and sample.intrinsics is not None,
+            )
+        )
+    return items
+
+
+@torch.no_grad()
+def _run_hands(
+    model: GuidedHandExpert,
+    mano_right: MANOHandModel,
+    items: Sequence[_HandItem],
+    use_adapter: bool,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> dict[str, Tensor]:
+    crops = torch.stack([item.crop for item in items]).to(device)
+    is_left = torch.tensor([item.is_left for item in items], device=device)
+    with _autocast(device, dtype):
+        if use_adapter:
+            guidance = torch.stack([item.guidance for item in items]).to(device)
+            has_body = torch.tensor([item.has_body_pose for item in items], device=device)
+            seen = model(crops, guidance, has_body)
+        else:
+            seen = model.hand_expert(crops)
+    seen = seen._replace(**{k: v.float() for k, v in seen._asdict().items()})
+    mesh = mano_right(seen.global_orient, seen.hand_pose, seen.betas)
+    mirror = torch.where(is_left, -1.0, 1.0).to(mesh.vertices)[:, None]
+    sign = torch.stack((mirror, torch.ones_like(mirror), torch.ones_like(mirror)), dim=-1)
+    hands = mirror_left_hands(seen, is_left)
+    intrinsics = torch.stack([item.intrinsics for item in items]).to(device)
+    transl = cam_crop_to_full(
+        hands.cam,
+        torch.stack([item.center for item in items]).to(device),
+        torch.stack([item.side_px for item in items]).to(device),
+        torch.stack((intrinsics[:, 0, 0], intrinsics[:, 1, 1]), dim=-1),
+        intrinsics[:, :2, 2],
+    )
+    vertices = (mesh.vertices * sign + transl[:, None]).cpu()
+    joints = (mesh.joints * sign + transl[:, None]).cpu()
+    gt_vertices = torch.stack([item.gt_vertices for item in items])
+    gt_joints = torch.stack([item.gt_joints for item in items])
+    results = hand_errors(vertices, gt_vertices, joints, gt_joints)
+    camera = torch.tensor([item.camera_frame for item in items])
+    for name, values in results.items():
+        if name.startswith('cs_'):
+            results[name] = torch.where(camera, values, torch.nan)
+    return results
+
+
+def _evaluate_hands(
+    model: GuidedHandExpert,
+    mano: dict[Side, MANOHandModel],
+    samples: Sequence[Sample],
+    use_adapter: bool,
+    batch_size: int,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> tuple[MetricAccumulator, int]:
+    """Metrics of the hands of one data set; (acc, samples without a usable hand)."""
+    accumulator = MetricAccumulator()
+    crop_size = model.hand_expert.config.crop_size_px
+    pending: list[_HandItem] = []
+    skipped = 0
+    for sample in samples:
+        items = _hand_items(sample, mano, crop_size, HAND_BOX_RESCALE)
+        skipped += not items
+        pending += items
+        while len(pending) >= batch_size:
+            accumulator.update(
+                _run_hands(model, mano['right'], pending[:batch_size], use_adapter, device, dtype)
+            )
+            pending = pending[batch_size:]
+    if pending:
+        accumulator.update(_run_hands(model, mano['right'], pending, use_adapter, device, dtype))
+    return accumulator, skipped
+
+
+# --- Entry point ---------------------------------------------------------------------------------
+
+
+def _weights_metadata(weights: Sequence[WeightsInfo]) -> list[dict[str, Any]]:
+    return [
+        {
+            'model': w.model,
+            'variant': w.variant,
+            'file': str(w.path),
+            'sha256': w.sha256,
+            'converted': w.converted,
+        }
+        for w in weights
+    ]
+
+
+def evaluate(config: EvalConfig) -> EvalResult:
+    """Evaluate every row on every data set, write the JSON results and return them.
+
+    Raises:
+        FileNotFoundError: a data index is missing.
+        CheckpointError: a weights file is unreadable or does not match.
+        ValueError: a row asks for an adapter whose file is not given.
+    """
+    device = resolve_device(config.device)
+    dtype = resolve_precision(config.precision, device)
+    layout = get_layout(config.table)
+    datasets = {dataset.name: _load_dataset(dataset) for dataset in config.datasets}
+    missing = sorted({c.dataset for c in layout.columns} - set(datasets))
+    if missing:
+        _LOG.warning(
+            'table %s has columns for %s, which no data set is named', layout.name, missing
+        )
+
+    metadata: dict[str, Any] = {
+        'config': config_to_dict(config),
+        'hmr_ros_version': hmr_ros.__version__,
+        'torch_version': torch.__version__,
+        'device': str(device),
+        'precision': PRECISION_NAMES.get(dtype, str(dtype)),
+        'skipped_samples': {},
+    }
+    accumulators: dict[str, dict[str, MetricAccumulator]] = {}
+    if config.model == 'dual_path':
+        build = build_dual_path(
+            config.whole_body,
+            config.hand_expert,
+            config.body_model_dir,
+            hand_adapter_file=config.hand_adapter or None,
+            body_adapter_file=config.body_adapter or None,
+            config=config.dual_path,
+            device=device,
+        )
+        model = build.model
+        spec, sources = whole_body_eval_spec(model.smplx_model, config.metrics)
+        metadata['weights'] = _weights_metadata(build.weights)
+        metadata['metric_sources'] = sources
+        for row in config.rows:
+            model.set_adapters(row.adapters)
+            _LOG.info('%s: %s', row.method, model.mode_description)
+            accumulators[row.method] = {}
+            for name, samples in datasets.items():
+                acc, skipped = _evaluate_whole_body(
+                    model, samples, spec, config.batch_size, device, dtype
+                )
+                accumulators[row.method][name] = acc
+                metadata['skipped_samples'][name] = skipped
+    else:
+        hand_expert, hand_info = load_hand_expert(config.hand_expert, device)
+        weights = [hand_info]
+        adapter = None
+        if config.hand_adapter:
+            adapter, adapter_info = load_hand_adapter(
+                config.hand_adapter, hand_expert, hand_info.variant
+            )
+            weights.append(adapter_info)
+        hand_model = GuidedHandExpert(hand_expert, adapter).eval()
+        mano = {
+            side: MANOHandModel.from_folder(config.body_model_dir, side).to(device)
+            for side in SIDES
+        }
+        metadata['weights'] = _weights_metadata(weights)
+        for row in config.rows:
+            use_adapter = row.adapters in ('auto', 'hand') and adapter is not None
+            if row.adapters == 'hand' and adapter is None:
+                raise ValueError(
+                    f'row {row.method!r} asks for the hand adapter; set hand_adapter to its file'
+                )
+            accumulators[row.method] = {}
+            for name, samples in datasets.items():
+                acc, skipped = _evaluate_hands(
+                    hand_model, mano, samples, use_adapter, config.batch_size, device, dtype
+                )
+                accumulators[row.method][name] = acc
+                metadata['skipped_samples'][name] = skipped
+    for name, skipped in metadata['skipped_samples'].items():
+        if skipped:
+            _LOG.warning(
+                '%s: %d samples without the needed box or ground truth skipped', name, skipped
+            )
+    rows = tuple(
+        ResultRow.from_accumulators(row.method, accumulators[row.method], row.extra)
+        for row in config.rows
+    )
+    json_path = write_json(config.output_json, layout, rows, metadata)
+    return EvalResult(layout=layout, rows=rows, metadata=metadata, json_path=json_path)

@@ -1,0 +1,254 @@
+"""``hmr-ros eval`` run in-process on stand-in assets and synthetic data sets.
+
+Untrained adapters are exact no-ops, so a row with them must reproduce the baseline row's
+numbers exactly; adapters with randomised output layers must change them. That checks the
+ablation switch end to end (files loaded, rows run with the right adapters).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from hmr_ros.body_models.smplx_layers import MANOHandModel
+from hmr_ros.checkpoints.adapter_files import save_adapter_file
+from hmr_ros.cli.main import main
+from hmr_ros.config import load_config
+from hmr_ros.evaluation.evaluator import EvalConfig
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat
+from hmr_ros.models.adapters.body_adapter import BodyAdapter, body_adapter_tiny
+from hmr_ros.models.adapters.hand_adapter import HandAdapter
+from hmr_ros.models.dual_path_builder import load_hand_expert
+from hmr_ros.training.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
+
+REPO = Path(__file__).resolve().parents[2]
+IMAGE_WH = (64, 80)
+INTRINSICS = np.array(((90.0, 0.0, 31.5), (0.0, 90.0, 39.5), (0.0, 0.0, 1.0)))
+
+
+@pytest.fixture(scope='module')
+def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Stand-in models, and zero (no-op) and randomised adapter files for both base models."""
+    folder = tmp_path_factory.mktemp('assets')
+    assert main(['make-test-assets', str(folder), '--variants', 'hamer_tiny', 'smplerx_tiny']) == 0
+    hand_expert, _ = load_hand_expert(folder / 'hamer_tiny.safetensors')
+    files = {'dir': folder}
+    torch.manual_seed(0)
+    for kind in ('zero', 'random'):
+        hand = HandAdapter(hand_expert.mano_head)
+        body = BodyAdapter(body_adapter_tiny(32))
+        if kind == 'random':
+            with torch.no_grad():
+                for branch in hand.branches:
+                    branch.output_projection.weight.normal_(0.0, 0.5)
+                body.output_layer.weight.normal_(0.0, 0.5)
+        files[f'hand_{kind}'] = save_adapter_file(
+            folder / f'hand_{kind}.safetensors', hand, 'hamer_tiny'
+        )
+        files[f'body_{kind}'] = save_adapter_file(
+            folder / f'body_{kind}.safetensors', body, 'smplerx_tiny'
+        )
+    return files
+
+
+def _image(folder: Path, name: str, rng: np.random.Generator) -> str:
+    path = folder / f'{name}.png'
+    pixels = rng.integers(0, 256, size=(IMAGE_WH[1], IMAGE_WH[0], 3), dtype=np.uint8)
+    cv2.imwrite(str(path), cv2.GaussianBlur(pixels, (5, 5), 2))
+    return str(path)
+
+
+def _smplx(rng: np.random.Generator) -> SMPLXParams:
+    return SMPLXParams(
+        global_orient_aa=np.array((np.pi, 0.0, 0.0)) + rng.normal(scale=0.1, size=3),
+        body_pose_aa=rng.normal(scale=0.2, size=(21, 3)),
+        left_hand_pose_aa=rng.normal(scale=0.2, size=(15, 3)),
+        right_hand_pose_aa=rng.normal(scale=0.2, size=(15, 3)),
+        jaw_pose_aa=np.zeros(3),
+        betas=rng.normal(size=10),
+        expression=np.zeros(10),
+        transl_m=np.array((0.0, 0.2, 4.0)),
+        rest_pelvis_m=np.zeros(3),
+    )
+
+
+@pytest.fixture(scope='module')
+def hand_index(tmp_path_factory: pytest.TempPathFactory, assets: dict[str, Path]) -> Path:
+    """FreiHAND-like: 2 right hands with camera-frame mesh and keypoints (one with a body
+    pose for the guidance), 1 left hand with MANO parameters only (no camera-frame truth)."""
+    folder = tmp_path_factory.mktemp('hands')
+    rng = np.random.default_rng(1)
+    mano = MANOHandModel.from_folder(assets['dir'], side='right')
+    samples = []
+    for i in range(2):
+        params = MANOParams(rng.normal(size=3), rng.normal(scale=0.3, size=(15, 3)), np.zeros(10))
+        rotmats = axis_angle_to_rotmat(
+            torch.from_numpy(np.concatenate((params.global_orient_aa[None], params.hand_pose_aa)))
+        ).float()
+        with torch.no_grad():
+            mesh = mano(rotmats[None, :1], rotmats[None, 1:], torch.zeros(1, 10))
+        offset = torch.tensor((0.0, 0.0, 0.6))
+        joints = (mesh.joints[0] + offset).numpy()
+        samples.append(
+            Sample(
+                dataset='synthetic',
+                sample_id=f'right/{i}',
+                image_size_wh=IMAGE_WH,
+                image_path=_image(folder, f'right_{i}', rng),
+                intrinsics=INTRINSICS,
+                right_hand_box_xyxy=np.array((20.0, 25.0, 44.0, 55.0)),
+                right_mano=params,
+                right_hand_keypoints_3d_cam_m=np.concatenate((joints, np.ones((21, 1))), 1),
+                vertices_cam_m=(mesh.vertices[0] + offset).numpy(),
+                vertices_model='mano_right',
+                smplx=_smplx(rng) if i == 0 else None,
+            )
+        )
+    samples.append(
+        Sample(
+            dataset='synthetic',
+            sample_id='left/0',
+            image_size_wh=IMAGE_WH,
+            image_path=_image(folder, 'left_0', rng),
+            left_hand_box_xyxy=np.array((10.0, 30.0, 30.0, 52.0)),
+            left_mano=MANOParams(
+                rng.normal(size=3), rng.normal(scale=0.3, size=(15, 3)), np.zeros(10)
+            ),
+        )
+    )
+    return save_index(folder / 'hands.npz', samples)
+
+
+@pytest.fixture(scope='module')
+def body_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """EHF-like: 2 persons with SMPL-X parameters, a person box and the camera."""
+    folder = tmp_path_factory.mktemp('bodies')
+    rng = np.random.default_rng(2)
+    samples = [
+        Sample(
+            dataset='synthetic',
+            sample_id=f'body/{i}',
+            image_size_wh=IMAGE_WH,
+            image_path=_image(folder, f'body_{i}', rng),
+            intrinsics=INTRINSICS,
+            person_box_xyxy=np.array((8.0, 4.0, 56.0, 76.0)),
+            smplx=_smplx(rng),
+        )
+        for i in range(2)
+    ]
+    return save_index(folder / 'bodies.npz', samples)
+
+
+def _run(tmp_path: Path, values: dict) -> dict:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / 'eval.yaml'
+    config.write_text(yaml.safe_dump(values))
+    assert main(['eval', str(config), '--json', str(tmp_path / 'out.json')]) == 0
+    return json.loads((tmp_path / 'out.json').read_text())
+
+
+def _metrics(results: dict, method: str, dataset: str) -> dict[str, float]:
+    row = next(row for row in results['rows'] if row['method'] == method)
+    return row['metrics'][dataset]
+
+
+def _hand_config(assets: dict[str, Path], index: Path, adapter: str) -> dict:
+    return {
+        'model': 'hand_expert',
+        'hand_expert': str(assets['dir'] / 'hamer_tiny.safetensors'),
+        'hand_adapter': str(assets[adapter]),
+        'body_model_dir': str(assets['dir']),
+        'datasets': [{'name': 'FreiHAND', 'index': str(index)}],
+        'table': 'freihand',
+        'rows': [{'method': 'HaMeR', 'adapters': 'none'}, {'method': 'Ours', 'adapters': 'hand'}],
+        'batch_size': 2,
+        'device': 'cpu',
+    }
+
+
+def test_eval_hand_expert_rows(
+    assets: dict[str, Path],
+    hand_index: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = _run(tmp_path / 'zero', _hand_config(assets, hand_index, 'hand_zero'))
+    printed = capsys.readouterr().out
+    assert 'Root-relative hand mesh recovery on FreiHAND' in printed
+    assert 'PA-MPJPE' in printed and 'HaMeR' in printed and 'Ours' in printed
+    baseline = _metrics(results, 'HaMeR', 'FreiHAND')
+    assert _metrics(results, 'Ours', 'FreiHAND') == baseline  # untrained adapter: a no-op
+    assert all(math.isfinite(v) for v in baseline.values())
+    counts = results['rows'][0]['counts']['FreiHAND']
+    assert counts['pa_mpjpe_mm'] == 3 and counts['pve_mm'] == 3
+    assert counts['cs_pve_mm'] == 2  # the left hand has no camera-frame ground truth
+    assert 0.0 <= baseline['pa_j_auc'] <= 1.0
+    assert results['metadata']['weights'][1]['model'] == 'hand_adapter'
+
+    trained = _run(tmp_path / 'random', _hand_config(assets, hand_index, 'hand_random'))
+    assert _metrics(trained, 'HaMeR', 'FreiHAND') == baseline
+    assert _metrics(trained, 'Ours', 'FreiHAND')['pa_mpjpe_mm'] != baseline['pa_mpjpe_mm']
+
+
+def _body_config(assets: dict[str, Path], index: Path, kind: str) -> dict:
+    return {
+        'model': 'dual_path',
+        'whole_body': str(assets['dir'] / 'smplerx_tiny.safetensors'),
+        'hand_expert': str(assets['dir'] / 'hamer_tiny.safetensors'),
+        'hand_adapter': str(assets[f'hand_{kind}']),
+        'body_adapter': str(assets[f'body_{kind}']),
+        'body_model_dir': str(assets['dir']),
+        'datasets': [{'name': 'EHF', 'index': str(index)}],
+        'table': 'table1',
+        'rows': [
+            {'method': 'SMPLer-X + HaMeR', 'adapters': 'none'},
+            {'method': 'Ours', 'adapters': 'both'},
+        ],
+        'dual_path': {'hand_confidence_threshold': 0.0},
+        'device': 'cpu',
+    }
+
+
+def test_eval_dual_path_ablation_rows(
+    assets: dict[str, Path],
+    body_index: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    results = _run(tmp_path / 'zero', _body_config(assets, body_index, 'zero'))
+    printed = capsys.readouterr().out
+    assert 'Whole-body reconstruction on ARCTIC and EHF (mm)' in printed
+    assert 'skinning-weight subsets' in printed  # says the hand subsets are not the protocol's
+    baseline = _metrics(results, 'SMPLer-X + HaMeR', 'EHF')
+    assert _metrics(results, 'Ours', 'EHF') == baseline
+    for name in ('pa_pve_all_mm', 'pve_all_mm', 'pa_mpjpe_all_mm', 'pa_pve_hands_mm'):
+        assert math.isfinite(baseline[name]) and baseline[name] > 0
+    assert results['rows'][0]['counts']['EHF']['pve_all_mm'] == 2
+    assert results['layout'] == 'table1'
+
+    trained = _run(tmp_path / 'random', _body_config(assets, body_index, 'random'))
+    assert _metrics(trained, 'SMPLer-X + HaMeR', 'EHF') == baseline
+    assert _metrics(trained, 'Ours', 'EHF')['pve_all_mm'] != baseline['pve_all_mm']
+
+
+def test_eval_rejects_a_table_the_model_cannot_fill(
+    assets: dict[str, Path], hand_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    values = {**_hand_config(assets, hand_index, 'hand_zero'), 'table': 'table1'}
+    config = tmp_path / 'eval.yaml'
+    config.write_text(yaml.safe_dump(values))
+    assert main(['eval', str(config)]) == 2
+    assert "not filled by model 'hand_expert'" in capsys.readouterr().err
+
+
+def test_shipped_eval_config_loads() -> None:
+    config = load_config(EvalConfig, REPO / 'config' / 'eval.yaml')
+    assert config.model == 'dual_path' and config.table == 'table1'
+    assert [row.adapters for row in config.rows] == ['none', 'both']
