@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -104,33 +105,66 @@ class _PersonEstimate:
 
 
 class FrameUploader:
-    """Moves RGB images to the model's device as (1, 3, H, W) float [0, 1].
+    """Moves RGB images to the model's device as (1, 3, H, W) float [0, 1], ahead of use.
 
-    On CUDA the image is copied into a reused pinned host buffer, sent with a non-blocking copy
-    on a side stream, and the compute stream waits on that copy only (the CPU does not); the
-    uint8 -> float conversion and the layout change run on the device. On CPU it is a view
-    and one conversion.
+    ``prefetch`` may be called from another thread (the node's image callback) as soon as a
+    frame arrives: on CUDA the image is copied into a pinned host buffer and sent with a
+    non-blocking copy on a side stream, and the uint8 -> float conversion is queued on that
+    stream too, so frame N+1 crosses the bus while the compute stream runs frame N. ``upload``
+    (the worker thread) then takes the prefetched tensor and makes the compute stream wait for
+    that copy only; a frame that was never prefetched is uploaded on the spot. On CPU the same
+    split moves the conversion off the worker thread.
+
+    At most ``capacity`` prefetched frames are kept (the newest); older ones were dropped by the
+    one-slot hand-off anyway.
     """
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, capacity: int = 2) -> None:
         self._device = device
-        self._pinned: torch.Tensor | None = None
+        self._capacity = capacity
+        self._lock = threading.Lock()
+        # (image array, device tensor, copy-done event or None), oldest first.
+        self._ready: list[tuple[np.ndarray, torch.Tensor, torch.cuda.Event | None]] = []
         self._stream = torch.cuda.Stream(device) if device.type == 'cuda' else None
+        self.prefetch_hits = 0
+        self.prefetch_misses = 0
+
+    def prefetch(self, image_rgb: np.ndarray) -> None:
+        """Start moving one image to the device (any thread)."""
+        tensor, event = self._start(image_rgb)
+        with self._lock:
+            self._ready.append((image_rgb, tensor, event))
+            del self._ready[: -self._capacity]
 
     def upload(self, image_rgb: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 -> (1, 3, H, W) float32 in [0, 1] on the device."""
+        """The image on the device, ready for the compute stream (worker thread)."""
+        with self._lock:
+            found = next((i for i, entry in enumerate(self._ready) if entry[0] is image_rgb), None)
+            entry = self._ready.pop(found) if found is not None else None
+        if entry is None:
+            self.prefetch_misses += 1
+            tensor, event = self._start(image_rgb)
+        else:
+            self.prefetch_hits += 1
+            _, tensor, event = entry
+        if event is not None:
+            compute = torch.cuda.current_stream(self._device)
+            compute.wait_event(event)
+            tensor.record_stream(compute)
+        return tensor
+
+    def _start(self, image_rgb: np.ndarray) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         host = torch.from_numpy(np.ascontiguousarray(image_rgb))
         if self._stream is None:
-            return host.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-        if self._pinned is None or self._pinned.shape != host.shape:
-            self._pinned = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
-        self._pinned.copy_(host)
+            return host.permute(2, 0, 1).unsqueeze(0).float().div_(255.0), None
+        pinned = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
+        pinned.copy_(host)
         with torch.cuda.stream(self._stream):
-            on_device = self._pinned.to(self._device, non_blocking=True)
-        compute = torch.cuda.current_stream(self._device)
-        compute.wait_stream(self._stream)
-        on_device.record_stream(compute)
-        return on_device.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            on_device = pinned.to(self._device, non_blocking=True)
+            tensor = on_device.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+            event = torch.cuda.Event()
+            event.record(self._stream)
+        return tensor, event
 
 
 def resolve_device(requested: str) -> torch.device:
@@ -226,6 +260,14 @@ class PipelineRunner:
         self._model.cpu()
         if self._device.type == 'cuda':
             torch.cuda.empty_cache()
+
+    def prefetch(self, frame: Frame) -> None:
+        """Start moving a just-arrived frame to the device; safe from another thread.
+
+        The node calls this from its image callback, so the copy of frame N+1 overlaps the
+        inference of frame N; ``process`` then finds the frame already on the device.
+        """
+        self._uploader.prefetch(frame.image_rgb)
 
     def process(self, frame: Frame, detections: Detections | None = None) -> FrameResult:
         """Estimate every person in one frame.

@@ -197,3 +197,42 @@ def test_device_and_precision_resolution() -> None:
         with pytest.raises(PipelineConfigurationError, match='model.device'):
             resolve_device('cuda:0')
         assert resolve_device('auto') == torch.device('cpu')
+
+
+@pytest.mark.parametrize(
+    'device',
+    [
+        'cpu',
+        pytest.param(
+            'cuda',
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA'),
+            ],
+        ),
+    ],
+)
+def test_uploader_prefetch_gives_the_same_tensor_and_keeps_the_newest(device: str) -> None:
+    from hmr_ros.pipeline.runner import FrameUploader
+
+    uploader = FrameUploader(torch.device(device), capacity=2)
+    images = [np.roll(IMAGE, shift, axis=1) for shift in (0, 5, 9)]
+    for image in images:
+        uploader.prefetch(image)
+    expected = torch.from_numpy(images[2]).permute(2, 0, 1)[None].float() / 255
+    got = uploader.upload(images[2])
+    torch.testing.assert_close(got.cpu(), expected)
+    assert (uploader.prefetch_hits, uploader.prefetch_misses) == (1, 0)
+    uploader.upload(images[0])  # evicted: capacity 2 keeps the two newest prefetches
+    assert (uploader.prefetch_hits, uploader.prefetch_misses) == (1, 1)
+    assert got.shape == (1, 3, 512, 512) and got.device.type == device
+
+
+def test_prefetched_frames_give_the_same_result(stand_in_pipeline: PipelineRunner) -> None:
+    stand_in_pipeline.reset_tracking()
+    plain = stand_in_pipeline.process(frame(40)).persons[0]
+    stand_in_pipeline.reset_tracking()
+    prefetched_frame = frame(40)
+    stand_in_pipeline.prefetch(prefetched_frame)
+    prefetched = stand_in_pipeline.process(prefetched_frame).persons[0]
+    np.testing.assert_array_equal(plain.joints_m, prefetched.joints_m)
