@@ -70,6 +70,7 @@ from hmr_ros.geometry.kinematics import global_rotations
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat
 from hmr_ros.models.adapters.body_adapter import (
     BodyAdapter,
+    BodyAdapterConfig,
     RefinedWholeBody,
     hand_feature_points_from_crop_px,
     mcp_points_hm,
@@ -77,13 +78,14 @@ from hmr_ros.models.adapters.body_adapter import (
 from hmr_ros.models.adapters.hand_adapter import (
     GuidedHandExpert,
     HandAdapter,
+    HandAdapterConfig,
     arm_guidance_from_axis_angle,
 )
 from hmr_ros.models.dual_path_builder import load_hand_expert, load_whole_body
 from hmr_ros.models.fusion import BODY_PARENTS
-from hmr_ros.models.hand_expert import normalize_hand_crops
+from hmr_ros.models.hand_expert import HandExpert, normalize_hand_crops
 from hmr_ros.models.heads.smplx_head import BODY_POSITION_JOINT_NAMES, NUM_HAND_POSE_JOINTS
-from hmr_ros.models.whole_body import WholeBodyStages, virtual_crop_intrinsics
+from hmr_ros.models.whole_body import WholeBodyModel, WholeBodyStages, virtual_crop_intrinsics
 from hmr_ros.training.config import (
     BodyAdapterTrainConfig,
     HandAdapterTrainConfig,
@@ -94,9 +96,11 @@ from hmr_ros.training.datasets.loader import CropDataset, CropMode, LoaderConfig
 from hmr_ros.training.datasets.sample import KEYPOINT_LAYOUTS, Sample, load_index
 from hmr_ros.training.losses import (
     BodyLossTerms,
+    BodyLossWeights,
     BodyPrediction,
     BodyTarget,
     HandLossTerms,
+    HandLossWeights,
     HandPrediction,
     HandTarget,
     body_adapter_loss,
@@ -337,22 +341,38 @@ class HandAdapterTask:
     """Hand adapter on the frozen hand expert (paper 3.5.1); see the module docstring.
 
     Args:
-        config: the training configuration.
-        device: where to run.
+        hand_expert: the base model (frozen here, kept in eval mode).
+        base_variant: its registered variant (written into the adapter files).
+        mano: right-hand MANO layer on the same device.
+        adapter_config: hand adapter options.
+        weights: lambda of eq. 5.
     """
 
     adapter_name = HandAdapter.adapter_name
     crop_mode: CropMode = 'hand'
 
-    def __init__(self, config: HandAdapterTrainConfig, device: torch.device) -> None:
-        hand_expert, info = load_hand_expert(config.hand_expert, device)
-        self.base_variant = info.variant
-        self.adapter = HandAdapter(hand_expert.mano_head, config.adapter)
+    def __init__(
+        self,
+        hand_expert: HandExpert,
+        base_variant: str,
+        mano: MANOHandModel,
+        adapter_config: HandAdapterConfig,
+        weights: HandLossWeights,
+    ) -> None:
+        self.base_variant = base_variant
+        self.adapter = HandAdapter(hand_expert.mano_head, adapter_config)
         self.model = GuidedHandExpert(hand_expert, self.adapter)
-        self.mano = MANOHandModel.from_folder(config.body_model_dir, side='right').to(device)
-        self.weights = config.loss
+        self.mano = mano
+        self.weights = weights
         self.crop_size_px = hand_expert.config.crop_size_px
-        self.device = device
+        self.device = hand_expert.mano_head.decpose.weight.device
+
+    @classmethod
+    def from_config(cls, config: HandAdapterTrainConfig, device: torch.device) -> HandAdapterTask:
+        """Load the hand expert file and the MANO layer of a training configuration."""
+        hand_expert, info = load_hand_expert(config.hand_expert, device)
+        mano = MANOHandModel.from_folder(config.body_model_dir, side='right').to(device)
+        return cls(hand_expert, info.variant, mano, config.adapter, config.loss)
 
     @property
     def crop_hw(self) -> tuple[int, int]:
@@ -485,31 +505,43 @@ class BodyAdapterTask:
     """Body adapter on the frozen whole-body model (paper 3.5.2); see the module docstring.
 
     Args:
-        config: the training configuration.
-        device: where to run.
+        whole_body: the base model (frozen here, kept in eval mode).
+        base_variant: its registered variant (written into the adapter files).
+        smplx: SMPL-X layer on the same device.
+        adapter_config: body adapter sizes; ``in_channels`` is set to the whole-body width.
+        weights: lambda of eqs. 7 and 8.
     """
 
     adapter_name = BodyAdapter.adapter_name
     crop_mode: CropMode = 'body'
 
-    def __init__(self, config: BodyAdapterTrainConfig, device: torch.device) -> None:
-        whole_body, info = load_whole_body(config.whole_body, device)
-        self.base_variant = info.variant
+    def __init__(
+        self,
+        whole_body: WholeBodyModel,
+        base_variant: str,
+        smplx: SMPLXBodyModel,
+        adapter_config: BodyAdapterConfig,
+        weights: BodyLossWeights,
+    ) -> None:
+        self.base_variant = base_variant
+        self.device = next(whole_body.parameters()).device
         width = whole_body.config.encoder.embed_dim
-        if config.adapter.in_channels != width:
-            _LOG.info(
-                'body adapter in_channels %d -> %d (whole-body width)',
-                config.adapter.in_channels,
-                width,
-            )
-        adapter_config = dataclasses.replace(config.adapter, in_channels=width)
-        self.adapter = BodyAdapter(adapter_config).to(device)
+        if adapter_config.in_channels != width:
+            _LOG.info('body adapter in_channels -> %d (the whole-body width)', width)
+        adapter_config = dataclasses.replace(adapter_config, in_channels=width)
+        self.adapter = BodyAdapter(adapter_config).to(self.device)
         self.model = RefinedWholeBody(whole_body, self.adapter)
-        self.smplx = SMPLXBodyModel.from_folder(config.body_model_dir).to(device)
-        self.weights = config.loss
+        self.smplx = smplx
+        self.weights = weights
         self.crop_hw = whole_body.config.preprocessing.crop_hw_px
-        self.intrinsics = virtual_crop_intrinsics(self.crop_hw).to(device)
-        self.device = device
+        self.intrinsics = virtual_crop_intrinsics(self.crop_hw).to(self.device)
+
+    @classmethod
+    def from_config(cls, config: BodyAdapterTrainConfig, device: torch.device) -> BodyAdapterTask:
+        """Load the whole-body file and the SMPL-X layer of a training configuration."""
+        whole_body, info = load_whole_body(config.whole_body, device)
+        smplx = SMPLXBodyModel.from_folder(config.body_model_dir).to(device)
+        return cls(whole_body, info.variant, smplx, config.adapter, config.loss)
 
     def _smplx_joints(
         self,
@@ -826,9 +858,9 @@ class AdapterTrainer:
         torch.manual_seed(config.run.seed)
         if task_factory is None:
             self.task: TrainingTask = (
-                HandAdapterTask(config, self.device)
+                HandAdapterTask.from_config(config, self.device)
                 if isinstance(config, HandAdapterTrainConfig)
-                else BodyAdapterTask(config, self.device)
+                else BodyAdapterTask.from_config(config, self.device)
             )
         else:
             self.task = task_factory(config, self.device)
@@ -972,7 +1004,8 @@ class AdapterTrainer:
         for batch in loader:
             yield {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
 
-    def _train_step(self, batch: Mapping[str, Tensor]) -> dict[str, float]:
+    def train_step(self, batch: Mapping[str, Tensor]) -> dict[str, float]:
+        """One optimiser step on a batch already on the device; returns its log record."""
         terms = self.task.loss(batch, self.dtype)
         total = terms.total
         if not torch.isfinite(total) and not self.scaler.is_enabled():
@@ -1039,7 +1072,7 @@ class AdapterTrainer:
         self.task.model.train()  # the adapter only: the wrappers keep the base model in eval
         try:
             for batch in self._batches(dataset, start):
-                record = self._train_step(batch)
+                record = self.train_step(batch)
                 records.append({'step': float(self.step), **record})
                 if log is None:
                     log = LossLog(self.run_dir, list(record), start, config.output.tensorboard)

@@ -127,7 +127,7 @@ def hand_files(tmp_path_factory: pytest.TempPathFactory, body_model_dir: Path) -
     save_index(files['index'], samples)
 
     config = config_from_mapping(HandAdapterTrainConfig, _hand_mapping(files, root / 'teacher'))
-    teacher = HandAdapterTask(config, torch.device('cpu'))
+    teacher = HandAdapterTask.from_config(config, torch.device('cpu'))
     with torch.no_grad():
         for branch in teacher.adapter.branches:
             branch.output_projection.weight.normal_(0.0, 0.3)
@@ -372,7 +372,7 @@ def body_files(tmp_path_factory: pytest.TempPathFactory, body_model_dir: Path) -
     save_index(files['index'], samples)
 
     config = config_from_mapping(BodyAdapterTrainConfig, _body_mapping(files, root / 'teacher'))
-    teacher = BodyAdapterTask(config, torch.device('cpu'))
+    teacher = BodyAdapterTask.from_config(config, torch.device('cpu'))
     with torch.no_grad():
         teacher.adapter.output_layer.weight.normal_(0.0, 0.3)
     batch = _batch_of(KeyedCropDataset(samples, LoaderConfig(mode='body', augmentation=None)))
@@ -450,7 +450,7 @@ def test_body_adapter_samples_at_ground_truth_mcp_keypoints(
     (u = (x - x1) 16 / (x2 - x1), mirrored u -> 15 - u for the left hand); a hand missing one
     uses the predicted MCP joints."""
     config = config_from_mapping(BodyAdapterTrainConfig, _body_mapping(body_files, tmp_path))
-    task = BodyAdapterTask(config, torch.device('cpu'))
+    task = BodyAdapterTask.from_config(config, torch.device('cpu'))
     batch = _batch_of(KeyedCropDataset(body_files['samples'], LoaderConfig(mode='body')))
     with torch.no_grad():
         stages = task.model.whole_body.run_stages(batch['image'])
