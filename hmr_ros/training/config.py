@@ -15,7 +15,7 @@ available.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, get_args
 
 from hmr_ros.models.adapters.body_adapter import BodyAdapterConfig
@@ -203,7 +203,7 @@ class HandAdapterTrainConfig:
     adapter: HandAdapterConfig = HandAdapterConfig()
     loss: HandLossWeights = HandLossWeights()
     optimizer: OptimizerConfig = OptimizerConfig()
-    run: RunConfig = field(default_factory=RunConfig)
+    run: RunConfig = RunConfig()
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ class BodyAdapterTrainConfig:
     adapter: BodyAdapterConfig = BodyAdapterConfig()
     loss: BodyLossWeights = BodyLossWeights()
     optimizer: OptimizerConfig = OptimizerConfig()
-    run: RunConfig = field(default_factory=RunConfig)
+    run: RunConfig = RunConfig()
 
 
 TrainConfig = HandAdapterTrainConfig | BodyAdapterTrainConfig

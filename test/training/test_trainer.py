@@ -9,6 +9,7 @@ move the (zero-initialised) student towards it.
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from hmr_ros.training.trainer import (
     BodyAdapterTask,
     HandAdapterTask,
     KeyedCropDataset,
+    LossLog,
     autocast_dtype,
     body_mcp_points_hm,
     epoch_order,
@@ -474,3 +476,30 @@ def test_body_adapter_samples_at_ground_truth_mcp_keypoints(
     item = order.index(1)
     predicted = stages.hands.joints_hm[item, 1][list(HAND_MCP_JOINT_INDICES), :2]
     torch.testing.assert_close(points[item, 1], predicted)
+
+
+# --- Loss curves --------------------------------------------------------------------------------
+
+
+def test_loss_log_writes_csv_and_tensorboard_when_installed(tmp_path: Path) -> None:
+    pytest.importorskip('tensorboard')
+    log = LossLog(tmp_path, ['total', 'lr'], resume_step=0, tensorboard=True)
+    log.write(1, {'total': 0.5, 'lr': 1e-3})
+    log.close()
+    assert (tmp_path / LOSSES_CSV).read_text().splitlines() == ['step,total,lr', '1,0.5,0.001']
+    assert any((tmp_path / 'tensorboard').glob('events.out.tfevents.*'))
+
+
+def test_loss_log_without_tensorboard_keeps_the_csv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TensorBoard is optional: without it (import fails) only the CSV is written; on resume
+    the rows after the checkpoint's step are dropped."""
+    monkeypatch.setitem(sys.modules, 'torch.utils.tensorboard', None)
+    log = LossLog(tmp_path, ['total'], resume_step=0, tensorboard=True)
+    for step in (1, 2, 3):
+        log.write(step, {'total': float(step)})
+    log.close()
+    assert log.writer is None and not (tmp_path / 'tensorboard').exists()
+    LossLog(tmp_path, ['total'], resume_step=2, tensorboard=True).close()
+    assert (tmp_path / LOSSES_CSV).read_text().splitlines() == ['step,total', '1,1.0', '2,2.0']
