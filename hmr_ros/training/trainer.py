@@ -267,7 +267,8 @@ def load_samples(indexes: Sequence[str], image_roots: Sequence[str] = ()) -> lis
         path = Path(index)
         if not path.is_file():
             raise FileNotFoundError(
-                f'data index {path} not found; convert the data set first (README, Training)'
+                f'data index {path} not found; convert the data set first (the converters '
+                'in hmr_ros.training.datasets write these .npz indexes)'
             )
         loaded = load_index(path, root or None)
         _LOG.info('data: %d samples from %s', len(loaded), path)
