@@ -687,10 +687,18 @@ def build_pipeline(
         )
         model = build.model
         note = f'{build.model_version} weights from the configured files; {model.mode_description}'
+        if _uses_test_variant(build):
+            # No trained weights exist for the tiny test-only variants: such files can only be
+            # stand-ins (hmr-ros make-test-assets), so say so as loudly as use_test_assets does.
+            note = (
+                f'STAND-IN WEIGHTS: {build.model_version} uses the test-only tiny variants '
+                f'(random, untrained; outputs are meaningless); {note}'
+            )
+            logger.warning(note)
     description = describe_model(
         build,
         model,
-        synthetic=build is None,
+        synthetic=build is None or _uses_test_variant(build),
         device=device,
         precision=precision,
         weights_note=note,
@@ -702,6 +710,11 @@ def build_pipeline(
         description.precision,
     )
     return PipelineRunner(model, description, options, device, precision, detector)
+
+
+def _uses_test_variant(build: DualPathBuild) -> bool:
+    """Whether a base model is a test-only tiny variant (TEST_ASSET_VARIANTS)."""
+    return any(info.variant in TEST_ASSET_VARIANTS for info in build.weights[:2])
 
 
 def _require(value: str, parameter: str, what: str) -> None:
