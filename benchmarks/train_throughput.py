@@ -41,6 +41,8 @@ from torch.utils.data import default_collate
 import hmr_ros
 from hmr_ros.body_models.smplx_layers import MANOHandModel, SMPLXBodyModel
 from hmr_ros.body_models.synthetic import write_body_model_files
+from hmr_ros.datasets.loader import CropDataset, LoaderConfig
+from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, keypoint_box_xyxy
 from hmr_ros.models.adapters.body_adapter import BodyAdapterConfig, body_adapter_tiny
 from hmr_ros.models.adapters.hand_adapter import HandAdapterConfig
 from hmr_ros.models.hand_expert import build_hand_expert
@@ -52,8 +54,6 @@ from hmr_ros.training.config import (
     OutputConfig,
     RunConfig,
 )
-from hmr_ros.training.datasets.loader import CropDataset, LoaderConfig
-from hmr_ros.training.datasets.sample import MANOParams, Sample, SMPLXParams, keypoint_box_xyxy
 from hmr_ros.training.losses import BodyLossWeights, HandLossWeights
 from hmr_ros.training.trainer import (
     AdapterTrainer,

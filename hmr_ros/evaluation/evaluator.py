@@ -52,6 +52,13 @@ from hmr_ros.body_models.joint_names import (
 )
 from hmr_ros.body_models.smplx_layers import MANOHandModel, SMPLXBodyModel
 from hmr_ros.config import config_to_dict
+from hmr_ros.datasets.sample import (
+    Sample,
+    keypoint_box_xyxy,
+    load_index,
+    smplx_params_to_rotmats,
+    with_image,
+)
 from hmr_ros.evaluation.metrics import WholeBodyEvalSpec, hand_errors, whole_body_errors
 from hmr_ros.evaluation.report import (
     MetricAccumulator,
@@ -73,13 +80,6 @@ from hmr_ros.models.dual_path_builder import (
 )
 from hmr_ros.models.hand_expert import mirror_left_hands, normalize_hand_crops
 from hmr_ros.pipeline.runner import PRECISION_NAMES, resolve_device, resolve_precision
-from hmr_ros.training.datasets.sample import (
-    Sample,
-    keypoint_box_xyxy,
-    load_index,
-    smplx_params_to_rotmats,
-    with_image,
-)
 
 __all__ = [
     'HAND_TABLES',

@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from hmr_ros.datasets.augmentation import AugmentationConfig
 from hmr_ros.models.adapters.body_adapter import BodyAdapterConfig
 from hmr_ros.models.adapters.hand_adapter import HandAdapterConfig
-from hmr_ros.training.datasets.augmentation import AugmentationConfig
 from hmr_ros.training.losses import BodyLossWeights, HandLossWeights
 
 __all__ = [

@@ -65,6 +65,8 @@ from hmr_ros.body_models.joint_names import (
 from hmr_ros.body_models.smplx_layers import MANOHandModel, SMPLXBodyModel
 from hmr_ros.checkpoints.adapter_files import load_adapter_file, save_adapter_file
 from hmr_ros.config import config_to_dict
+from hmr_ros.datasets.loader import CropDataset, CropMode, LoaderConfig
+from hmr_ros.datasets.sample import KEYPOINT_LAYOUTS, Sample, load_index
 from hmr_ros.geometry.cameras import project_points
 from hmr_ros.geometry.kinematics import global_rotations
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat
@@ -92,8 +94,6 @@ from hmr_ros.training.config import (
     Precision,
     TrainConfig,
 )
-from hmr_ros.training.datasets.loader import CropDataset, CropMode, LoaderConfig
-from hmr_ros.training.datasets.sample import KEYPOINT_LAYOUTS, Sample, load_index
 from hmr_ros.training.losses import (
     BodyLossTerms,
     BodyLossWeights,
@@ -268,7 +268,7 @@ def load_samples(indexes: Sequence[str], image_roots: Sequence[str] = ()) -> lis
         if not path.is_file():
             raise FileNotFoundError(
                 f'data index {path} not found; convert the data set first (the converters '
-                'in hmr_ros.training.datasets write these .npz indexes)'
+                'in hmr_ros.datasets write these .npz indexes)'
             )
         loaded = load_index(path, root or None)
         _LOG.info('data: %d samples from %s', len(loaded), path)

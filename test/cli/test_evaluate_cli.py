@@ -21,12 +21,12 @@ from hmr_ros.body_models.smplx_layers import MANOHandModel
 from hmr_ros.checkpoints.adapter_files import save_adapter_file
 from hmr_ros.cli.main import main
 from hmr_ros.config import load_config
+from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
 from hmr_ros.evaluation.evaluator import EvalConfig
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, body_adapter_tiny
 from hmr_ros.models.adapters.hand_adapter import HandAdapter
 from hmr_ros.models.dual_path_builder import load_hand_expert
-from hmr_ros.training.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_WH = (64, 80)

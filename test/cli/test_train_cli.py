@@ -13,9 +13,9 @@ import yaml
 
 from hmr_ros.cli.main import main
 from hmr_ros.config import load_config
+from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
 from hmr_ros.models.dual_path_builder import load_body_adapter, load_hand_adapter, load_hand_expert
 from hmr_ros.training.config import BodyAdapterTrainConfig, HandAdapterTrainConfig
-from hmr_ros.training.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_WH = (64, 80)

@@ -23,14 +23,14 @@ from torch.utils.data import default_collate
 
 from hmr_ros.checkpoints.project_format import ModelCard, save_model_file
 from hmr_ros.config import config_from_mapping
+from hmr_ros.datasets.loader import LoaderConfig
+from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
 from hmr_ros.geometry.crops import apply_affine
 from hmr_ros.geometry.rotations import mirror_axis_angle, rotmat_to_axis_angle
 from hmr_ros.models.hand_expert import build_hand_expert
 from hmr_ros.models.heads.smplx_head import HAND_MCP_JOINT_INDICES
 from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.training.config import BodyAdapterTrainConfig, HandAdapterTrainConfig
-from hmr_ros.training.datasets.loader import LoaderConfig
-from hmr_ros.training.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
 from hmr_ros.training.trainer import (
     ADAPTER_FILE_NAME,
     CHECKPOINTS_DIR,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from hmr_ros.body_models.joint_names import NUM_BODY_JOINTS, NUM_HAND_JOINTS, NUM_HAND_KEYPOINTS
-from hmr_ros.training.datasets.sample import (
+from hmr_ros.datasets.sample import (
     KEYPOINT_LAYOUTS,
     MANOParams,
     Sample,

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from hmr_ros.training.datasets.ehf import EHF_INTRINSICS, convert_ehf, read_ply_vertices
+from hmr_ros.datasets.ehf import EHF_INTRINSICS, convert_ehf, read_ply_vertices
 
 NUM_VERTICES = 10475
 IMAGE_HW = (30, 40)

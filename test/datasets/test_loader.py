@@ -7,13 +7,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from training_samples import IMAGE_WH, make_synthetic_sample
+from synthetic_samples import IMAGE_WH, make_synthetic_sample
 
+from hmr_ros.datasets.augmentation import AugmentationConfig
+from hmr_ros.datasets.loader import CropDataset, LoaderConfig, _crop, make_data_loader
+from hmr_ros.datasets.sample import KEYPOINT_LAYOUTS, Sample
 from hmr_ros.geometry.crops import apply_affine, crop_images, crop_to_image_affine
 from hmr_ros.geometry.rotations import mirror_axis_angle
-from hmr_ros.training.datasets.augmentation import AugmentationConfig
-from hmr_ros.training.datasets.loader import CropDataset, LoaderConfig, _crop, make_data_loader
-from hmr_ros.training.datasets.sample import KEYPOINT_LAYOUTS, Sample
 
 BODY_HW = (32, 24)
 HAND_HW = (16, 16)

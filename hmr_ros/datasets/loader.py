@@ -49,6 +49,15 @@ from hmr_ros.body_models.smplx_layers import (
     NUM_EXPRESSION_COEFFS,
     SMPLX_NUM_VERTICES,
 )
+from hmr_ros.datasets.augmentation import (
+    AugmentationConfig,
+    AugmentationParams,
+    augment_sample,
+    draw_augmentation,
+    flip_sample,
+    scale_colours,
+)
+from hmr_ros.datasets.sample import KEYPOINT_LAYOUTS, Sample, layout_names, with_image
 from hmr_ros.geometry.crops import (
     apply_affine,
     body_crop_boxes,
@@ -58,15 +67,6 @@ from hmr_ros.geometry.crops import (
     hand_crop_boxes,
     invert_affine,
 )
-from hmr_ros.training.datasets.augmentation import (
-    AugmentationConfig,
-    AugmentationParams,
-    augment_sample,
-    draw_augmentation,
-    flip_sample,
-    scale_colours,
-)
-from hmr_ros.training.datasets.sample import KEYPOINT_LAYOUTS, Sample, layout_names, with_image
 
 CropMode = Literal['body', 'hand']
 CROP_MODES: tuple[str, ...] = get_args(CropMode)

@@ -37,18 +37,18 @@ import cv2
 import numpy as np
 import torch
 
-from hmr_ros.geometry.rotations import (
-    axis_angle_to_rotmat,
-    mirror_axis_angle,
-    rotmat_to_axis_angle,
-)
-from hmr_ros.training.datasets.sample import (
+from hmr_ros.datasets.sample import (
     BODY_POSE_FLIP_PERMUTATION,
     MANOParams,
     Sample,
     SMPLXParams,
     flip_permutation,
     layout_names,
+)
+from hmr_ros.geometry.rotations import (
+    axis_angle_to_rotmat,
+    mirror_axis_angle,
+    rotmat_to_axis_angle,
 )
 
 _MIRROR = np.array((-1.0, 1.0, 1.0), dtype=np.float32)

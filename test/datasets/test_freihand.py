@@ -10,8 +10,8 @@ import smplx
 import torch
 
 from hmr_ros.body_models.model_files import find_mano_file
+from hmr_ros.datasets.freihand import convert_freihand
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat
-from hmr_ros.training.datasets.freihand import convert_freihand
 
 COUNT = 3
 IMAGE_HW = (12, 16)

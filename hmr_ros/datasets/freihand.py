@@ -36,7 +36,7 @@ import numpy as np
 
 from hmr_ros.body_models.joint_names import NUM_HAND_JOINTS, NUM_HAND_KEYPOINTS
 from hmr_ros.body_models.smplx_layers import HAND_POSE_DIM, MANO_NUM_VERTICES, NUM_BETAS
-from hmr_ros.training.datasets.sample import MANOParams, Sample, keypoint_box_xyxy
+from hmr_ros.datasets.sample import MANOParams, Sample, keypoint_box_xyxy
 
 _LOG = logging.getLogger(__name__)
 

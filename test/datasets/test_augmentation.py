@@ -5,11 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from training_samples import IMAGE_WH, make_synthetic_sample, project
+from synthetic_samples import IMAGE_WH, make_synthetic_sample, project
 
 from hmr_ros.body_models.joint_names import BODY_JOINT_NAMES
-from hmr_ros.geometry.rotations import axis_angle_to_rotmat, mirror_axis_angle
-from hmr_ros.training.datasets.augmentation import (
+from hmr_ros.datasets.augmentation import (
     AugmentationConfig,
     AugmentationParams,
     augment_sample,
@@ -18,12 +17,13 @@ from hmr_ros.training.datasets.augmentation import (
     rotate_sample,
     scale_colours,
 )
-from hmr_ros.training.datasets.sample import (
+from hmr_ros.datasets.sample import (
     KEYPOINT_LAYOUTS,
     Sample,
     smplx_params_to_rotmats,
     smplx_rest_pelvis_m,
 )
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat, mirror_axis_angle
 
 ARRAY_FIELDS = (
     'intrinsics',

@@ -36,13 +36,13 @@ import torch
 
 from hmr_ros.body_models.joint_names import NUM_HAND_KEYPOINTS, SIDES, Side
 from hmr_ros.body_models.smplx_layers import SMPLX_NUM_VERTICES
-from hmr_ros.geometry.rotations import axis_angle_to_rotmat
-from hmr_ros.training.datasets.sample import (
+from hmr_ros.datasets.sample import (
     KEYPOINT_LAYOUTS,
     Sample,
     keypoint_box_xyxy,
     read_image_rgb,
 )
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat
 
 DATASET_NAME = 'EHF'
 EHF_INTRINSICS = np.array(

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from training_samples import make_synthetic_sample
+from synthetic_samples import make_synthetic_sample
 
 from hmr_ros.body_models.joint_names import SMPLX_JOINT_INDEX
-from hmr_ros.training.datasets.sample import (
+from hmr_ros.datasets.sample import (
     KEYPOINT_LAYOUTS,
     Sample,
     flip_permutation,

@@ -1,1 +1,0 @@
-"""training/datasets layer of hmr_ros (see shared architecture: layers point down only)."""
