@@ -71,6 +71,7 @@ from hmr_ros.geometry.cameras import cam_crop_to_full
 from hmr_ros.geometry.crops import crop_images, hand_crop_boxes
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, arm_guidance_from_axis_angle
+from hmr_ros.models.devices import PRECISION_NAMES, resolve_device, resolve_precision
 from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
 from hmr_ros.models.dual_path_builder import (
     WeightsInfo,
@@ -79,7 +80,6 @@ from hmr_ros.models.dual_path_builder import (
     load_hand_expert,
 )
 from hmr_ros.models.hand_expert import mirror_left_hands, normalize_hand_crops
-from hmr_ros.pipeline.runner import PRECISION_NAMES, resolve_device, resolve_precision
 
 __all__ = [
     'HAND_TABLES',

@@ -50,6 +50,7 @@ from hmr_ros.geometry.rotations import (
     quaternion_to_axis_angle,
     rotmat_to_quaternion,
 )
+from hmr_ros.models.devices import PRECISION_NAMES, resolve_device, resolve_precision
 from hmr_ros.models.dual_path import (
     AdapterRequest,
     DualPathConfig,
@@ -165,37 +166,6 @@ class FrameUploader:
             event = torch.cuda.Event()
             event.record(self._stream)
         return tensor, event
-
-
-def resolve_device(requested: str) -> torch.device:
-    """'auto' -> the first CUDA device if there is one, else CPU (with a warning)."""
-    if requested == 'auto':
-        if torch.cuda.is_available():
-            return torch.device('cuda:0')
-        logger.warning('no CUDA device: running on the CPU, far below camera rate at full size')
-        return torch.device('cpu')
-    device = torch.device(requested)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise PipelineConfigurationError(
-            f"model.device is '{requested}' but torch sees no CUDA device (torch "
-            f"{torch.__version__}, CUDA build {torch.version.cuda}); set model.device to 'cpu' "
-            "or 'auto', or install the CUDA build of torch"
-        )
-    return device
-
-
-def resolve_precision(requested: str, device: torch.device) -> torch.dtype:
-    """'auto' -> fp16 on CUDA, fp32 on CPU; half precision on CPU falls back to fp32."""
-    if requested == 'auto':
-        return torch.float16 if device.type == 'cuda' else torch.float32
-    dtype = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}[requested]
-    if device.type == 'cpu' and dtype != torch.float32:
-        logger.warning('model.precision %s is for CUDA; the CPU runs fp32', requested)
-        return torch.float32
-    return dtype
-
-
-PRECISION_NAMES = {torch.float32: 'fp32', torch.float16: 'fp16', torch.bfloat16: 'bf16'}
 
 
 class PipelineRunner:
@@ -648,7 +618,7 @@ def build_pipeline(
             messages name the file); the node reports them with the parameter.
     """
     model_options = options.model
-    device = resolve_device(model_options.device)
+    device = resolve_device(model_options.device, 'model.device')
     precision = resolve_precision(model_options.precision, device)
     config = DualPathConfig(adapters=cast(AdapterRequest, model_options.adapters))
     build: DualPathBuild | None

@@ -83,6 +83,7 @@ from hmr_ros.models.adapters.hand_adapter import (
     HandAdapterConfig,
     arm_guidance_from_axis_angle,
 )
+from hmr_ros.models.devices import resolve_device, resolve_precision
 from hmr_ros.models.dual_path_builder import load_hand_expert, load_whole_body
 from hmr_ros.models.fusion import BODY_PARENTS
 from hmr_ros.models.hand_expert import HandExpert, normalize_hand_crops
@@ -122,7 +123,6 @@ __all__ = [
     'body_mcp_points_hm',
     'epoch_order',
     'find_checkpoint',
-    'resolve_device',
     'step_items',
     'train_adapter',
 ]
@@ -151,33 +151,17 @@ MCP_NAMES = ('index1', 'middle1', 'ring1', 'pinky1')
 # --- Device and precision -----------------------------------------------------------------------
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; other names as given.
-
-    Raises:
-        RuntimeError: a CUDA device asked for on a machine without one.
-    """
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise RuntimeError(f"run.device is {name!r} but CUDA is not available; use 'cpu'")
-    return device
-
-
 def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of a precision on a device; None means plain fp32.
 
     'auto' is bf16 on CUDA devices that support it, fp16 on other CUDA devices; CPU is always
-    fp32 (CPU autocast is slow for these models and not what the GPU run would do).
+    fp32 (see hmr_ros.models.devices.resolve_precision).
     """
-    if device.type != 'cuda' or precision == 'fp32':
-        return None
-    if precision == 'fp16':
-        return torch.float16
-    if precision == 'bf16':
-        return torch.bfloat16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    auto_cuda = torch.bfloat16
+    if device.type == 'cuda' and not torch.cuda.is_bf16_supported():
+        auto_cuda = torch.float16
+    dtype = resolve_precision(precision, device, auto_cuda=auto_cuda)
+    return None if dtype == torch.float32 else dtype
 
 
 # --- Data order: a pure function of (seed, step) ------------------------------------------------
@@ -852,7 +836,7 @@ class AdapterTrainer:
         task_factory: Callable[[TrainConfig, torch.device], TrainingTask] | None = None,
     ) -> None:
         self.config = config
-        self.device = resolve_device(config.run.device)
+        self.device = resolve_device(config.run.device, 'run.device')
         self.dtype = autocast_dtype(config.run.precision, self.device)
         if config.run.deterministic:
             torch.use_deterministic_algorithms(True)

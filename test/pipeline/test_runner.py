@@ -13,6 +13,7 @@ import torch
 
 from hmr_ros.checkpoints.project_format import sha256_file
 from hmr_ros.checkpoints.safe_load import CheckpointNotFoundError
+from hmr_ros.models.devices import DeviceUnavailableError, resolve_device, resolve_precision
 from hmr_ros.pipeline.detectors.base import Detections
 from hmr_ros.pipeline.frames import CameraIntrinsics
 from hmr_ros.pipeline.protocol import Frame, ModelOptions, PipelineOptions
@@ -23,8 +24,6 @@ from hmr_ros.pipeline.runner import (
     PipelineConfigurationError,
     PipelineRunner,
     build_pipeline,
-    resolve_device,
-    resolve_precision,
 )
 from hmr_ros.pipeline.tracking import TrackState
 
@@ -196,8 +195,8 @@ def test_device_and_precision_resolution() -> None:
     assert resolve_precision('auto', torch.device('cpu')) == torch.float32
     assert resolve_precision('fp16', torch.device('cpu')) == torch.float32
     if not torch.cuda.is_available():
-        with pytest.raises(PipelineConfigurationError, match='model.device'):
-            resolve_device('cuda:0')
+        with pytest.raises(DeviceUnavailableError, match='model.device'):
+            resolve_device('cuda:0', 'model.device')
         assert resolve_device('auto') == torch.device('cpu')
 
 
