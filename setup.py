@@ -27,6 +27,7 @@ setup(
     extras_require={
         'dev': ['pytest>=7', 'ruff>=0.6', 'mypy>=1.10', 'types-PyYAML'],
         'onnx': ['onnx', 'onnxruntime'],
+        'train': ['tensorboard>=2.14'],
     },
     entry_points={'console_scripts': ['hmr-ros = hmr_ros.cli.main:main']},
 )

@@ -275,7 +275,7 @@ def _crop(
     y1 = min(math.ceil(float(footprint[:, 1].max())) + _WINDOW_MARGIN_PX + 1, height)
     if x1 <= x0 or y1 <= y0:
         return torch.zeros(3, out_h, out_w), affine
-    window = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1])).permute(2, 0, 1)
+    window = torch.from_numpy(np.array(image[y0:y1, x0:x1])).permute(2, 0, 1)
     shift = torch.tensor((float(x0), float(y0)))
     crop = crop_images(window[None], (center - shift)[None], size[None], out_hw)[0]
     return crop / 255.0, affine
