@@ -91,18 +91,13 @@ def smoothing_factor(elapsed_s: float, cutoff_hz: float | np.ndarray) -> float |
     return 1.0 / (1.0 + tau_s / elapsed_s)
 
 
-class OneEuroFilter:
-    """One-Euro filter over float arrays of a fixed shape (see the module docstring).
-
-    Stamps: the first sample (or the first after :meth:`reset`) passes unchanged; a sample with
-    the previous stamp returns the previous estimate unchanged; a stamp earlier than the previous
-    one (bag restarted) resets the filter to that sample.
-    """
+class _OneEuroState:
+    """State and settings shared by the array and the rotation One-Euro filters."""
 
     def __init__(self, config: OneEuroConfig | None = None) -> None:
         self._config = config if config is not None else OneEuroConfig()
-        self._value: np.ndarray | None = None
-        self._speed: np.ndarray | None = None
+        self._value: np.ndarray | None = None  # last estimate
+        self._speed: np.ndarray | None = None  # last filtered rate of change
         self._last_stamp_s = 0.0
 
     @property
@@ -123,6 +118,15 @@ class OneEuroFilter:
         """Forget the state; the next sample passes unchanged."""
         self._value = None
         self._speed = None
+
+
+class OneEuroFilter(_OneEuroState):
+    """One-Euro filter over float arrays of a fixed shape (see the module docstring).
+
+    Stamps: the first sample (or the first after :meth:`reset`) passes unchanged; a sample with
+    the previous stamp returns the previous estimate unchanged; a stamp earlier than the previous
+    one (bag restarted) resets the filter to that sample.
+    """
 
     def filter(self, values: np.ndarray | float, stamp_s: float) -> np.ndarray:
         """Filter one sample.
@@ -166,7 +170,7 @@ class OneEuroFilter:
         return self._value.copy()
 
 
-class QuaternionOneEuroFilter:
+class QuaternionOneEuroFilter(_OneEuroState):
     """One-Euro filter over unit quaternions ``(..., 4)`` in ``(x, y, z, w)`` order.
 
     ``(x, y, z, w)`` is the ``geometry_msgs/Quaternion`` order. Inputs are normalised; the output
@@ -175,30 +179,7 @@ class QuaternionOneEuroFilter:
     as in :class:`OneEuroFilter`.
     """
 
-    def __init__(self, config: OneEuroConfig | None = None) -> None:
-        self._config = config if config is not None else OneEuroConfig()
-        self._value: np.ndarray | None = None  # (..., 4) unit quaternions
-        self._speed: np.ndarray | None = None  # (..., 3) angular velocity, rad/s
-        self._last_stamp_s = 0.0
-
-    @property
-    def config(self) -> OneEuroConfig:
-        """Current settings."""
-        return self._config
-
-    def set_config(self, config: OneEuroConfig) -> None:
-        """Use new settings from the next sample on, keeping the filter state."""
-        self._config = config
-
-    @property
-    def initialized(self) -> bool:
-        """Whether a sample has been seen since creation or the last :meth:`reset`."""
-        return self._value is not None
-
-    def reset(self) -> None:
-        """Forget the state; the next sample passes unchanged."""
-        self._value = None
-        self._speed = None
+    # State: _value (..., 4) unit quaternions; _speed (..., 3) angular velocity, rad/s.
 
     def filter(self, quaternions_xyzw: np.ndarray, stamp_s: float) -> np.ndarray:
         """Filter one sample of rotations.
