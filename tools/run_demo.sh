@@ -2,7 +2,8 @@
 # The main job, from a fresh machine: set up, then run hmr_ros end to end on what this machine has.
 # Without licensed body models and official checkpoints it uses generated stand-ins (random
 # content, official layouts) and says so in everything it prints.
-# Usage: bash tools/run_demo.sh [OUTPUT_DIR]   (default: .ws/demo)
+# Usage: bash tools/run_demo.sh [OUTPUT_DIR]   (default: .ws/demo; HMR_DEMO_SECONDS=10 sets the
+#        length of the ROS part)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -19,4 +20,14 @@ hmr-ros make-test-assets "$assets"
 echo '[demo] 2. convert the official-layout checkpoints to the project format (strict check)'
 hmr-ros convert-checkpoint "$assets/smpler_x_tiny.pth.tar" "$out/smplerx_tiny.safetensors"
 hmr-ros convert-checkpoint "$assets/hamer_tiny.ckpt" "$out/hamer_tiny.safetensors"
+
+echo "[demo] 3. ROS 2: image source + hmr_node + hmr_viz_node in one process for ${HMR_DEMO_SECONDS:-10} s on"
+echo '[demo]    data/astronaut.jpg, loading the converted files (recorded to MCAP, then summarised)'
+python "$repo/scripts/hmr_demo" --source "$repo/data/astronaut.jpg" \
+  --duration "${HMR_DEMO_SECONDS:-10}" --output-dir "$out/ros" \
+  --whole-body-checkpoint "$out/smplerx_tiny.safetensors" \
+  --hand-checkpoint "$out/hamer_tiny.safetensors" --body-model-dir "$assets" \
+  --ros-args --log-level hmr.hmr_node:=warn
+echo '[demo] 4. the recording (ros2 bag info reads it; hmr_ros.ros.recording.read_recording too)'
+ls -l "$out/ros"
 echo "[demo] done: outputs in $out (stand-in weights: results are meaningless)"

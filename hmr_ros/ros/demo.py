@@ -529,9 +529,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     ]
     if weights.get('synthetic', True):
         lines.append(
-            '  WEIGHTS  : STAND-INS, OUTPUTS ARE MEANINGLESS ('
-            + str(weights.get('note', 'no model_info received'))
-            + ')'
+            '  WEIGHTS  : STAND-INS, OUTPUTS ARE MEANINGLESS (ModelInfo.synthetic_weights; '
+            'weights.note in the JSON says why)'
         )
     lines += [
         f'  input    : {inputs["published"]} images published ({inputs["rate_hz"]:.1f} Hz), '
