@@ -177,7 +177,12 @@ class PipelineOptions:
 
 
 class FramePipeline(Protocol):
-    """What the node and the CLI need from a pipeline; ``runner.py`` provides the real one."""
+    """What the node and the CLI need from a pipeline; ``runner.py`` provides the real one.
+
+    A pipeline may also offer ``prefetch(frame)``, callable from the image callback's thread,
+    to start moving a frame to the device while ``process`` still runs the previous one; the
+    node calls it when present.
+    """
 
     def describe(self) -> ModelDescription:
         """Static facts about the loaded model (ModelInfo and MeshTopology)."""

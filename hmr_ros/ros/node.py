@@ -627,6 +627,17 @@ class HmrNode(LifecycleNode):
         )
         slot.put(_Job(frame, message.header.stamp, stamp_ns, self._frames_accepted))
         self._last_accepted_s = now_s
+        # Optional pipeline method: start moving this frame to the GPU now, while the worker
+        # is still busy with the previous one (pipeline.runner.PipelineRunner.prefetch).
+        prefetch = getattr(self._pipeline, 'prefetch', None)
+        if prefetch is not None:
+            try:
+                prefetch(frame)
+            except Exception as error:  # the worker uploads the frame itself then
+                self.get_logger().warning(
+                    f'frame prefetch failed ({type(error).__name__}: {error})',
+                    throttle_duration_sec=LOG_THROTTLE_S,
+                )
 
     # ------------------------------------------------------------ worker thread
 
