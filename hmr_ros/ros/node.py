@@ -186,7 +186,9 @@ class HmrNode(LifecycleNode):
         self._last_qos_hint_s = -math.inf
         self._last_refusal_log_s: dict[Event, float] = {}
         self._image_topic = ''
-        self._publishers: list[Any] = []
+        # Not '_publishers': rclpy's Node keeps its own publishers (parameter events) under that
+        # name and destroys them in destroy_node; replacing the list leaked the node.
+        self._lifecycle_publishers: list[Any] = []
         self._subscriptions_active: list[Any] = []
         self._diagnostics_timer: Any = None
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -308,10 +310,18 @@ class HmrNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def destroy_node(self) -> None:
-        """Stop the worker and close the pipeline even without a shutdown transition."""
+        """Stop the worker and close the pipeline even without a shutdown transition.
+
+        rclpy's LifecycleNode (Jazzy) does not release its lifecycle state machine here, which
+        keeps the rcl node alive: the node and its latched publishers stayed in the ROS graph
+        after ``destroy_node``. The state machine is released too, so the node leaves the graph.
+        """
         self._stop_streaming()
         self._release_configuration()
         super().destroy_node()
+        state_machine = getattr(self, '_state_machine', None)
+        if state_machine is not None:
+            state_machine.destroy_when_not_in_use()
 
     # ------------------------------------------------------------ set-up helpers
 
@@ -350,7 +360,7 @@ class HmrNode(LifecycleNode):
             qos.diagnostics_qos(),
             qos_overriding_options=qos.overriding_options(),
         )
-        self._publishers = [
+        self._lifecycle_publishers = [
             self._persons_publisher,
             self._hands_publisher,
             *self._wrist_publishers.values(),
@@ -414,9 +424,9 @@ class HmrNode(LifecycleNode):
             self.destroy_timer(self._diagnostics_timer)
             self._diagnostics_timer = None
             self.destroy_publisher(self._diagnostics_publisher)
-        for publisher in self._publishers:
+        for publisher in self._lifecycle_publishers:
             self.destroy_lifecycle_publisher(publisher)
-        self._publishers = []
+        self._lifecycle_publishers = []
         pipeline, self._pipeline = self._pipeline, None
         if pipeline is not None:
             self._close_pipeline(pipeline)

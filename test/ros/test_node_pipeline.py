@@ -21,6 +21,9 @@ from conftest import require_ros_for_module
 
 require_ros_for_module()
 
+import rclpy  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import CameraInfo  # noqa: E402
 from test_node import (  # noqa: E402
     FRAME_ID,
@@ -38,6 +41,7 @@ from hmr_ros.pipeline.results import FrameResult, ModelDescription  # noqa: E402
 from hmr_ros.pipeline.runner import build_pipeline  # noqa: E402
 from hmr_ros.ros import tf_frames  # noqa: E402
 from hmr_ros.ros.conversions import stamp_to_nanoseconds  # noqa: E402
+from hmr_ros.ros.node import HmrNode  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 SIDE = 256
@@ -285,3 +289,30 @@ def test_fast_input_against_the_real_pipeline_drops_instead_of_queueing(real_har
         ),
         3.0,
     )
+
+
+def test_a_destroyed_node_leaves_the_graph(rclpy_context) -> None:
+    """destroy_node takes hmr_node and its latched publishers out of the ROS graph, even while
+    the context lives on (two bugs made it linger, so a later subscriber in the same process got
+    its stale ModelInfo: the node replaced rclpy's own publisher list, and rclpy's lifecycle
+    state machine kept the rcl node in use)."""
+    namespace = '/hmr_graph_test'
+    node = HmrNode(
+        context=rclpy_context,
+        namespace=namespace,
+        parameter_overrides=[Parameter(k, value=v) for k, v in REAL_PIPELINE.items()],
+    )
+    peer = rclpy.create_node('graph_peer', context=rclpy_context)
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        present = ('hmr_node', namespace)
+        assert wait_for(lambda: present in peer.get_node_names_and_namespaces())
+        assert peer.get_publishers_info_by_topic(f'{namespace}/model_info')
+        node.destroy_node()
+        assert wait_for(lambda: present not in peer.get_node_names_and_namespaces(), 5.0)
+        assert peer.get_publishers_info_by_topic(f'{namespace}/model_info') == []
+        parameter_events = peer.get_publishers_info_by_topic('/parameter_events')
+        assert all(info.node_name != 'hmr_node' for info in parameter_events)
+    finally:
+        peer.destroy_node()
