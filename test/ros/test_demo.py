@@ -157,6 +157,8 @@ def test_summary_matches_the_recording(demo_run) -> None:
     latency = summary['latency_ms']
     assert 0 < latency['p50'] <= latency['p95'] <= latency['max']
     assert latency['samples'] == summary['output']['persons_messages']
+    node_latency = summary['hmr_node_latency_ms']  # the node's own, last seconds only
+    assert 0 < node_latency['p50'] <= node_latency['p95'] <= node_latency['max']
     drops = summary['drops']
     received = summary['input']['received_by_hmr_node']
     processed = summary['output']['persons_messages']
