@@ -19,8 +19,8 @@ All nodes spin in one ``MultiThreadedExecutor``; inference runs on hmr_node's ow
 After ``duration_s`` the source stops, the last frame finishes, hmr_node deactivates (its empty
 arrays are recorded too) and a summary is written to JSON and logged: input and output rates,
 latency p50/p95/max of ``persons`` receipt time minus image stamp over every output (publish time
-plus local delivery; hmr_node's own publish-minus-stamp percentiles over the last seconds, also
-in the summary, agreed within about a millisecond in our runs), and every kind of dropped frame.
+plus local delivery; hmr_node's own publish-minus-stamp percentiles over its last statistics
+window are reported beside them), and every kind of dropped frame.
 
 Without model files it runs on ``model.use_test_assets`` (tiny random networks, generated body
 model) and says so loudly; files given (``whole_body_checkpoint``, ``hand_checkpoint``,
