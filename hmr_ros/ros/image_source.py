@@ -9,8 +9,8 @@ relative, the sibling convention of camera drivers; run it in the camera's names
 What it sends, and what it assumes:
 
 - **Source**: a still image (jpg, png, bmp, tif, webp) or a video file (whatever OpenCV's
-  ``cv2.VideoCapture`` reads on this machine). Empty: the bundled ``data/astronaut.jpg`` of a
-  source checkout. A video plays at ``rate_hz`` (0: its own frame rate) and restarts at its end
+  ``cv2.VideoCapture`` reads on this machine). Empty: the bundled ``data/astronaut.jpg`` (checkout or
+  share/hmr_ros). A video plays at ``rate_hz`` (0: its own frame rate) and restarts at its end
   when ``loop`` is true; it is never played faster than it is read.
 - **Intrinsics**: a file carries no calibration, so CameraInfo states an **assumed** pinhole
   model unless ``camera.fx`` (and optionally ``fy``, ``cx``, ``cy``) are given:
@@ -145,7 +145,7 @@ class ImageSourceParams(ParameterGroup):
     """All parameters of ``hmr_image_source`` (groups become dotted names: ``camera.fx``)."""
 
     source: str = parameter(
-        '', 'Image or video file; empty: the bundled data/astronaut.jpg of a source checkout'
+        '', 'Image or video file; empty: the bundled data/astronaut.jpg'
     )
     rate_hz: float = parameter(
         30.0,
@@ -315,19 +315,19 @@ class VideoReader:
 
 
 def bundled_image_path() -> Path:
-    """``data/astronaut.jpg`` of the source checkout this module runs from.
+    """``data/astronaut.jpg`` of the source checkout, or of the install's share/hmr_ros.
 
     Raises:
-        ImageSourceError: not found (an installed package has no data folder); set ``source``.
+        ImageSourceError: found in neither place; set ``source``.
     """
-    for folder in Path(__file__).resolve().parents:
-        candidate = folder / BUNDLED_IMAGE
-        if candidate.is_file():
-            return candidate
+    for folder in (*Path(__file__).resolve().parents, *Path(__file__).absolute().parents):
+        for candidate in (folder / BUNDLED_IMAGE, folder / 'share' / 'hmr_ros' / BUNDLED_IMAGE):
+            if candidate.is_file():
+                return candidate
     raise ImageSourceError(
-        f'the bundled {BUNDLED_IMAGE} is not found above {Path(__file__).parent} (it ships with '
-        'the source checkout, not the installed package); set the source parameter to an image '
-        'or video file'
+        f'the bundled {BUNDLED_IMAGE} is found neither in a source checkout nor in an install '
+        f'prefix (share/hmr_ros/{BUNDLED_IMAGE}) above {Path(__file__).parent}; set the source '
+        'parameter to an image or video file'
     )
 
 
