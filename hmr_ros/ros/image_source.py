@@ -9,9 +9,9 @@ relative, the sibling convention of camera drivers; run it in the camera's names
 What it sends, and what it assumes:
 
 - **Source**: a still image (jpg, png, bmp, tif, webp) or a video file (whatever OpenCV's
-  ``cv2.VideoCapture`` reads on this machine). Empty: the bundled ``data/astronaut.jpg`` (checkout or
-  share/hmr_ros). A video plays at ``rate_hz`` (0: its own frame rate) and restarts at its end
-  when ``loop`` is true; it is never played faster than it is read.
+  ``cv2.VideoCapture`` reads on this machine). Empty: the bundled ``data/astronaut.jpg`` (in
+  the checkout or share/hmr_ros). A video plays at ``rate_hz`` (0: its own frame rate) and
+  restarts at its end when ``loop`` is true; it is never played faster than it is read.
 - **Intrinsics**: a file carries no calibration, so CameraInfo states an **assumed** pinhole
   model unless ``camera.fx`` (and optionally ``fy``, ``cx``, ``cy``) are given:
   ``fx = fy = (width / 2) / tan(camera.horizontal_fov_deg / 2)`` (60 degrees by default, a
@@ -50,9 +50,12 @@ from std_msgs.msg import Header
 
 from hmr_ros.pipeline.frames import CameraIntrinsics
 from hmr_ros.ros import qos
-from hmr_ros.ros.params import _parameter as parameter  # field helpers shared with hmr_node
-from hmr_ros.ros.params import _ParameterGroup as ParameterGroup
-from hmr_ros.ros.params import declare_node_parameters, flatten_parameters
+from hmr_ros.ros.params import (  # field helpers shared with hmr_node
+    ParameterGroup,
+    declare_node_parameters,
+    flatten_parameters,
+    parameter,
+)
 
 NODE_NAME = 'hmr_image_source'
 IMAGE_TOPIC = 'image_raw'
@@ -144,9 +147,7 @@ class MotionParams(ParameterGroup):
 class ImageSourceParams(ParameterGroup):
     """All parameters of ``hmr_image_source`` (groups become dotted names: ``camera.fx``)."""
 
-    source: str = parameter(
-        '', 'Image or video file; empty: the bundled data/astronaut.jpg'
-    )
+    source: str = parameter('', 'Image or video file; empty: the bundled data/astronaut.jpg')
     rate_hz: float = parameter(
         30.0,
         "Frames per second; 0 uses the video's own rate (30 for a still image)",

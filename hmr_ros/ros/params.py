@@ -75,7 +75,7 @@ class ParameterSpec:
         return ''
 
 
-def _parameter(
+def parameter(
     default: ParameterValue,
     description: str,
     *,
@@ -90,7 +90,7 @@ def _parameter(
     return dataclasses.field(default=default, metadata={_SPEC_KEY: spec})
 
 
-class _ParameterGroup:
+class ParameterGroup:
     """Checks every leaf field against its spec at construction (types, ranges, choices)."""
 
     def __post_init__(self) -> None:
@@ -116,37 +116,37 @@ def _check_value(name: str, value: Any, default: Any, spec: ParameterSpec) -> No
 
 
 @dataclasses.dataclass(frozen=True)
-class InputParams(_ParameterGroup):
+class InputParams(ParameterGroup):
     """``input.*``: how images arrive and which are refused."""
 
-    transport: str = _parameter(
+    transport: str = parameter(
         'raw',
         "Subscribe 'image' (raw) or 'image/compressed' (JPEG/PNG)",
         choices=INPUT_TRANSPORTS,
     )
-    qos: str = _parameter(
+    qos: str = parameter(
         'sensor_data',
         'QoS of the image and camera_info subscriptions (qos_overrides.* refine it)',
         choices=INPUT_QOS_CHOICES,
     )
-    max_input_age_ms: float = _parameter(
+    max_input_age_ms: float = parameter(
         150.0,
         'Skip images older than this (ROS clock minus header stamp); 0 disables the check',
         unit='ms',
         value_range=(0.0, 60000.0),
         dynamic=True,
     )
-    max_rate_hz: float = _parameter(
+    max_rate_hz: float = parameter(
         0.0,
         'Accept at most this many images per second; 0 processes as fast as possible',
         unit='Hz',
         value_range=(0.0, 1000.0),
         dynamic=True,
     )
-    rectified: bool = _parameter(
+    rectified: bool = parameter(
         False, 'Images are rectified: use camera_info P; false uses K and the distortion D'
     )
-    default_frame_id: str = _parameter(
+    default_frame_id: str = parameter(
         'camera_optical_frame', 'Frame used (with a warning) when an image has an empty frame_id'
     )
 
@@ -157,32 +157,32 @@ class InputParams(_ParameterGroup):
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelParams(_ParameterGroup):
+class ModelParams(ParameterGroup):
     """``model.*``: networks, weights and device (read when the node is configured)."""
 
-    whole_body_variant: str = _parameter('smplerx_h32', 'Whole-body model variant')
-    hand_variant: str = _parameter('hamer', 'Hand expert variant')
-    whole_body_checkpoint: str = _parameter('', 'Whole-body (SMPLer-X) checkpoint file')
-    hand_checkpoint: str = _parameter('', 'Hand expert (HaMeR) checkpoint file')
-    hand_adapter_checkpoint: str = _parameter(
+    whole_body_variant: str = parameter('smplerx_h32', 'Whole-body model variant')
+    hand_variant: str = parameter('hamer', 'Hand expert variant')
+    whole_body_checkpoint: str = parameter('', 'Whole-body (SMPLer-X) checkpoint file')
+    hand_checkpoint: str = parameter('', 'Hand expert (HaMeR) checkpoint file')
+    hand_adapter_checkpoint: str = parameter(
         '', 'Hand adapter file (body pose guides the hand expert); empty for none'
     )
-    body_adapter_checkpoint: str = _parameter(
+    body_adapter_checkpoint: str = parameter(
         '', 'Body adapter file (hand features refine the body); empty for none'
     )
-    body_model_dir: str = _parameter(
+    body_model_dir: str = parameter(
         '', 'Folder holding SMPLX_NEUTRAL.npz, MANO_RIGHT.pkl and MANO_LEFT.pkl'
     )
-    adapters: str = _parameter(
+    adapters: str = parameter(
         'auto', "Adapters to run; 'auto' uses those whose files are set", choices=ADAPTER_CHOICES
     )
-    device: str = _parameter('auto', f'Inference device: {DEVICE_CHOICES_HINT}')
-    precision: str = _parameter(
+    device: str = parameter('auto', f'Inference device: {DEVICE_CHOICES_HINT}')
+    precision: str = parameter(
         'auto',
         "Inference precision; 'auto' is fp16 on CUDA, fp32 on CPU",
         choices=PRECISION_CHOICES,
     )
-    use_test_assets: bool = _parameter(
+    use_test_assets: bool = parameter(
         False, 'Run on generated stand-in weights and body models: outputs are meaningless'
     )
 
@@ -195,34 +195,34 @@ class ModelParams(_ParameterGroup):
 
 
 @dataclasses.dataclass(frozen=True)
-class DetectionParams(_ParameterGroup):
+class DetectionParams(ParameterGroup):
     """``detection.*``: which persons are processed."""
 
-    max_persons: int = _parameter(4, 'Most persons processed per image', value_range=(1, 64))
-    person_threshold: float = _parameter(
+    max_persons: int = parameter(4, 'Most persons processed per image', value_range=(1, 64))
+    person_threshold: float = parameter(
         0.5, 'Smallest person detection score kept', value_range=(0.0, 1.0), dynamic=True
     )
-    min_box_px: float = _parameter(
+    min_box_px: float = parameter(
         48.0, 'Smallest person box side kept', unit='px', value_range=(0.0, 8192.0), dynamic=True
     )
-    hands: bool = _parameter(True, 'Run the hand expert (false: hands from the body model only)')
+    hands: bool = parameter(True, 'Run the hand expert (false: hands from the body model only)')
 
 
 @dataclasses.dataclass(frozen=True)
-class TrackingParams(_ParameterGroup):
+class TrackingParams(ParameterGroup):
     """``tracking.*``: person ids across frames."""
 
-    enable: bool = _parameter(True, 'Track persons across frames (false: new id every frame)')
-    iou_threshold: float = _parameter(
+    enable: bool = parameter(True, 'Track persons across frames (false: new id every frame)')
+    iou_threshold: float = parameter(
         0.3,
         'Smallest box overlap (IoU) matching a detection to a track',
         value_range=(0.01, 1.0),
         dynamic=True,
     )
-    min_hits: int = _parameter(
+    min_hits: int = parameter(
         2, 'Detections before a track is TRACKED', value_range=(1, 100), dynamic=True
     )
-    max_coast_s: float = _parameter(
+    max_coast_s: float = parameter(
         0.3,
         'Keep an undetected track as PREDICTED this long, then LOST',
         unit='s',
@@ -232,24 +232,24 @@ class TrackingParams(_ParameterGroup):
 
 
 @dataclasses.dataclass(frozen=True)
-class OneEuroParams(_ParameterGroup):
+class OneEuroParams(ParameterGroup):
     """One-Euro filter settings of one output group."""
 
-    min_cutoff_hz: float = _parameter(
+    min_cutoff_hz: float = parameter(
         1.0,
         'Cutoff at rest: lower smooths more, lags more',
         unit='Hz',
         value_range=(0.001, 100.0),
         dynamic=True,
     )
-    beta: float = _parameter(
+    beta: float = parameter(
         0.05,
         'Cutoff increase per unit of speed: higher lags less when moving fast',
         unit='Hz s/m',
         value_range=(0.0, 100.0),
         dynamic=True,
     )
-    d_cutoff_hz: float = _parameter(
+    d_cutoff_hz: float = parameter(
         1.0,
         'Cutoff of the speed estimate',
         unit='Hz',
@@ -266,22 +266,22 @@ _HAND_ONE_EURO = OneEuroParams(min_cutoff_hz=2.0, beta=0.3, d_cutoff_hz=1.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class SmoothingParams(_ParameterGroup):
+class SmoothingParams(ParameterGroup):
     """``smoothing.*``: One-Euro filtering per track (adds lag; see README, Smoothing)."""
 
-    enable: bool = _parameter(True, 'Smooth body and hand outputs over time', dynamic=True)
+    enable: bool = parameter(True, 'Smooth body and hand outputs over time', dynamic=True)
     body: OneEuroParams = OneEuroParams()
     hands: OneEuroParams = _HAND_ONE_EURO
 
 
 @dataclasses.dataclass(frozen=True)
-class OutputParams(_ParameterGroup):
+class OutputParams(ParameterGroup):
     """``output.*``: what the messages carry."""
 
-    publish_vertices: bool = _parameter(
+    publish_vertices: bool = parameter(
         False, 'Fill Person.vertices (10475 x 3 floats per person)', dynamic=True
     )
-    hand_frame_convention: str = _parameter(
+    hand_frame_convention: str = parameter(
         'operator',
         "Wrist orientation: 'operator' (x to middle knuckle, z palm normal) or 'smplx'",
         choices=HAND_FRAME_CONVENTIONS,
@@ -289,18 +289,18 @@ class OutputParams(_ParameterGroup):
 
 
 @dataclasses.dataclass(frozen=True)
-class TfParams(_ParameterGroup):
+class TfParams(ParameterGroup):
     """``tf.*``: body and joint frames on /tf."""
 
-    enable: bool = _parameter(True, 'Publish body, joint and operator frames on /tf', dynamic=True)
-    prefix: str = _parameter('', 'Prefix of every frame name (e.g. the camera name)')
-    joints: str = _parameter(
+    enable: bool = parameter(True, 'Publish body, joint and operator frames on /tf', dynamic=True)
+    prefix: str = parameter('', 'Prefix of every frame name (e.g. the camera name)')
+    joints: str = parameter(
         'minimal',
         'Joint frames: minimal (head, wrists, fingertips), hands (all hand joints) or full',
         choices=TF_JOINT_SETS,
         dynamic=True,
     )
-    tree: str = _parameter(
+    tree: str = parameter(
         'flat',
         "Joint frames' parent: body_<id> (flat) or the kinematic parent (kinematic)",
         choices=TF_TREES,
@@ -308,17 +308,15 @@ class TfParams(_ParameterGroup):
 
 
 @dataclasses.dataclass(frozen=True)
-class OperatorParams(_ParameterGroup):
+class OperatorParams(ParameterGroup):
     """``operator.*``: the person whose wrists drive left_hand/pose and right_hand/pose."""
 
-    mode: str = _parameter(
+    mode: str = parameter(
         'largest', 'How the operator is chosen', choices=OPERATOR_MODES, dynamic=True
     )
-    id: str = _parameter('', "Track id to follow when mode is 'id'", dynamic=True)
-    left_wrist_frame: str = _parameter('operator_l_wrist', "TF name of the operator's left wrist")
-    right_wrist_frame: str = _parameter(
-        'operator_r_wrist', "TF name of the operator's right wrist"
-    )
+    id: str = parameter('', "Track id to follow when mode is 'id'", dynamic=True)
+    left_wrist_frame: str = parameter('operator_l_wrist', "TF name of the operator's left wrist")
+    right_wrist_frame: str = parameter('operator_r_wrist', "TF name of the operator's right wrist")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -337,10 +335,10 @@ class OperatorParams(_ParameterGroup):
 
 
 @dataclasses.dataclass(frozen=True)
-class SafetyParams(_ParameterGroup):
+class SafetyParams(ParameterGroup):
     """``safety.*``: teleop safety (ros-interface.md 5.10)."""
 
-    min_hand_confidence: float = _parameter(
+    min_hand_confidence: float = parameter(
         0.5,
         'Hands below it are invalid: no pose, no hands entry, no operator frame',
         value_range=(0.0, 1.0),
@@ -349,17 +347,17 @@ class SafetyParams(_ParameterGroup):
 
 
 @dataclasses.dataclass(frozen=True)
-class DiagnosticsParams(_ParameterGroup):
+class DiagnosticsParams(ParameterGroup):
     """``diagnostics.*``: levels of the /diagnostics status."""
 
-    latency_warn_ms: float = _parameter(
+    latency_warn_ms: float = parameter(
         100.0,
         'WARN when the p95 latency (publish time minus image stamp) exceeds it',
         unit='ms',
         value_range=(1.0, 60000.0),
         dynamic=True,
     )
-    stall_s: float = _parameter(
+    stall_s: float = parameter(
         2.0,
         'ERROR when images arrive but nothing was published for this long',
         unit='s',
@@ -369,10 +367,10 @@ class DiagnosticsParams(_ParameterGroup):
 
 
 @dataclasses.dataclass(frozen=True)
-class HmrNodeParams(_ParameterGroup):
+class HmrNodeParams(ParameterGroup):
     """All parameters of ``hmr_node`` (the group fields become dotted names)."""
 
-    autostart: bool = _parameter(
+    autostart: bool = parameter(
         True, 'Configure and activate at start; false waits for a lifecycle manager'
     )
     input: InputParams = InputParams()

@@ -46,15 +46,15 @@ from hmr_ros.pipeline.frames import (
     decode_image,
 )
 from hmr_ros.ros import markers, qos
-from hmr_ros.ros.params import (
+from hmr_ros.ros.params import (  # field helpers shared with hmr_node
     INPUT_QOS_CHOICES,
+    ParameterGroup,
     declare_node_parameters,
     flatten_parameters,
+    parameter,
     parameter_entries,
     replace_parameters,
 )
-from hmr_ros.ros.params import _parameter as parameter  # field helpers shared with hmr_node
-from hmr_ros.ros.params import _ParameterGroup as ParameterGroup
 
 NODE_NAME = 'hmr_viz_node'
 NANOSECONDS_PER_SECOND = 1_000_000_000
