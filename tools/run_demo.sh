@@ -28,6 +28,6 @@ python "$repo/scripts/hmr_demo" --source "$repo/data/astronaut.jpg" \
   --whole-body-checkpoint "$out/smplerx_tiny.safetensors" \
   --hand-checkpoint "$out/hamer_tiny.safetensors" --body-model-dir "$assets" \
   --ros-args --log-level hmr.hmr_node:=warn
-echo '[demo] 4. the recording (ros2 bag info reads it; hmr_ros.ros.recording.read_recording too)'
+echo '[demo] 4. the recording (MCAP in rosbag2 layout; read back by hmr_ros.ros.recording.read_recording)'
 ls -l "$out/ros"
 echo "[demo] done: outputs in $out (stand-in weights: results are meaningless)"
