@@ -20,6 +20,7 @@ from typing import Protocol
 
 import numpy as np
 
+from hmr_ros.pipeline.detectors.base import Detections
 from hmr_ros.pipeline.frames import CameraIntrinsics
 from hmr_ros.pipeline.results import FrameResult, ModelDescription
 from hmr_ros.pipeline.smoothing import BODY_SMOOTHING, HAND_SMOOTHING, OneEuroConfig
@@ -163,6 +164,10 @@ class PipelineOptions:
         estimate_hands: Run the hand expert (False: body path only; hands come from SMPL-X).
         tracking_enable: Track persons across frames (False: every detection is a new id).
         settings: Initial runtime settings.
+        detector_plugin: A person detector named ``'package.module:factory'``
+            (``detection.plugin``), loaded with
+            :func:`hmr_ros.pipeline.detectors.plugin.load_detector`; '' uses the built-in
+            single-operator front-end.
     """
 
     model: ModelOptions = ModelOptions()
@@ -170,6 +175,7 @@ class PipelineOptions:
     estimate_hands: bool = True
     tracking_enable: bool = True
     settings: RuntimeSettings = RuntimeSettings()
+    detector_plugin: str = ''
 
     def __post_init__(self) -> None:
         if self.max_persons < 1:
@@ -188,8 +194,14 @@ class FramePipeline(Protocol):
         """Static facts about the loaded model (ModelInfo and MeshTopology)."""
         ...
 
-    def process(self, frame: Frame) -> FrameResult:
+    def process(self, frame: Frame, detections: Detections | None = None) -> FrameResult:
         """Estimate every person in one frame; called from one worker thread.
+
+        Args:
+            frame: The decoded image with its intrinsics, stamp and frame.
+            detections: Person boxes from outside (the node's external ``detections`` input);
+                an empty :class:`Detections` means nobody is in the image. None lets the
+                pipeline find the persons itself (its detector or the built-in front-end).
 
         Raises:
             Exception: Any failure for this frame; the caller logs it, counts it and goes on

@@ -62,6 +62,7 @@ from hmr_ros.models.hand_expert import build_hand_expert
 from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
 from hmr_ros.pipeline.detectors.follow import FollowFrontEnd
+from hmr_ros.pipeline.detectors.plugin import load_detector
 from hmr_ros.pipeline.protocol import Frame, PipelineOptions, RuntimeSettings
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
 from hmr_ros.pipeline.smoothing import TrackFilterBank
@@ -612,11 +613,20 @@ def build_pipeline(
 ) -> PipelineRunner:
     """Load the models named by the options and return a ready pipeline.
 
+    Args:
+        options: what to build.
+        detector: a person detector object; None loads ``options.detector_plugin`` when set,
+            else the pipeline uses the built-in single-operator front-end.
+
     Raises:
-        PipelineConfigurationError: a required file parameter is empty or the device is absent.
+        PipelineConfigurationError: a required file parameter is empty, the device is absent, or
+            the ``detection.plugin`` detector cannot be loaded.
         CheckpointError, BodyModelFileNotFoundError: a file is missing or does not match (their
             messages name the file); the node reports them with the parameter.
     """
+    if detector is None and options.detector_plugin:
+        # Before the models: a wrong plugin name fails in a second, not after loading weights.
+        detector = _load_detector_plugin(options.detector_plugin)
     model_options = options.model
     device = resolve_device(model_options.device, 'model.device')
     precision = resolve_precision(model_options.precision, device)
@@ -680,6 +690,20 @@ def build_pipeline(
         description.precision,
     )
     return PipelineRunner(model, description, options, device, precision, detector)
+
+
+def _load_detector_plugin(entry_point: str) -> PersonDetector:
+    """The ``detection.plugin`` detector; any failure names the parameter."""
+    try:
+        detector = load_detector(entry_point)
+    except Exception as error:  # import errors, the factory's own errors: all become one kind
+        raise PipelineConfigurationError(
+            f"detection.plugin '{entry_point}' cannot be used: {type(error).__name__}: {error}; "
+            "set it to 'package.module:factory' of an installed module whose factory returns "
+            "an object with detect(image_rgb, stamp_s), or to '' for the built-in front-end"
+        ) from error
+    logger.info('person detector from detection.plugin %s: %s', entry_point, type(detector))
+    return detector
 
 
 def _uses_test_variant(build: DualPathBuild) -> bool:

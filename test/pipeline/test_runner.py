@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
+import types
 from pathlib import Path
 
 import cv2
@@ -121,6 +123,67 @@ def test_external_boxes_give_one_tracked_person_per_confident_box(
     assert len(result.persons) == 2
     assert len({p.track_id for p in result.persons}) == 2
     np.testing.assert_allclose(result.persons[0].box_px, [0, 0, 250, 500])
+
+
+class TwoPersonDetector:
+    """Two confident side-by-side boxes in any image (a stand-in for a user's detector)."""
+
+    def __init__(self, score: float) -> None:
+        self.score = score
+        self.calls = 0
+
+    def detect(self, image_rgb: np.ndarray, stamp_s: float) -> Detections:
+        self.calls += 1
+        return Detections(
+            np.array([[0, 0, 250, 500], [260, 0, 511, 500]]), np.array([self.score, self.score])
+        )
+
+
+def test_detector_plugin_named_in_the_options_finds_two_persons(monkeypatch) -> None:
+    made: list[TwoPersonDetector] = []
+
+    def make_detector() -> TwoPersonDetector:
+        made.append(TwoPersonDetector(0.9))
+        return made[-1]
+
+    module = types.ModuleType('user_detectors_for_test')
+    module.make_detector = make_detector  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, 'user_detectors_for_test', module)
+    options = PipelineOptions(
+        model=ModelOptions(use_test_assets=True),
+        detector_plugin='user_detectors_for_test:make_detector',
+    )
+    pipeline = build_pipeline(options)
+    result = pipeline.process(frame(50))
+    assert len(made) == 1 and made[0].calls == 1
+    assert len(result.persons) == 2
+    assert sorted(p.box_px[0] for p in result.persons) == [0, 260]
+    # Boxes passed per frame take precedence over the plugin.
+    one_box = Detections(np.array([[100, 50, 400, 500]]), np.array([0.8]))
+    assert len(pipeline.process(frame(51), detections=one_box).persons) >= 1
+    assert made[0].calls == 1
+    pipeline.close()
+
+
+@pytest.mark.parametrize(
+    'entry_point, reason',
+    [
+        ('no_colon_here', "must look like 'package.module:factory'"),
+        ('hmr_ros_no_such_module:make', 'cannot import detector module'),
+        ('user_detectors_for_test:missing', "has no callable 'missing'"),
+        ('user_detectors_for_test:not_a_detector', 'has no detect'),
+    ],
+)
+def test_bad_detector_plugin_names_the_parameter(monkeypatch, entry_point, reason) -> None:
+    module = types.ModuleType('user_detectors_for_test')
+    module.not_a_detector = lambda: object()  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, 'user_detectors_for_test', module)
+    options = PipelineOptions(
+        model=ModelOptions(use_test_assets=True), detector_plugin=entry_point
+    )
+    with pytest.raises(PipelineConfigurationError, match='detection.plugin') as raised:
+        build_pipeline(options)
+    assert reason in str(raised.value)
 
 
 def test_smoothing_moves_toward_the_new_measurement(stand_in_pipeline: PipelineRunner) -> None:

@@ -20,6 +20,7 @@ from hmr_ros.body_models.joint_names import (
     SMPLX_JOINT_NAMES,
     SMPLX_PARENTS,
 )
+from hmr_ros.pipeline.detectors.base import Detections
 from hmr_ros.pipeline.protocol import Frame, RuntimeSettings
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
 from hmr_ros.pipeline.tracking import TrackState
@@ -179,6 +180,7 @@ class ScriptedPipeline:
         self.fail_on = frozenset(fail_on)
         self.hand_confidence = hand_confidence
         self.frames: list[Frame] = []
+        self.detections: list[Detections | None] = []  # what process received with each frame
         self.results: list[FrameResult] = []
         self.settings: list[RuntimeSettings] = []
         self.calls: list[tuple[str, str]] = []  # (method, thread name)
@@ -194,10 +196,11 @@ class ScriptedPipeline:
     def describe(self) -> ModelDescription:
         return make_description()
 
-    def process(self, frame: Frame) -> FrameResult:
+    def process(self, frame: Frame, detections: Detections | None = None) -> FrameResult:
         self._record('process')
         with self._lock:
             self.frames.append(frame)
+            self.detections.append(detections)
             number = len(self.frames)
         if self.delay_s:
             time.sleep(self.delay_s)
