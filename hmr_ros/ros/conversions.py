@@ -2,7 +2,9 @@
 
 Inputs: ``sensor_msgs/Image`` and ``CompressedImage`` to RGB arrays through
 ``hmr_ros.pipeline.frames`` (encoding and row ``step`` honoured, no cv_bridge), ``CameraInfo`` to
-:class:`~hmr_ros.pipeline.frames.CameraIntrinsics`.
+:class:`~hmr_ros.pipeline.frames.CameraIntrinsics`, the optional ``vision_msgs/Detection2DArray``
+to :class:`~hmr_ros.pipeline.detectors.base.Detections` (read by attribute: vision_msgs is not
+imported here, it is optional).
 
 Outputs: one :class:`~hmr_ros.pipeline.results.FrameResult` to ``PersonArray``,
 ``HandPoseArray`` and the operator's wrist ``PoseStamped``; a
@@ -33,7 +35,7 @@ Conventions (stated once, here and in ``ModelInfo``):
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
@@ -50,6 +52,7 @@ from hmr_ros.msg import (
     Person,
     PersonArray,
 )
+from hmr_ros.pipeline.detectors.base import DetectionError, Detections
 from hmr_ros.pipeline.frames import CameraIntrinsics, decode_compressed, decode_image
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
 from hmr_ros.pipeline.tracking import TrackState
@@ -146,6 +149,61 @@ def camera_info_to_intrinsics(
     return CameraIntrinsics.from_k_matrix(
         message.k, image_width, image_height, message.distortion_model, message.d
     )
+
+
+def detection2d_array_to_detections(message: Any, class_id: str = '') -> Detections:
+    """Person boxes of a ``vision_msgs/Detection2DArray`` (``detection.source: external``).
+
+    Each ``Detection2D``'s box is ``bbox.center`` (a ``Pose2D``: ``center.position.x/y`` in
+    vision_msgs 4.x, Humble and later; ``center.x/y`` before) and ``bbox.size_x/size_y`` in
+    pixels. Its score is the best hypothesis' ``results[i].hypothesis.score`` (``results[i].score``
+    in the older layout), 1.0 when it has no results.
+
+    Args:
+        message: The array (any object with that layout).
+        class_id: When non-empty, keep only detections whose best hypothesis has this
+            ``class_id`` (``id`` in the older layout); detections without results are then
+            dropped, their class being unknown.
+
+    Raises:
+        DetectionError: A box with a non-positive or non-finite size or centre; the message
+            gives its index.
+    """
+    boxes: list[tuple[float, float, float, float]] = []
+    scores: list[float] = []
+    for index, detection in enumerate(message.detections):
+        best_class, score = _best_hypothesis(detection.results)
+        if class_id and best_class != class_id:
+            continue
+        bbox = detection.bbox
+        center = getattr(bbox.center, 'position', bbox.center)
+        x, y = float(center.x), float(center.y)
+        width, height = float(bbox.size_x), float(bbox.size_y)
+        if not (all(map(math.isfinite, (x, y, width, height))) and width > 0 and height > 0):
+            raise DetectionError(
+                f'detections[{index}] has box centre ({x}, {y}) and size {width} x {height}; '
+                'the detector must publish finite centres and positive sizes in pixels'
+            )
+        boxes.append((x - width / 2, y - height / 2, x + width / 2, y + height / 2))
+        scores.append(score)
+    if not boxes:
+        return Detections.empty()
+    return Detections(np.array(boxes, np.float32), np.array(scores, np.float32))
+
+
+def _best_hypothesis(results: Any) -> tuple[str | None, float]:
+    """(class id, score) of the highest-scoring hypothesis; (None, 1.0) without results."""
+    best_class: str | None = None
+    best_score = -math.inf
+    for result in results:
+        hypothesis = getattr(result, 'hypothesis', result)
+        score = float(hypothesis.score)
+        if score > best_score:
+            best_score = score
+            best_class = str(getattr(hypothesis, 'class_id', getattr(hypothesis, 'id', '')))
+    if best_class is None:
+        return None, 1.0
+    return best_class, best_score
 
 
 def stamp_to_seconds(stamp: Time) -> float:

@@ -7,7 +7,8 @@ turns one snapshot into four statuses with levels:
 
 - ``input``: input rate and every reason an image was not used. WARN when an image was refused
   in the last window (bad encoding, empty image, wrong step, missing or invalid camera_info) or
-  when the node is active and no image arrived for ``stall_s``.
+  when the node is active and no image arrived for ``stall_s``. With external detections, an
+  image processed without matching boxes, or an invalid detections array, also WARNs.
 - ``output``: output rate and pipeline errors. ERROR when images arrive but nothing was
   published for ``stall_s`` (the hri_body_detect pattern), with the most recent reason.
 - ``latency``: p50, p95 and max of publish time minus image stamp, milliseconds. WARN when the
@@ -53,12 +54,16 @@ class Event(str, enum.Enum):
     INVALID_CAMERA_INFO = 'refused: invalid camera_info'
     PIPELINE_ERROR = 'pipeline errors'
     PUBLISH_ERROR = 'publish errors'
+    NO_DETECTIONS = 'processed without matching detections'
+    INVALID_DETECTIONS = 'invalid detections'
 
 
 INPUT_PROBLEMS = (
     Event.DECODE_ERROR,
     Event.MISSING_CAMERA_INFO,
     Event.INVALID_CAMERA_INFO,
+    Event.NO_DETECTIONS,
+    Event.INVALID_DETECTIONS,
 )
 """Events that mean the input is wrong (WARN on ``input``)."""
 
@@ -277,6 +282,8 @@ def evaluate(
         ('decode errors', str(counts[Event.DECODE_ERROR])),
         ('missing camera_info', str(counts[Event.MISSING_CAMERA_INFO])),
         ('invalid camera_info', str(counts[Event.INVALID_CAMERA_INFO])),
+        ('without matching detections', str(counts[Event.NO_DETECTIONS])),
+        ('invalid detections', str(counts[Event.INVALID_DETECTIONS])),
         ('image topic', settings.image_topic),
         ('camera_info topic', settings.camera_info_topic),
     )

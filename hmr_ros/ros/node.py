@@ -17,7 +17,14 @@ publishes them with the image's stamp, broadcasts TF (``tf_frames.py``) and repo
 Frame path: the image callback (executor thread) only counts, checks age and rate, decodes,
 attaches the latest camera_info and puts the frame into a one-slot, drop-oldest
 :class:`~hmr_ros.pipeline.frames.FrameSlot`. The worker takes the newest frame, applies pending
-parameter changes, runs ``pipeline.process`` and publishes. Pipeline calls (``process``,
+parameter changes, runs ``pipeline.process`` and publishes.
+
+Person boxes (``detection.source``): 'internal' lets the pipeline find them (the
+``detection.plugin`` detector or the built-in single-operator front-end). 'external' subscribes
+``detections`` (``vision_msgs/Detection2DArray``, imported only then; configure fails when it is
+not installed); the worker matches each image to the closest array by stamp
+(:mod:`hmr_ros.ros.external_detections`) and an image without a match is processed with no
+boxes, counted in the diagnostics. Pipeline calls (``process``,
 ``update_settings``, ``reset_tracking``) all happen on the worker thread while it runs, so the
 pipeline needs no locking.
 """
@@ -48,6 +55,7 @@ from std_srvs.srv import SetBool, Trigger
 from tf2_msgs.msg import TFMessage
 
 from hmr_ros.msg import HandPoseArray, MeshTopology, ModelInfo, PersonArray
+from hmr_ros.pipeline.detectors.base import DetectionError, Detections
 from hmr_ros.pipeline.frames import FrameSlot, ImageDecodeError, IntrinsicsError
 from hmr_ros.pipeline.operator_selection import OperatorConfig, OperatorSelector
 from hmr_ros.pipeline.protocol import (
@@ -67,6 +75,7 @@ from hmr_ros.ros.diagnostics import (
     diagnostic_array,
     evaluate,
 )
+from hmr_ros.ros.external_detections import DetectionBuffer
 from hmr_ros.ros.params import (
     HmrNodeParams,
     declare_node_parameters,
@@ -88,6 +97,11 @@ DIAGNOSTICS_PERIOD_S = 1.0
 TF_TIME_JUMP_NS = 1_000_000_000
 """An image stamp this much older than the last broadcast means time jumped back."""
 NANOSECONDS_PER_MILLISECOND = 1e6
+NANOSECONDS_PER_SECOND = 1_000_000_000
+VISION_MSGS_MISSING = (
+    "detection.source is 'external' but vision_msgs is not installed; install "
+    "ros-<distro>-vision-msgs or use 'internal'"
+)
 
 
 class _Job(NamedTuple):
@@ -113,6 +127,19 @@ def _default_pipeline_factory() -> PipelineFactory:
     # Imported by name: the runner pulls in torch and the models, needed only from here on.
     runner = importlib.import_module('hmr_ros.pipeline.runner')
     return cast(PipelineFactory, runner.build_pipeline)
+
+
+def _detection_array_type() -> Any:
+    """``vision_msgs.msg.Detection2DArray`` (optional dependency, imported on demand).
+
+    Raises:
+        ImportError: vision_msgs is not installed.
+    """
+    module = importlib.import_module('vision_msgs.msg')
+    try:
+        return module.Detection2DArray
+    except AttributeError as error:
+        raise ImportError('vision_msgs.msg has no Detection2DArray') from error
 
 
 def _hand_frame_convention(params: HmrNodeParams) -> conversions.HandFrameConvention:
@@ -179,6 +206,8 @@ class HmrNode(LifecycleNode):
         self._slot: FrameSlot[_Job] | None = None
         self._worker: threading.Thread | None = None
         self._camera_info: CameraInfo | None = None
+        self._detection_type: Any = None  # vision_msgs Detection2DArray with source 'external'
+        self._detections: DetectionBuffer | None = None
         self._frames_accepted = 0
         self._last_accepted_s = -math.inf
         self._last_tf_stamp_ns = -1
@@ -224,6 +253,12 @@ class HmrNode(LifecycleNode):
         except ValueError as error:
             logger.error(f'configure failed: invalid parameters: {error}')
             return TransitionCallbackReturn.FAILURE
+        if params.detection.source == 'external':
+            try:
+                self._detection_type = _detection_array_type()
+            except ImportError as error:
+                logger.error(f'configure failed: {VISION_MSGS_MISSING} ({error})')
+                return TransitionCallbackReturn.FAILURE
         try:
             factory = self._factory or _default_pipeline_factory()
         except ImportError as error:
@@ -268,6 +303,7 @@ class HmrNode(LifecycleNode):
         self._last_tf_stamp_ns = -1
         self._camera_info = None
         self._slot = FrameSlot()
+        self._detections = DetectionBuffer() if self._detection_type is not None else None
         try:
             self._create_subscriptions(params)
         except ValueError as error:
@@ -398,6 +434,16 @@ class HmrNode(LifecycleNode):
         self._image_topic = image_subscription.topic_name
         self._image_reliability = image_qos.reliability
         self._subscriptions_active = [image_subscription, info_subscription]
+        if self._detection_type is not None:
+            self._subscriptions_active.append(
+                self.create_subscription(
+                    self._detection_type,
+                    'detections',
+                    self._on_detections,
+                    qos.detections_qos(),
+                    qos_overriding_options=qos.overriding_options(),
+                )
+            )
 
     def _stop_streaming(self) -> None:
         """Destroy subscriptions, stop the worker (idempotent)."""
@@ -407,6 +453,8 @@ class HmrNode(LifecycleNode):
         slot, worker = self._slot, self._worker
         if slot is not None:
             slot.close()
+        if self._detections is not None:
+            self._detections.close()  # a worker waiting for boxes returns at once
         if worker is not None:
             worker.join(timeout=WORKER_JOIN_S)
             if worker.is_alive():
@@ -431,6 +479,7 @@ class HmrNode(LifecycleNode):
         if pipeline is not None:
             self._close_pipeline(pipeline)
         self._description = None
+        self._detection_type = None
         self._state = 'unconfigured'
 
     def _close_pipeline(self, pipeline: FramePipeline) -> None:
@@ -555,6 +604,28 @@ class HmrNode(LifecycleNode):
     def _on_camera_info(self, message: CameraInfo) -> None:
         self._camera_info = message
 
+    def _on_detections(self, message: Any) -> None:
+        """Keep one external detections array for the worker to match (executor thread)."""
+        buffer = self._detections
+        if buffer is None:
+            return
+        try:
+            detections = conversions.detection2d_array_to_detections(
+                message, self._params.detection.external_class
+            )
+        except DetectionError as error:
+            self._refuse_detections(str(error))
+            return
+        buffer.add(conversions.stamp_to_nanoseconds(message.header.stamp), detections)
+
+    def _refuse_detections(self, reason: str) -> None:
+        now_s = time.monotonic()
+        event = Event.INVALID_DETECTIONS
+        self._stats.record_event(event, now_s, reason)
+        if now_s - self._last_refusal_log_s.get(event, -math.inf) >= LOG_THROTTLE_S:
+            self._last_refusal_log_s[event] = now_s
+            self.get_logger().warning(f'detections array ignored: {reason}')
+
     def _on_image(self, message: Image) -> None:
         self._accept(message, conversions.image_to_rgb)
 
@@ -665,8 +736,9 @@ class HmrNode(LifecycleNode):
         pipeline = self._pipeline
         if pipeline is None:
             return
+        detections = self._external_detections(job)
         try:
-            result = pipeline.process(job.frame)
+            result = pipeline.process(job.frame, detections)
         except Exception as error:  # one bad frame must not stop the node
             self._stats.record_event(
                 Event.PIPELINE_ERROR, time.monotonic(), f'{type(error).__name__}: {error}'
@@ -686,6 +758,32 @@ class HmrNode(LifecycleNode):
                 f'publishing a result failed: {type(error).__name__}: {error}',
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
+
+    def _external_detections(self, job: _Job) -> Detections | None:
+        """The job's boxes from the detections topic; None with detection.source 'internal'."""
+        buffer = self._detections
+        if buffer is None:
+            return None
+        params = self._params.detection
+        detections = buffer.match(
+            job.stamp_ns,
+            round(params.external_slop_s * NANOSECONDS_PER_SECOND),
+            params.external_wait_s,
+        )
+        if detections is not None:
+            return detections
+        self._stats.record_event(
+            Event.NO_DETECTIONS,
+            time.monotonic(),
+            f'no detections within detection.external_slop_s {params.external_slop_s:g} s of '
+            'the image stamp; processed without persons (is the detector publishing on '
+            "'detections' with the image's stamp?)",
+        )
+        self.get_logger().warning(
+            'an image had no matching detections and was processed without persons',
+            throttle_duration_sec=LOG_THROTTLE_S,
+        )
+        return Detections.empty()
 
     def _publish_result(self, job: _Job, result: FrameResult) -> None:
         params = self._params

@@ -43,6 +43,7 @@ INPUT_QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
 HAND_FRAME_CONVENTIONS = ('operator', 'smplx')
 TF_JOINT_SETS = ('minimal', 'hands', 'full')
 TF_TREES = ('flat', 'kinematic')
+DETECTION_SOURCES = ('internal', 'external')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,6 +207,45 @@ class DetectionParams(ParameterGroup):
         48.0, 'Smallest person box side kept', unit='px', value_range=(0.0, 8192.0), dynamic=True
     )
     hands: bool = parameter(True, 'Run the hand expert (false: hands from the body model only)')
+    source: str = parameter(
+        'internal',
+        "Person boxes from the pipeline ('internal': detection.plugin or the built-in "
+        "single-operator front-end) or the 'detections' topic (vision_msgs/Detection2DArray)",
+        choices=DETECTION_SOURCES,
+    )
+    plugin: str = parameter(
+        '',
+        "Person detector 'package.module:factory' (factory() returns an object with "
+        'detect(image_rgb, stamp_s)); empty uses the built-in single-operator front-end',
+    )
+    external_slop_s: float = parameter(
+        0.05,
+        'External detections match an image when their stamps differ by at most this',
+        unit='s',
+        value_range=(0.0, 1.0),
+        dynamic=True,
+    )
+    external_wait_s: float = parameter(
+        0.1,
+        'How long the worker waits for matching external detections before processing an '
+        'image without persons',
+        unit='s',
+        value_range=(0.0, 5.0),
+        dynamic=True,
+    )
+    external_class: str = parameter(
+        '',
+        'Keep only external detections whose best hypothesis has this class_id; empty keeps all',
+        dynamic=True,
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.source == 'external' and self.plugin:
+            raise ValueError(
+                f"detection.plugin is {self.plugin!r} but detection.source is 'external' (boxes "
+                "come from the detections topic); clear detection.plugin or use 'internal'"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -590,6 +630,7 @@ def pipeline_options(params: HmrNodeParams) -> PipelineOptions:
         estimate_hands=params.detection.hands,
         tracking_enable=params.tracking.enable,
         settings=runtime_settings(params),
+        detector_plugin=params.detection.plugin,
     )
 
 

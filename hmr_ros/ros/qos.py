@@ -25,6 +25,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 
 IMAGE_DEPTH = 1
 CAMERA_INFO_DEPTH = 5
+DETECTIONS_DEPTH = 5  # external person boxes: a few arrays survive until their image is matched
 ARRAY_OUTPUT_DEPTH = 5  # persons, hands: a short burst survives a slow consumer
 CONTROL_OUTPUT_DEPTH = 1  # wrist poses: only the newest target matters
 TF_DEPTH = 100  # as tf2_ros.TransformBroadcaster
@@ -66,6 +67,16 @@ def image_qos(name: str) -> QoSProfile:
 def camera_info_qos(name: str) -> QoSProfile:
     """QoS of the ``camera_info`` subscription for ``input.qos``."""
     return _input_profile(name, CAMERA_INFO_DEPTH)
+
+
+def detections_qos() -> QoSProfile:
+    """``detections`` (external person boxes): reliable, keep last 5, volatile."""
+    return QoSProfile(
+        history=QoSHistoryPolicy.KEEP_LAST,
+        depth=DETECTIONS_DEPTH,
+        reliability=QoSReliabilityPolicy.RELIABLE,
+        durability=QoSDurabilityPolicy.VOLATILE,
+    )
 
 
 def array_output_qos() -> QoSProfile:

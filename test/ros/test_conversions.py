@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -23,6 +24,7 @@ from builtin_interfaces.msg import Time  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image  # noqa: E402
 
 from hmr_ros.msg import HandPose, Person  # noqa: E402
+from hmr_ros.pipeline.detectors.base import DetectionError  # noqa: E402
 from hmr_ros.pipeline.frames import ImageDecodeError, IntrinsicsError  # noqa: E402
 from hmr_ros.pipeline.results import FrameResult  # noqa: E402
 from hmr_ros.pipeline.tracking import TrackState  # noqa: E402
@@ -342,3 +344,55 @@ def test_stamp_and_duration_helpers_are_exact() -> None:
     duration = conversions.seconds_to_duration(2.5)
     assert (duration.sec, duration.nanosec) == (2, 500_000_000)
     assert conversions.seconds_to_duration(-1.0).sec == 0
+
+
+def detection_2d(cx: float, cy: float, w: float, h: float, hypotheses=(), *, new: bool = True):
+    """A duck-typed vision_msgs Detection2D: 4.x layout (center.position, results[i].hypothesis)
+    when new, else the older one (center.x, results[i].id/score)."""
+    if new:
+        center = SimpleNamespace(position=SimpleNamespace(x=cx, y=cy), theta=0.0)
+        results = [
+            SimpleNamespace(hypothesis=SimpleNamespace(class_id=c, score=s), pose=None)
+            for c, s in hypotheses
+        ]
+    else:
+        center = SimpleNamespace(x=cx, y=cy, theta=0.0)
+        results = [SimpleNamespace(id=c, score=s) for c, s in hypotheses]
+    bbox = SimpleNamespace(center=center, size_x=w, size_y=h)
+    return SimpleNamespace(bbox=bbox, results=results, id='')
+
+
+@pytest.mark.parametrize('new', [True, False], ids=['vision_msgs_4', 'older'])
+def test_detection2d_array_to_detections_boxes_scores_and_class_filter(new: bool) -> None:
+    message = SimpleNamespace(
+        header=None,
+        detections=[
+            detection_2d(100.0, 200.0, 40.0, 120.0, [('car', 0.3), ('person', 0.8)], new=new),
+            detection_2d(300.0, 50.0, 20.0, 10.0, [('dog', 0.7)], new=new),
+            detection_2d(10.0, 20.0, 4.0, 6.0, (), new=new),
+        ],
+    )
+    everything = conversions.detection2d_array_to_detections(message)
+    # centre +- half size: (100 +- 20, 200 +- 60), (300 +- 10, 50 +- 5), (10 +- 2, 20 +- 3)
+    np.testing.assert_allclose(
+        everything.boxes_px,
+        [[80, 140, 120, 260], [290, 45, 310, 55], [8, 17, 12, 23]],
+    )
+    np.testing.assert_allclose(everything.scores, [0.8, 0.7, 1.0])  # best hypothesis; none: 1
+    persons = conversions.detection2d_array_to_detections(message, 'person')
+    np.testing.assert_allclose(persons.boxes_px, [[80, 140, 120, 260]])
+    np.testing.assert_allclose(persons.scores, [0.8])
+    assert len(conversions.detection2d_array_to_detections(message, 'car')) == 0  # not the best
+    empty = conversions.detection2d_array_to_detections(SimpleNamespace(detections=[]))
+    assert empty.boxes_px.shape == (0, 4)
+
+
+def test_detection2d_array_with_a_degenerate_box_names_it() -> None:
+    message = SimpleNamespace(
+        detections=[
+            detection_2d(100.0, 200.0, 40.0, 120.0),
+            detection_2d(5.0, 5.0, 0.0, 10.0),
+        ]
+    )
+    with pytest.raises(DetectionError, match=r'detections\[1\].*positive sizes'):
+        conversions.detection2d_array_to_detections(message)

@@ -664,6 +664,33 @@ def test_configure_fails_naming_the_parameter_and_the_missing_file(
     assert h.node.trigger_configure() == TransitionCallbackReturn.FAILURE  # still unconfigured
 
 
+def test_external_detections_without_vision_msgs_fail_configure(harness_factory, capfd) -> None:
+    """vision_msgs is not installable here, so this is the path users without it take; the
+    subscription path (vision_msgs installed) is not exercised by these tests."""
+    try:
+        import vision_msgs.msg  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip('vision_msgs is installed: the failure path cannot be shown')
+    h = harness_factory(overrides={'detection.source': 'external'})
+    assert h.node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    log = capfd.readouterr().err
+    assert (
+        "detection.source is 'external' but vision_msgs is not installed; install "
+        "ros-<distro>-vision-msgs or use 'internal'"
+    ) in log
+    assert h.options is None, 'fails before loading the models'
+
+
+def test_internal_source_passes_no_boxes_to_the_pipeline(harness_factory) -> None:
+    h = harness_factory()
+    h.start()
+    h.send_camera_info()
+    h.first_output()
+    assert h.pipeline.detections and all(d is None for d in h.pipeline.detections)
+
+
 def test_configure_fails_clearly_without_the_runner(harness_factory, monkeypatch, capfd) -> None:
     monkeypatch.setitem(sys.modules, 'hmr_ros.pipeline.runner', None)
     h = harness_factory()

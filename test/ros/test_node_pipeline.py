@@ -36,6 +36,7 @@ from test_node import (  # noqa: E402
 
 from hmr_ros.body_models.joint_names import SMPLX_JOINT_NAMES  # noqa: E402
 from hmr_ros.msg import HandPose, Person  # noqa: E402
+from hmr_ros.pipeline.detectors.base import Detections  # noqa: E402
 from hmr_ros.pipeline.protocol import Frame, FramePipeline, PipelineOptions  # noqa: E402
 from hmr_ros.pipeline.results import FrameResult, ModelDescription  # noqa: E402
 from hmr_ros.pipeline.runner import build_pipeline  # noqa: E402
@@ -99,9 +100,9 @@ class TimedPipeline:
     def describe(self) -> ModelDescription:
         return self.runner.describe()
 
-    def process(self, frame: Frame) -> FrameResult:
+    def process(self, frame: Frame, detections: Detections | None = None) -> FrameResult:
         start = time.perf_counter()
-        result = self.runner.process(frame)
+        result = self.runner.process(frame, detections)
         with self._lock:
             self.process_s.append(time.perf_counter() - start)
             self.stamps_s.append(frame.stamp_s)

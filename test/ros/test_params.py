@@ -91,6 +91,9 @@ def test_names_and_defaults_follow_the_interface_spec() -> None:
         'input.default_frame_id': 'camera_optical_frame',
         'detection.max_persons': 4,
         'detection.person_threshold': 0.5,
+        'detection.source': 'internal',
+        'detection.plugin': '',
+        'detection.external_slop_s': 0.05,
         'tracking.max_coast_s': 0.3,
         'tracking.min_hits': 2,
         'tracking.iou_threshold': 0.3,
@@ -178,6 +181,20 @@ def test_runtime_settings_and_pipeline_options_carry_the_values() -> None:
     assert options.model.body_model_dir == '/models' and options.model.adapters == 'hand'
     assert options.max_persons == 2 and not options.estimate_hands
     assert options.settings == settings
+
+
+def test_detection_source_and_plugin_reach_the_pipeline_options() -> None:
+    plugin = parameters_from_values({'detection.plugin': 'my_pkg.detectors:make_yolo'})
+    assert pipeline_options(plugin).detector_plugin == 'my_pkg.detectors:make_yolo'
+    assert pipeline_options(HmrNodeParams()).detector_plugin == ''
+    assert 'detection.source' not in dynamic_parameter_names()
+    assert 'detection.plugin' not in dynamic_parameter_names()
+    assert {'detection.external_slop_s', 'detection.external_class'} <= dynamic_parameter_names()
+    with pytest.raises(ValueError, match="detection.source 'other' is not valid"):
+        parameters_from_values({'detection.source': 'other'})
+    # A plugin would be silently unused with external boxes: refused, naming both parameters.
+    with pytest.raises(ValueError, match='clear detection.plugin'):
+        replace_parameters(plugin, {'detection.source': 'external'})
 
 
 def test_declare_node_parameters_with_descriptors(rclpy_context) -> None:
