@@ -32,21 +32,25 @@ TF_DEPTH = 100  # as tf2_ros.TransformBroadcaster
 DIAGNOSTICS_DEPTH = 10
 
 
+def _keep_last(
+    depth: int,
+    reliability: QoSReliabilityPolicy = QoSReliabilityPolicy.RELIABLE,
+    durability: QoSDurabilityPolicy = QoSDurabilityPolicy.VOLATILE,
+) -> QoSProfile:
+    """A keep-last profile; reliable and volatile unless told otherwise."""
+    return QoSProfile(
+        history=QoSHistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=reliability,
+        durability=durability,
+    )
+
+
 def _input_profile(name: str, depth: int) -> QoSProfile:
     if name == 'sensor_data':
-        return QoSProfile(
-            history=QoSHistoryPolicy.KEEP_LAST,
-            depth=depth,
-            reliability=QoSReliabilityPolicy.BEST_EFFORT,
-            durability=QoSDurabilityPolicy.VOLATILE,
-        )
+        return _keep_last(depth, QoSReliabilityPolicy.BEST_EFFORT)
     if name == 'reliable':
-        return QoSProfile(
-            history=QoSHistoryPolicy.KEEP_LAST,
-            depth=depth,
-            reliability=QoSReliabilityPolicy.RELIABLE,
-            durability=QoSDurabilityPolicy.VOLATILE,
-        )
+        return _keep_last(depth)
     if name == 'system_default':
         return QoSProfile(
             history=qos_profile_system_default.history,
@@ -71,62 +75,32 @@ def camera_info_qos(name: str) -> QoSProfile:
 
 def detections_qos() -> QoSProfile:
     """``detections`` (external person boxes): reliable, keep last 5, volatile."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST,
-        depth=DETECTIONS_DEPTH,
-        reliability=QoSReliabilityPolicy.RELIABLE,
-        durability=QoSDurabilityPolicy.VOLATILE,
-    )
+    return _keep_last(DETECTIONS_DEPTH)
 
 
 def array_output_qos() -> QoSProfile:
     """``persons`` and ``hands``: reliable, keep last 5, volatile."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST,
-        depth=ARRAY_OUTPUT_DEPTH,
-        reliability=QoSReliabilityPolicy.RELIABLE,
-        durability=QoSDurabilityPolicy.VOLATILE,
-    )
+    return _keep_last(ARRAY_OUTPUT_DEPTH)
 
 
 def control_output_qos() -> QoSProfile:
     """``left_hand/pose`` and ``right_hand/pose``: reliable, keep last 1, volatile."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST,
-        depth=CONTROL_OUTPUT_DEPTH,
-        reliability=QoSReliabilityPolicy.RELIABLE,
-        durability=QoSDurabilityPolicy.VOLATILE,
-    )
+    return _keep_last(CONTROL_OUTPUT_DEPTH)
 
 
 def latched_qos() -> QoSProfile:
     """``model_info`` and ``mesh_topology``: reliable, transient-local, keep last 1."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST,
-        depth=1,
-        reliability=QoSReliabilityPolicy.RELIABLE,
-        durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
-    )
+    return _keep_last(1, durability=QoSDurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def tf_qos() -> QoSProfile:
     """``/tf``: the profile of ``tf2_ros.TransformBroadcaster`` (reliable, keep last 100)."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST,
-        depth=TF_DEPTH,
-        reliability=QoSReliabilityPolicy.RELIABLE,
-        durability=QoSDurabilityPolicy.VOLATILE,
-    )
+    return _keep_last(TF_DEPTH)
 
 
 def diagnostics_qos() -> QoSProfile:
     """``/diagnostics``: reliable, keep last 10 (diagnostic_updater's default)."""
-    return QoSProfile(
-        history=QoSHistoryPolicy.KEEP_LAST,
-        depth=DIAGNOSTICS_DEPTH,
-        reliability=QoSReliabilityPolicy.RELIABLE,
-        durability=QoSDurabilityPolicy.VOLATILE,
-    )
+    return _keep_last(DIAGNOSTICS_DEPTH)
 
 
 def overriding_options() -> QoSOverridingOptions:
