@@ -97,18 +97,7 @@ OPENPOSE_BODY25_NAMES: tuple[str, ...] = (
 """OpenPose BODY_25 keypoints, named like the SMPL-X joints they correspond to (as SMPLify-X's
 `smpl_to_openpose` pairs them), so layouts can be matched by name."""
 
-OPENPOSE_COCO18_NAMES: tuple[str, ...] = OPENPOSE_BODY25_NAMES[:8] + (
-    'right_hip',
-    'right_knee',
-    'right_ankle',
-    'left_hip',
-    'left_knee',
-    'left_ankle',
-    'right_eye',
-    'left_eye',
-    'right_ear',
-    'left_ear',
-)
+OPENPOSE_COCO18_NAMES: tuple[str, ...] = OPENPOSE_BODY25_NAMES[:8] + OPENPOSE_BODY25_NAMES[9:19]
 """OpenPose COCO-18 keypoints (BODY_25 without pelvis and feet)."""
 
 KEYPOINT_LAYOUTS: dict[str, tuple[str, ...]] = {
