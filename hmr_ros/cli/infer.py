@@ -47,14 +47,13 @@ from hmr_ros.body_models.joint_names import (
 )
 from hmr_ros.body_models.model_files import BodyModelFileNotFoundError
 from hmr_ros.checkpoints.safe_load import CheckpointError
+from hmr_ros.geometry.cameras import assumed_intrinsics
 
 _LOG = logging.getLogger(__name__)
 
 EXIT_FAILURE = 1
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 """Inputs with these suffixes are images; anything else is opened as a video."""
-ASSUMED_FOCAL_PER_MAX_SIDE = 1.0
-"""Default focal length in units of the longer image side (see the module docstring)."""
 PERSON_COLORS_RGB: tuple[tuple[int, int, int], ...] = (
     (70, 150, 255),
     (255, 140, 60),
@@ -145,12 +144,6 @@ def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
             f'--intrinsics must be fx,fy,cx,cy in pixels with fx, fy > 0; got {text!r}'
         )
     return values[0], values[1], values[2], values[3]
-
-
-def assumed_intrinsics(width: int, height: int) -> tuple[float, float, float, float]:
-    """The default camera (module docstring): f = max(W, H), principal point at the centre."""
-    focal = ASSUMED_FOCAL_PER_MAX_SIDE * max(width, height)
-    return focal, focal, (width - 1) / 2.0, (height - 1) / 2.0
 
 
 def load_boxes(path: Path) -> dict[str, list[list[float]]] | list[list[float]]:

@@ -67,7 +67,7 @@ from hmr_ros.evaluation.report import (
     get_layout,
     write_json,
 )
-from hmr_ros.geometry.cameras import cam_crop_to_full
+from hmr_ros.geometry.cameras import assumed_intrinsics, cam_crop_to_full
 from hmr_ros.geometry.crops import crop_images, hand_crop_boxes
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, arm_guidance_from_axis_angle
@@ -255,13 +255,9 @@ class EvalResult:
 
 
 def default_intrinsics(image_wh: tuple[int, int]) -> np.ndarray:
-    """Camera of an uncalibrated image: fx = fy = max(W, H), principal point at the centre."""
-    width, height = image_wh
-    focal = float(max(width, height))
-    return np.array(
-        ((focal, 0.0, (width - 1) / 2.0), (0.0, focal, (height - 1) / 2.0), (0.0, 0.0, 1.0)),
-        dtype=np.float32,
-    )
+    """K of an uncalibrated image (geometry.cameras.assumed_intrinsics), float32 (3, 3)."""
+    fx, fy, cx, cy = assumed_intrinsics(*image_wh)
+    return np.array(((fx, 0.0, cx), (0.0, fy, cy), (0.0, 0.0, 1.0)), dtype=np.float32)
 
 
 def _load_dataset(dataset: EvalDataset) -> list[Sample]:

@@ -150,3 +150,18 @@ def hamer_demo_intrinsics(
 def _check_cam(cam: torch.Tensor) -> None:
     if cam.shape[-1] != 3:
         raise ValueError(f'cam must be (..., 3) as (s, tx, ty); got {tuple(cam.shape)}')
+
+
+ASSUMED_FOCAL_PER_MAX_SIDE = 1.0
+"""Focal length assumed for an uncalibrated image, in units of its longer side."""
+
+
+def assumed_intrinsics(width: int, height: int) -> tuple[float, float, float, float]:
+    """Pinhole intrinsics for an image without calibration: ``(fx, fy, cx, cy)`` in pixels.
+
+    fx = fy = max(W, H) (a horizontal field of view of about 53 degrees for a landscape image,
+    typical of webcams) and the principal point at the image centre ((W - 1) / 2, (H - 1) / 2).
+    Metric depth scales with the focal length: callers must say they assumed it.
+    """
+    focal = ASSUMED_FOCAL_PER_MAX_SIDE * max(width, height)
+    return focal, focal, (width - 1) / 2.0, (height - 1) / 2.0

@@ -11,8 +11,9 @@ import pytest
 
 from hmr_ros.body_models.joint_names import SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from hmr_ros.checkpoints.adapter_files import save_adapter_file
-from hmr_ros.cli.infer import assumed_intrinsics, parse_intrinsics, skeleton_parents
+from hmr_ros.cli.infer import parse_intrinsics, skeleton_parents
 from hmr_ros.cli.main import main
+from hmr_ros.geometry.cameras import assumed_intrinsics
 from hmr_ros.models.adapters.hand_adapter import HandAdapter
 from hmr_ros.models.hand_expert import build_hand_expert
 
