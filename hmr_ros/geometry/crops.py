@@ -287,3 +287,94 @@ def crop_images(
 def _check_last_dim(tensor: torch.Tensor, size: int, name: str) -> None:
     if tensor.dim() == 0 or tensor.shape[-1] != size:
         raise ValueError(f'{name} must have shape (..., {size}); got {tuple(tensor.shape)}')
+
+
+ANTIALIAS_TRIGGER = 1.1
+"""Downscale ratio d above which HaMeR blurs before cropping (reference A.8, step 4)."""
+GAUSSIAN_TRUNCATE = 4.0
+"""Kernel radius in sigmas: int(4 sigma + 0.5), as scipy/skimage's gaussian filters."""
+
+
+def antialias_sigmas(crop_sides_px: torch.Tensor, out_side_px: int) -> torch.Tensor:
+    """HaMeR's blur before a downscaling crop: sigma = (d - 1) / 2 where d = side / out / 2.
+
+    HaMeR (reference A.8, step 4) blurs when d > 1.1, i.e. when a crop is shrunk more than
+    2.2 times; the blur removes the aliasing that bilinear sampling would otherwise keep.
+
+    Args:
+        crop_sides_px: (N,) square crop sides in image pixels.
+        out_side_px: crop output side (256 for HaMeR).
+
+    Returns:
+        (N,) sigmas in image pixels; 0 where no blur is due.
+    """
+    ratio = crop_sides_px / out_side_px / 2.0
+    return torch.where(ratio > ANTIALIAS_TRIGGER, (ratio - 1.0) / 2.0, torch.zeros_like(ratio))
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with edge replication (skimage.filters.gaussian's 'nearest').
+
+    Args:
+        images: (B, C, H, W) float images.
+        sigma: standard deviation in pixels, > 0.
+
+    Returns:
+        (B, C, H, W) blurred images, same dtype.
+    """
+    if sigma <= 0:
+        raise ValueError(f'sigma must be positive; got {sigma}')
+    radius = int(GAUSSIAN_TRUNCATE * sigma + 0.5)
+    offsets = torch.arange(-radius, radius + 1, device=images.device, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(images.dtype)
+    channels = images.shape[1]
+    padded = F.pad(images, (radius, radius, radius, radius), mode='replicate')
+    horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    blurred = F.conv2d(padded, horizontal, groups=channels)
+    return F.conv2d(blurred, vertical, groups=channels)
+
+
+def crop_images_antialiased(
+    images: torch.Tensor,
+    centers_px: torch.Tensor,
+    sides_px: torch.Tensor,
+    out_side_px: int,
+    batch_index: torch.Tensor | None = None,
+    flip: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Square crops as crop_images, blurred first where they shrink a lot (HaMeR's anti-alias).
+
+    Crops shrunk at most 2.2 times come from one ``crop_images`` call; each other crop is cut
+    again from its image blurred with its own sigma (antialias_sigmas). Only those crops pay
+    for a blur, and the check reads the sides back from the device once.
+
+    Args:
+        images: (B, C, H, W) float images.
+        centers_px: (N, 2) crop centres, image pixels.
+        sides_px: (N,) square crop sides, image pixels.
+        out_side_px: output side.
+        batch_index: (N,) image of each crop (None: image 0).
+        flip: (N,) bool, flip horizontally (None: no flips).
+
+    Returns:
+        (N, C, out_side_px, out_side_px) crops.
+    """
+    out_hw = (out_side_px, out_side_px)
+    crops = crop_images(images, centers_px, sides_px, out_hw, batch_index, flip)
+    sigmas = antialias_sigmas(sides_px, out_side_px).tolist()
+    for index, sigma in enumerate(sigmas):
+        if sigma <= 0:
+            continue
+        image = int(batch_index[index]) if batch_index is not None else 0
+        blurred = gaussian_blur(images[image : image + 1], sigma)
+        crops[index] = crop_images(
+            blurred,
+            centers_px[index : index + 1],
+            sides_px[index : index + 1],
+            out_hw,
+            None,
+            flip[index : index + 1] if flip is not None else None,
+        )[0]
+    return crops

@@ -11,8 +11,9 @@ is that dataflow, top to bottom, one short block per step:
 (c) Body adapter (paper 3.4, eq. 4): refined = theta_0 + delta_theta, added in the regressor's
     6D space; then the whole-body outputs are assembled from the refined pose.
 (d) Hand crops: both hand boxes of every person, mapped from crop to image pixels, become
-    HaMeR's square 256 x 256 crops (left hands flipped); all 2P hands go through the hand
-    expert in one batch, ImageNet-normalised.
+    HaMeR's square 256 x 256 crops (left hands flipped; blurred first where a crop shrinks
+    more than 2.2 times, as HaMeR's preprocessing); all 2P hands go through the hand expert in
+    one batch, ImageNet-normalised.
 (e) Hand path with body guidance (paper 3.3): the arm joint group (pelvis ... wrist) of the
     refined body pose, mirrored for left hands, guides the hand expert through the hand
     adapter; left-hand outputs are mirrored back.
@@ -67,6 +68,7 @@ from hmr_ros.geometry.crops import (
     center_size_to_boxes_xyxy,
     clip_boxes_xyxy,
     crop_images,
+    crop_images_antialiased,
     crop_to_image_affine,
     hand_crop_boxes,
 )
@@ -140,6 +142,9 @@ class DualPathConfig:
         registration_threshold_px: inlier threshold of the hand-root registration for a
             256-pixel hand crop (CMR/MobRecon scale), scaled with each hand's crop side.
         registration_depth_m: (min, max) depth of a registered hand root, metres.
+        hand_antialias: blur the image before cutting a hand crop it shrinks more than 2.2
+            times, as HaMeR's preprocessing does (geometry.crops.antialias_sigmas). It reads
+            the crop sides back to the host; turn it off for graph capture or export.
     """
 
     adapters: AdapterRequest = 'auto'
@@ -149,6 +154,7 @@ class DualPathConfig:
     hand_full_side_px: float = 48.0
     registration_threshold_px: float = 6.0
     registration_depth_m: tuple[float, float] = (0.05, 10.0)
+    hand_antialias: bool = True
 
     def __post_init__(self) -> None:
         if self.adapters not in get_args(AdapterRequest):
@@ -434,14 +440,20 @@ class DualPathModel(nn.Module):
             num_persons
         )
         hand_crop_px = self.hand_path.hand_expert.config.crop_size_px
-        hand_crops = crop_images(
-            images,
-            hand_centers,
-            hand_sides_px,
-            (hand_crop_px, hand_crop_px),
-            batch_index.repeat_interleave(len(SIDES)),
-            flip=is_left,
-        )
+        hand_batch_index = batch_index.repeat_interleave(len(SIDES))
+        if self.config.hand_antialias:  # HaMeR blurs before shrinking a crop > 2.2 times
+            hand_crops = crop_images_antialiased(
+                images, hand_centers, hand_sides_px, hand_crop_px, hand_batch_index, is_left
+            )
+        else:
+            hand_crops = crop_images(
+                images,
+                hand_centers,
+                hand_sides_px,
+                (hand_crop_px, hand_crop_px),
+                hand_batch_index,
+                flip=is_left,
+            )
         hand_input = normalize_hand_crops(hand_crops * PIXEL_SCALE)
 
         # (e) Hand path: the refined arm joint group guides the hand expert (left arms
