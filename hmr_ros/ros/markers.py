@@ -155,8 +155,9 @@ def skeleton_parents(
 ) -> np.ndarray:
     """ModelInfo's parents, with each fingertip joined to its finger's last segment.
 
-    ModelInfo gives fingertips parent -1 (they are mesh vertices, not kinematic joints), but a
-    drawn hand looks cut off without them. Fingertips are found by name, as the ``smplx``
+    hmr_node's ModelInfo already parents each fingertip to its finger's last joint; a producer
+    that gives fingertips -1 (they are mesh vertices, not kinematic joints) would draw hands
+    cut off, so such fingertips are joined here. Fingertips are found by name, as the ``smplx``
     package calls them (``left_thumb``) or with a ``_tip`` suffix (``left_thumb_tip``), and
     attached to ``<side>_<finger>3`` when that joint is listed.
 
