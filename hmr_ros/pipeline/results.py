@@ -133,7 +133,7 @@ class ModelDescription:
         gender: SMPL-X model gender.
         num_betas, num_expression: parameter counts.
         joint_names: names of PersonResult.joints_m rows.
-        joint_parents: parent index per joint, -1 for roots and fingertips.
+        joint_parents: parent index per joint: -1 for the root, a fingertip's last finger joint.
         hand_keypoint_names: names of HandResult.keypoints_m rows (21).
         faces: (F, 3) uint32 SMPL-X faces.
         left_hand_vertex_ids, right_hand_vertex_ids: SMPL-X vertex indices of each hand.
