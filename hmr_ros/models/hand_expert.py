@@ -30,7 +30,7 @@ from hmr_ros.geometry.cameras import (
 )
 from hmr_ros.geometry.rotations import mirror_rotmat
 from hmr_ros.models.backbones.vit import ViT, ViTConfig, vit_huge, vit_tiny
-from hmr_ros.models.heads.mano_head import MANOHeadConfig, MANOTransformerHead
+from hmr_ros.models.heads.mano_head import MANOHeadConfig, MANOHeadOutput, MANOTransformerHead
 
 IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
 """HaMeR's MODEL.IMAGE_MEAN, on [0, 1] RGB (multiply by 255 for 0-255 input)."""
@@ -251,7 +251,13 @@ class HandExpert(nn.Module):
             HandExpertOutput.
         """
         features = self.backbone(self.backbone_input(crops)).feature_map
-        head = self.mano_head(features)
+        return self.output_from_head(self.mano_head(features))
+
+    def output_from_head(self, head: MANOHeadOutput) -> HandExpertOutput:
+        """The expert's output from a MANO head output (plain or adapter-guided decoder).
+
+        Adds the crop-frame translation of the weak-perspective camera.
+        """
         translation = weak_perspective_to_translation(
             head.cam, self.config.focal_length_px, self.config.crop_size_px
         )

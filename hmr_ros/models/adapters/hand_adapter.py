@@ -63,7 +63,6 @@ from hmr_ros.body_models.joint_names import (
     arm_chain,
     arm_chain_indices,
 )
-from hmr_ros.geometry.cameras import weak_perspective_to_translation
 from hmr_ros.geometry.rotations import (
     Rot6dLayout,
     axis_angle_to_rotmat,
@@ -451,15 +450,4 @@ class GuidedHandExpert(nn.Module):
             return expert(crops)
         features = expert.backbone(expert.backbone_input(crops)).feature_map
         head = self.hand_adapter(expert.mano_head, features, arm_pose_6d, has_body_pose)
-        translation = weak_perspective_to_translation(
-            head.cam, expert.config.focal_length_px, expert.config.crop_size_px
-        )
-        return HandExpertOutput(
-            global_orient=head.global_orient,
-            hand_pose=head.hand_pose,
-            betas=head.betas,
-            cam=head.cam,
-            cam_translation_crop=translation,
-            pose_6d=head.pose_6d,
-            token=head.token,
-        )
+        return expert.output_from_head(head)
