@@ -61,7 +61,7 @@ from hmr_ros.models.dual_path_builder import DualPathBuild, build_dual_path
 from hmr_ros.models.hand_expert import build_hand_expert
 from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
-from hmr_ros.pipeline.detectors.follow import FollowFrontEnd
+from hmr_ros.pipeline.detectors.follow import FollowFrontEnd, points_in_image
 from hmr_ros.pipeline.detectors.plugin import load_detector
 from hmr_ros.pipeline.protocol import Frame, PipelineOptions, RuntimeSettings
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
@@ -446,17 +446,10 @@ def _keypoint_boxes(
     proposals: Detections, estimates: list[_PersonEstimate], image_hw: tuple[int, int]
 ) -> Detections:
     """Each person's box around their projected joints inside the image (else the proposal)."""
-    height, width = image_hw
     boxes = proposals.boxes_px.copy()
     for index, estimate in enumerate(estimates):
         points = estimate.values['keypoints_2d_px']
-        inside = (
-            np.isfinite(points).all(axis=1)
-            & (points[:, 0] >= 0)
-            & (points[:, 0] < width)
-            & (points[:, 1] >= 0)
-            & (points[:, 1] < height)
-        )
+        inside = points_in_image(points, image_hw)
         if inside.sum() >= 2:
             lower, upper = points[inside].min(axis=0), points[inside].max(axis=0)
             if (upper > lower).all():

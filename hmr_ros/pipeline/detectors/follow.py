@@ -48,6 +48,13 @@ class FollowConfig:
             )
 
 
+def points_in_image(points_px: np.ndarray, image_hw: tuple[int, int]) -> np.ndarray:
+    """(K,) bool: which of (K, 2) pixel points are finite and inside an image of this size."""
+    height, width = image_hw
+    x, y = points_px[:, 0], points_px[:, 1]
+    return np.isfinite(points_px).all(axis=1) & (x >= 0) & (x < width) & (y >= 0) & (y < height)
+
+
 class FollowFrontEnd:
     """Whole image first, then the previous frame's person box (one operator)."""
 
@@ -93,13 +100,7 @@ class FollowFrontEnd:
         """
         height, width = image_hw
         points = np.asarray(keypoints_px, dtype=np.float64).reshape(-1, 2)
-        inside = (
-            np.isfinite(points).all(axis=1)
-            & (points[:, 0] >= 0)
-            & (points[:, 0] < width)
-            & (points[:, 1] >= 0)
-            & (points[:, 1] < height)
-        )
+        inside = points_in_image(points, image_hw)
         if len(points) == 0 or inside.mean() < self._config.min_visible_fraction:
             self._box_px = None
             return
