@@ -22,12 +22,12 @@ hmr-ros convert-checkpoint "$assets/smpler_x_tiny.pth.tar" "$out/smplerx_tiny.sa
 hmr-ros convert-checkpoint "$assets/hamer_tiny.ckpt" "$out/hamer_tiny.safetensors"
 
 echo "[demo] 3. ROS 2: image source + hmr_node + hmr_viz_node in one process for ${HMR_DEMO_SECONDS:-10} s on"
-echo '[demo]    data/astronaut.jpg, loading the converted files (recorded to MCAP, then summarised)'
+echo '[demo]    data/astronaut.jpg, loading the converted files (recorded to a rosbag2 bag, then summarised)'
 python "$repo/scripts/hmr_demo" --source "$repo/data/astronaut.jpg" \
   --duration "${HMR_DEMO_SECONDS:-10}" --output-dir "$out/ros" \
   --whole-body-checkpoint "$out/smplerx_tiny.safetensors" \
   --hand-checkpoint "$out/hamer_tiny.safetensors" --body-model-dir "$assets" \
   --ros-args --log-level hmr.hmr_node:=warn
-echo '[demo] 4. the recording (MCAP in rosbag2 layout; read back by hmr_ros.ros.recording.read_recording)'
-ls -l "$out/ros"
+echo '[demo] 4. the recording (a rosbag2 bag: metadata.yaml + MCAP; ros2 bag info/play open it)'
+ls -l "$out/ros" "$out/ros/hmr_demo_bag"
 echo "[demo] done: outputs in $out (stand-in weights: results are meaningless)"

@@ -11,8 +11,9 @@ file instead of a camera:
   file does, configured and activated here (its ``autostart``);
 - :class:`~hmr_ros.ros.visualization_node.HmrVisualizationNode` in ``/hmr``;
 - a ``hmr_demo`` node that records ``persons``, ``hands``, ``/tf``, ``model_info``,
-  ``mesh_topology``, ``/diagnostics``, the operator wrist poses and ``markers/skeleton`` to an
-  MCAP file (:class:`~hmr_ros.ros.recording.RecordingSubscriber`; ``ros2 bag info`` reads it)
+  ``mesh_topology``, ``/diagnostics``, the operator wrist poses and ``markers/skeleton`` to a
+  rosbag2 bag directory (:class:`~hmr_ros.ros.recording.RecordingSubscriber`; ``ros2 bag info``
+  and ``ros2 bag play`` open it; a previous run's bag in the output folder is replaced)
   and measures every ``persons`` message as it arrives.
 
 All nodes spin in one ``MultiThreadedExecutor``; inference runs on hmr_node's own worker thread.
@@ -46,7 +47,6 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from mcap.reader import make_reader
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
@@ -54,6 +54,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSDurabilityPolicy, QoSHistoryPolicy, QoSProfile, QoSReliabilityPolicy
 from rclpy.utilities import remove_ros_args
+from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import CameraInfo
 from tf2_msgs.msg import TFMessage
 from visualization_msgs.msg import MarkerArray
@@ -71,7 +72,7 @@ logger = logging.getLogger(__name__)
 
 NAMESPACE = 'hmr'
 CAMERA_NAMESPACE = '/camera/color'
-RECORDING_NAME = 'hmr_demo.mcap'
+RECORDING_NAME = 'hmr_demo_bag'
 SUMMARY_NAME = 'hmr_demo_summary.json'
 RECORDED_TOPICS: tuple[tuple[str, type], ...] = (
     ('persons', PersonArray),
@@ -173,7 +174,7 @@ class DemoConfig:
 
     @property
     def recording_path(self) -> Path:
-        """The MCAP file."""
+        """The bag directory."""
         return self.output_dir / RECORDING_NAME
 
     @property
@@ -259,27 +260,40 @@ def _rate(count: int, seconds: float) -> float:
 
 
 def recording_contents(path: Path) -> dict[str, Any]:
-    """What an MCAP file holds: per topic its type and message count, the span and the size."""
-    with path.open('rb') as stream:
-        summary = make_reader(stream).get_summary()
-    if summary is None or summary.statistics is None:
-        return {'path': str(path), 'bytes': path.stat().st_size, 'topics': {}}
-    statistics = summary.statistics
-    topics = {}
-    for channel_id, channel in sorted(summary.channels.items(), key=lambda c: c[1].topic):
-        schema = summary.schemas.get(channel.schema_id)
-        topics[channel.topic] = {
-            'type': schema.name if schema is not None else '',
-            'messages': int(statistics.channel_message_counts.get(channel_id, 0)),
+    """What a bag holds (read with rosbags): per topic its type and count, the span and size."""
+    with Reader(path) as reader:
+        topics = {
+            connection.topic: {'type': connection.msgtype, 'messages': connection.msgcount}
+            for connection in sorted(reader.connections, key=lambda c: c.topic)
         }
-    span_s = (statistics.message_end_time - statistics.message_start_time) / NANOSECONDS_PER_SECOND
+        messages, span_ns = reader.message_count, reader.duration
     return {
         'path': str(path),
-        'bytes': path.stat().st_size,
-        'messages': int(statistics.message_count),
-        'span_s': round(span_s, 3),
+        'bytes': sum(file.stat().st_size for file in path.iterdir() if file.is_file()),
+        'messages': int(messages),
+        'span_s': round(span_ns / NANOSECONDS_PER_SECOND, 3) if messages else 0.0,
         'topics': topics,
     }
+
+
+def remove_previous_bag(path: Path) -> None:
+    """Delete the bag directory a previous run left, so that this run can write it.
+
+    Only a bag is deleted (metadata.yaml and MCAP files, nothing else); anything else at that
+    path is an error, never removed.
+    """
+    if not path.exists():
+        return
+    files = list(path.iterdir()) if path.is_dir() else []
+    is_bag = (path / 'metadata.yaml').is_file() and all(
+        file.is_file() and (file.name == 'metadata.yaml' or file.suffix == '.mcap')
+        for file in files
+    )
+    if not is_bag:
+        raise DemoError(f'{path} exists and is not a bag this demo wrote; move it away')
+    for file in files:
+        file.unlink()
+    path.rmdir()
 
 
 def run_demo(config: DemoConfig, ros_args: Sequence[str] | None = None) -> dict[str, Any]:
@@ -353,6 +367,7 @@ def _run(config: DemoConfig, context: Context) -> dict[str, Any]:
         nodes.append(monitor_node)
         # After configure hmr_node's publishers exist, so each subscription adapts to their QoS
         # (transient-local for model_info and mesh_topology).
+        remove_previous_bag(config.recording_path)
         recorder = RecordingSubscriber(monitor_node, config.recording_path, RECORDED_TOPICS)
         monitor = _PersonsMonitor(monitor_node)
         for node in nodes:

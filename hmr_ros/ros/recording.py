@@ -1,20 +1,17 @@
-"""Short recordings of ROS 2 topics as MCAP files that ``ros2 bag info`` and ``play`` read.
+"""Short recordings of ROS 2 topics as rosbag2 bags that ``ros2 bag info`` and ``play`` open.
 
-rosbag2_py is not on PyPI, so recordings are written with the ``mcap`` package in the layout of
-rosbag2's MCAP storage plugin (rosbag2's default storage since Iron):
+rosbag2_py is not on PyPI, so bags are written with the rosbags library (pure Python): a bag
+directory with ``metadata.yaml`` and one MCAP file, rosbag2's default storage since Iron:
 
-- profile ``ros2``; one schema per message type, named ``pkg/msg/Type``, encoding ``ros2msg``,
-  whose data is the complete message definition: the type's ``.msg`` text, then every type it uses,
-  depth first and sorted, each after a line of 80 ``=`` and a line ``MSG: pkg/Type``
-  (rosbag2's ``docs/message_definition_encoding.md`` and its local definition source);
-- one channel per topic, message encoding ``cdr``, with the metadata rosbag2 writes:
-  ``offered_qos_profiles`` (YAML list of the publishers' QoS, integer policies as in rosbag2's
-  metadata version 8, which every reader decodes) and ``topic_type_hash`` (``RIHS01_...``, Iron
-  and later; empty when the installed message has no type description);
-- messages as the CDR bytes rclpy serialises, log time = receive time in nanoseconds.
+- one connection per topic, serialisation ``cdr``, with the publishers' offered QoS profiles
+  (replayed by ``ros2 bag play``) and the type's ``RIHS01_...`` hash;
+- the MCAP schema of each type is the complete ``ros2msg`` definition: the type's ``.msg``
+  text, then every type it uses, depth first and sorted, each after a line of 80 ``=`` and a
+  line ``MSG: pkg/Type`` (rosbag2's ``docs/message_definition_encoding.md``), read from the
+  installed ``.msg`` files so the package's own messages need no registration;
+- messages as the CDR bytes rclpy serialises, timestamp = receive time in nanoseconds.
 
-A single ``.mcap`` file needs no ``metadata.yaml``: ``ros2 bag info file.mcap`` reads the summary.
-:func:`read_recording` reads a file back and deserialises each message with rclpy.
+:func:`read_recording` reads a bag back with rosbags' reader and deserialises with rclpy.
 """
 
 from __future__ import annotations
@@ -24,12 +21,8 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
-import yaml
-from mcap.reader import make_reader
-from mcap.well_known import MessageEncoding, Profile, SchemaEncoding
-from mcap.writer import CompressionType, Writer
 from rclpy.node import Node
 from rclpy.qos import (
     QoSDurabilityPolicy,
@@ -39,6 +32,24 @@ from rclpy.qos import (
 )
 from rclpy.serialization import deserialize_message, serialize_message
 from rclpy.subscription import Subscription
+from rosbags.interfaces import (
+    Connection,
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
+from rosbags.rosbag2 import (
+    CompressionFormat,
+    CompressionMode,
+    Reader,
+    ReaderError,
+    StoragePlugin,
+    Writer,
+    WriterError,
+)
 
 DEFINITION_SEPARATOR = '=' * 80
 PRIMITIVE_TYPES = frozenset(
@@ -62,12 +73,9 @@ PRIMITIVE_TYPES = frozenset(
 )
 NANOSECONDS_PER_SECOND = 1_000_000_000
 _MAX_DEFINITION_DEPTH = 50
-_COMPRESSIONS = {
-    'zstd': CompressionType.ZSTD,
-    'lz4': CompressionType.LZ4,
-    'none': CompressionType.NONE,
-}
-_LIBRARY = 'hmr_ros recording'
+_COMPRESSIONS = ('none', 'zstd')
+BAG_VERSION: Final = 9
+"""The rosbag2 metadata version written: the one rosbag2 in Jazzy writes."""
 RECORDING_DEPTH = 100  # subscription queue: a burst waits instead of being dropped
 
 
@@ -198,79 +206,81 @@ def type_description_hash(type_name: str) -> str:
     return ''
 
 
-def _duration_yaml(nanoseconds: int) -> dict[str, int]:
-    return {
-        'sec': nanoseconds // NANOSECONDS_PER_SECOND,
-        'nsec': nanoseconds % NANOSECONDS_PER_SECOND,
-    }
+def bag_qos(profile: QoSProfile) -> Qos:
+    """The rosbags form of an rclpy QoS profile (what ``metadata.yaml`` records per topic)."""
+
+    def duration(nanoseconds: int) -> QosTime:
+        return QosTime(
+            sec=nanoseconds // NANOSECONDS_PER_SECOND, nsec=nanoseconds % NANOSECONDS_PER_SECOND
+        )
+
+    return Qos(
+        history=QosHistory(int(profile.history.value)),
+        depth=int(profile.depth),
+        reliability=QosReliability(int(profile.reliability.value)),
+        durability=QosDurability(int(profile.durability.value)),
+        deadline=duration(profile.deadline.nanoseconds),
+        lifespan=duration(profile.lifespan.nanoseconds),
+        liveliness=QosLiveliness(int(profile.liveliness.value)),
+        liveliness_lease_duration=duration(profile.liveliness_lease_duration.nanoseconds),
+        avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions),
+    )
 
 
-def offered_qos_profiles_yaml(profiles: Sequence[QoSProfile]) -> str:
-    """The channel metadata ``offered_qos_profiles``: a YAML list, one mapping per profile.
+class BagRecorder:
+    """Write ROS 2 messages to a rosbag2 bag directory (``metadata.yaml`` + one MCAP file).
 
-    Policies are the rmw enum integers (rosbag2 metadata version 8), which every rosbag2 from
-    Humble on decodes; durations are ``{sec, nsec}`` with zero meaning the default.
-    """
-    entries = [
-        {
-            'history': int(profile.history.value),
-            'depth': int(profile.depth),
-            'reliability': int(profile.reliability.value),
-            'durability': int(profile.durability.value),
-            'deadline': _duration_yaml(profile.deadline.nanoseconds),
-            'lifespan': _duration_yaml(profile.lifespan.nanoseconds),
-            'liveliness': int(profile.liveliness.value),
-            'liveliness_lease_duration': _duration_yaml(
-                profile.liveliness_lease_duration.nanoseconds
-            ),
-            'avoid_ros_namespace_conventions': bool(profile.avoid_ros_namespace_conventions),
-        }
-        for profile in profiles
-    ]
-    return yaml.safe_dump(entries, default_flow_style=False, sort_keys=False)
-
-
-class McapRecorder:
-    """Write ROS 2 messages to one ``.mcap`` file in rosbag2's layout.
+    The rosbags library writes the bag (metadata version 9, MCAP storage, which rosbag2 reads
+    from Humble on and uses by default since Iron): ``ros2 bag info DIR`` and ``ros2 bag play
+    DIR`` open it, and so do rosbags' and mcap's readers. Message definitions and type hashes
+    come from the installed ``.msg`` files (:func:`message_definition`,
+    :func:`type_description_hash`), the payload is the CDR that rclpy serialises.
 
     Register each topic with :meth:`add_topic`, then :meth:`write` messages (message objects or
-    already serialised CDR bytes); :meth:`close` writes the summary that ``ros2 bag info`` reads.
+    already serialised CDR bytes); :meth:`close` writes ``metadata.yaml`` and the MCAP summary.
     Writing is thread-safe. Use as a context manager to close on exit.
     """
 
-    def __init__(self, path: str | Path, compression: str = 'zstd') -> None:
-        """Open ``path`` for writing (replacing an existing file).
+    def __init__(self, path: str | Path, compression: str = 'none') -> None:
+        """Create the bag directory ``path`` (it must not exist yet).
 
         Args:
-            path: the ``.mcap`` file.
-            compression: chunk compression, 'zstd' (rosbag2's choice), 'lz4' or 'none'.
+            path: the bag directory.
+            compression: 'none', or 'zstd' for zstd-compressed MCAP chunks (rosbag2's
+                storage-level compression, which ``ros2 bag play`` reads without options).
 
         Raises:
             ValueError: unknown compression.
+            RecordingError: the directory exists already.
         """
         if compression not in _COMPRESSIONS:
             raise ValueError(
                 f'compression {compression!r} is not valid; choose one of {sorted(_COMPRESSIONS)}'
             )
         self.path = Path(path)
-        self._stream = self.path.open('wb')
-        self._writer = Writer(self._stream, compression=_COMPRESSIONS[compression])
-        self._writer.start(profile=Profile.ROS2, library=_LIBRARY)
-        self._schemas: dict[str, int] = {}
-        self._channels: dict[str, tuple[int, type]] = {}
-        self._sequence: dict[str, int] = {}
+        try:
+            self._writer = Writer(
+                self.path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP
+            )
+            if compression == 'zstd':
+                self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+            self._writer.open()
+        except WriterError as error:
+            raise RecordingError(f'cannot create the bag {self.path}: {error}') from error
+        self._connections: dict[str, tuple[Connection, type]] = {}
+        self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._closed = False
 
     @property
     def topics(self) -> dict[str, str]:
         """Registered topics and their type names."""
-        return {topic: message_type_name(kind) for topic, (_, kind) in self._channels.items()}
+        return {topic: message_type_name(kind) for topic, (_, kind) in self._connections.items()}
 
     @property
     def message_counts(self) -> dict[str, int]:
         """Messages written per topic."""
-        return dict(self._sequence)
+        return dict(self._counts)
 
     def add_topic(
         self, topic: str, message_type: type, offered_qos: Sequence[QoSProfile] = ()
@@ -283,57 +293,47 @@ class McapRecorder:
             offered_qos: the publishers' QoS, replayed by ``ros2 bag play``; empty when unknown.
 
         Raises:
-            RecordingError: the topic is registered already, the type has no definition, or the
-                recorder is closed.
+            RecordingError: the topic is registered already, the type has no definition or no
+                type hash, or the recorder is closed.
         """
         type_name = message_type_name(message_type)
         with self._lock:
             self._check_open()
-            if topic in self._channels:
+            if topic in self._connections:
                 raise RecordingError(f'topic {topic} is registered already')
-            schema_id = self._schemas.get(type_name)
-            if schema_id is None:
-                definition = message_definition(type_name).encode('utf-8')
-                schema_id = self._writer.register_schema(
-                    type_name, SchemaEncoding.ROS2, definition
+            type_hash = type_description_hash(type_name)
+            if not type_hash:
+                raise RecordingError(
+                    f'{type_name} has no installed type description (.json) with its RIHS01 '
+                    'hash; build it with a ROS 2 Iron or newer rosidl'
                 )
-                self._schemas[type_name] = schema_id
-            metadata = {
-                'offered_qos_profiles': offered_qos_profiles_yaml(offered_qos)
-                if offered_qos
-                else '',
-                'topic_type_hash': type_description_hash(type_name),
-            }
-            channel_id = self._writer.register_channel(
-                topic, MessageEncoding.CDR, schema_id, metadata
+            connection = self._writer.add_connection(
+                topic,
+                type_name,
+                msgdef=message_definition(type_name),
+                rihs01=type_hash,
+                offered_qos_profiles=[bag_qos(profile) for profile in offered_qos],
             )
-            self._channels[topic] = (channel_id, message_type)
-            self._sequence[topic] = 0
+            self._connections[topic] = (connection, message_type)
+            self._counts[topic] = 0
 
-    def write(
-        self,
-        topic: str,
-        message: Any,
-        log_time_ns: int,
-        publish_time_ns: int | None = None,
-    ) -> None:
+    def write(self, topic: str, message: Any, log_time_ns: int) -> None:
         """Append one message.
 
         Args:
             topic: a registered topic.
             message: an instance of the topic's type, or its serialised CDR bytes.
-            log_time_ns: receive time, nanoseconds (ROS time).
-            publish_time_ns: send time, nanoseconds; the log time when None.
+            log_time_ns: receive time, nanoseconds (ROS time), the bag's timestamp.
 
         Raises:
             RecordingError: unknown topic, wrong message type, or closed recorder.
         """
         with self._lock:
             self._check_open()
-            entry = self._channels.get(topic)
+            entry = self._connections.get(topic)
             if entry is None:
                 raise RecordingError(f'topic {topic} is not registered; call add_topic first')
-            channel_id, message_type = entry
+            connection, message_type = entry
             if isinstance(message, bytes):
                 data = message
             elif isinstance(message, message_type):
@@ -343,31 +343,22 @@ class McapRecorder:
                     f'topic {topic} records {message_type_name(message_type)}, got '
                     f'{type(message).__name__}'
                 )
-            self._sequence[topic] += 1
-            self._writer.add_message(
-                channel_id=channel_id,
-                log_time=int(log_time_ns),
-                data=data,
-                publish_time=int(log_time_ns if publish_time_ns is None else publish_time_ns),
-                sequence=self._sequence[topic],
-            )
+            self._writer.write(connection, int(log_time_ns), data)
+            self._counts[topic] += 1
 
     def close(self) -> None:
-        """Write the summary and close the file (idempotent)."""
+        """Write the metadata and the MCAP summary (idempotent)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            try:
-                self._writer.finish()
-            finally:
-                self._stream.close()
+            self._writer.close()
 
     def _check_open(self) -> None:
         if self._closed:
             raise RecordingError(f'recording {self.path} is closed')
 
-    def __enter__(self) -> McapRecorder:
+    def __enter__(self) -> BagRecorder:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -391,29 +382,34 @@ class RecordedMessage(NamedTuple):
 
 
 def read_recording(path: str | Path) -> Iterator[RecordedMessage]:
-    """Yield every message of a ROS 2 MCAP file in log-time order, deserialised with rclpy.
+    """Yield every message of a rosbag2 bag directory in time order, deserialised with rclpy.
+
+    The bag is read with rosbags' reader (any storage it supports: MCAP or SQLite 3).
 
     Raises:
-        RecordingError: a channel is not CDR or its type is not importable.
+        RecordingError: the bag cannot be read, a topic is not CDR or its type is not importable.
     """
     classes: dict[str, type] = {}
-    with Path(path).open('rb') as stream:
-        reader = make_reader(stream)
-        for schema, channel, message in reader.iter_messages(log_time_order=True):
-            if channel.message_encoding != MessageEncoding.CDR or schema is None:
-                raise RecordingError(
-                    f'channel {channel.topic} is {channel.message_encoding!r} without a ROS 2 '
-                    'schema; only CDR channels are read'
+    try:
+        with Reader(Path(path)) as reader:
+            for connection in reader.connections:
+                encoding = getattr(connection.ext, 'serialization_format', 'cdr')
+                if encoding != 'cdr':
+                    raise RecordingError(
+                        f'topic {connection.topic} is {encoding!r}; only CDR topics are read'
+                    )
+            for connection, timestamp, data in reader.messages():
+                message_type = classes.get(connection.msgtype)
+                if message_type is None:
+                    message_type = classes[connection.msgtype] = message_class(connection.msgtype)
+                yield RecordedMessage(
+                    connection.topic,
+                    connection.msgtype,
+                    int(timestamp),
+                    deserialize_message(bytes(data), message_type),
                 )
-            message_type = classes.get(schema.name)
-            if message_type is None:
-                message_type = classes[schema.name] = message_class(schema.name)
-            yield RecordedMessage(
-                channel.topic,
-                schema.name,
-                message.log_time,
-                deserialize_message(message.data, message_type),
-            )
+    except ReaderError as error:
+        raise RecordingError(f'cannot read the bag {path}: {error}') from error
 
 
 def adapted_qos(publisher_qos: Sequence[QoSProfile]) -> QoSProfile:
@@ -440,7 +436,7 @@ def adapted_qos(publisher_qos: Sequence[QoSProfile]) -> QoSProfile:
 
 
 class RecordingSubscriber:
-    """Subscribe to topics on a node and record every message to an MCAP file.
+    """Subscribe to topics on a node and record every message to a rosbag2 bag directory.
 
     Subscriptions take the serialised bytes (``raw=True``), so nothing is deserialised. The QoS of
     each subscription adapts to the publishers present when it is created (:func:`adapted_qos`);
@@ -453,18 +449,18 @@ class RecordingSubscriber:
         node: Node,
         path: str | Path,
         topics: Sequence[tuple[str, type] | tuple[str, type, QoSProfile]],
-        compression: str = 'zstd',
+        compression: str = 'none',
     ) -> None:
-        """Open the file and subscribe.
+        """Create the bag and subscribe.
 
         Args:
             node: the node that owns the subscriptions (spin it to record).
-            path: the ``.mcap`` file.
+            path: the bag directory (must not exist yet).
             topics: (topic, message class) or (topic, message class, QoS) per topic.
-            compression: 'zstd', 'lz4' or 'none'.
+            compression: 'none' or 'zstd' (BagRecorder).
         """
         self._node = node
-        self.recorder = McapRecorder(path, compression)
+        self.recorder = BagRecorder(path, compression)
         self._subscriptions: list[Subscription] = []
         try:
             for entry in topics:

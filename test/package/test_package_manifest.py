@@ -21,6 +21,7 @@ ROSDEP_KEYS = {
     'safetensors': 'python3-safetensors-pip',
     'smplx': 'python3-smplx-pip',
     'mcap': 'python3-mcap-pip',
+    'rosbags': 'python3-rosbags-pip',
     'rclpy': 'rclpy',
     'rcl_interfaces': 'rcl_interfaces',
     'launch': 'launch',

@@ -2,7 +2,7 @@
 
 The demo runs as its executable (scripts/hmr_demo) in a subprocess for 3 s on files written by
 ``hmr-ros make-test-assets`` (tiny random checkpoints in the project format, generated body
-models), so the file-loading path of the pipeline runs; its MCAP recording is read back with
+models), so the file-loading path of the pipeline runs; its rosbag2 recording is read back with
 hmr_ros.ros.recording.read_recording and compared with its JSON summary.
 """
 

@@ -1,4 +1,4 @@
-"""MCAP recordings of ROS 2 topics (hmr_ros/ros/recording.py): written, read back, equal."""
+"""rosbag2 bags of ROS 2 topics (hmr_ros/ros/recording.py): written, read back, equal."""
 
 from __future__ import annotations
 
@@ -87,24 +87,28 @@ def test_definition_lists_each_dependency_once_after_a_separator() -> None:
     assert len(names) == 10
 
 
-def test_offered_qos_yaml_uses_rmw_integers() -> None:
-    """Reliable = 1, transient local = 1, keep last = 1 (rmw enums, rosbag2 metadata v8)."""
+def test_bag_qos_keeps_every_policy() -> None:
+    """rmw's enums: keep last = 1, reliable = 1, transient local = 1; durations in sec/nsec."""
+    from rclpy.duration import Duration
     from rclpy.qos import QoSDurabilityPolicy, QoSProfile, QoSReliabilityPolicy
 
-    from hmr_ros.ros.recording import offered_qos_profiles_yaml
+    from hmr_ros.ros.recording import bag_qos
 
     profile = QoSProfile(
-        depth=1,
+        depth=3,
         reliability=QoSReliabilityPolicy.RELIABLE,
         durability=QoSDurabilityPolicy.TRANSIENT_LOCAL,
+        deadline=Duration(seconds=1, nanoseconds=500),
     )
-    (entry,) = yaml.safe_load(offered_qos_profiles_yaml([profile]))
-    assert entry['history'] == 1
-    assert entry['depth'] == 1
-    assert entry['reliability'] == 1
-    assert entry['durability'] == 1
-    assert entry['deadline'] == {'sec': 0, 'nsec': 0}
-    assert entry['avoid_ros_namespace_conventions'] is False
+    qos = bag_qos(profile)
+    assert (qos.history.value, qos.depth, qos.reliability.value, qos.durability.value) == (
+        1,
+        3,
+        1,
+        1,
+    )
+    assert (qos.deadline.sec, qos.deadline.nsec) == (1, 500)
+    assert qos.avoid_ros_namespace_conventions is False
 
 
 def _write_three_topics(path: Path):
@@ -114,10 +118,10 @@ def _write_three_topics(path: Path):
     from tf2_msgs.msg import TFMessage
 
     from hmr_ros.msg import PersonArray
-    from hmr_ros.ros.recording import McapRecorder
+    from hmr_ros.ros.recording import BagRecorder
 
     persons, tf, image = _person_array(), _tf_message(), _image()
-    with McapRecorder(path) as recorder:
+    with BagRecorder(path) as recorder:
         recorder.add_topic('/hmr/persons', PersonArray, [QoSProfile(depth=5)])
         recorder.add_topic('/tf', TFMessage)
         recorder.add_topic('/camera/color/image_raw', Image)
@@ -136,8 +140,8 @@ def _write_three_topics(path: Path):
 def test_messages_read_back_equal(tmp_path: Path) -> None:
     from hmr_ros.ros.recording import read_recording
 
-    persons, tf, image = _write_three_topics(tmp_path / 'r.mcap')
-    records = list(read_recording(tmp_path / 'r.mcap'))
+    persons, tf, image = _write_three_topics(tmp_path / 'bag')
+    records = list(read_recording(tmp_path / 'bag'))
     assert [(r.topic, r.log_time_ns) for r in records] == [
         ('/camera/color/image_raw', 1_000),
         ('/hmr/persons', 2_000),
@@ -156,12 +160,47 @@ def test_messages_read_back_equal(tmp_path: Path) -> None:
     assert records[3].message == persons
 
 
-def test_file_has_the_rosbag2_layout(tmp_path: Path) -> None:
-    """Profile ros2, ros2msg schemas named pkg/msg/Type, cdr channels with QoS and type hash."""
+def _mcap_file(bag: Path) -> Path:
+    (path,) = bag.glob('*.mcap')
+    return path
+
+
+def test_bag_directory_has_rosbag2_metadata(tmp_path: Path) -> None:
+    """metadata.yaml as rosbag2 writes it (rosbag2_storage's metadata_io, version 9).
+
+    Top-level key rosbag2_bagfile_information; storage_identifier mcap; relative_file_paths
+    naming the MCAP file beside it; per topic its type, cdr serialisation, the offered QoS and
+    the RIHS01 type hash, and a message count.
+    """
+    _write_three_topics(tmp_path / 'bag')
+    info = yaml.safe_load((tmp_path / 'bag' / 'metadata.yaml').read_text())
+    info = info['rosbag2_bagfile_information']
+    assert info['version'] == 9
+    assert info['storage_identifier'] == 'mcap'
+    assert info['message_count'] == 4
+    (relative,) = info['relative_file_paths']
+    assert (tmp_path / 'bag' / relative) == _mcap_file(tmp_path / 'bag')
+    topics = {
+        entry['topic_metadata']['name']: entry for entry in info['topics_with_message_count']
+    }
+    assert {name: entry['message_count'] for name, entry in topics.items()} == {
+        '/hmr/persons': 2,
+        '/tf': 1,
+        '/camera/color/image_raw': 1,
+    }
+    persons = topics['/hmr/persons']['topic_metadata']
+    assert persons['type'] == 'hmr_ros/msg/PersonArray'
+    assert persons['serialization_format'] == 'cdr'
+    assert persons['type_description_hash'].startswith('RIHS01_')
+    assert persons['offered_qos_profiles'][0]['depth'] == 5
+
+
+def test_mcap_file_has_the_rosbag2_layout(tmp_path: Path) -> None:
+    """Profile ros2, ros2msg schemas named pkg/msg/Type, cdr channels (read with mcap)."""
     from mcap.reader import make_reader
 
-    _write_three_topics(tmp_path / 'r.mcap')
-    with (tmp_path / 'r.mcap').open('rb') as stream:
+    _write_three_topics(tmp_path / 'bag')
+    with _mcap_file(tmp_path / 'bag').open('rb') as stream:
         reader = make_reader(stream)
         assert reader.get_header().profile == 'ros2'
         summary = reader.get_summary()
@@ -174,12 +213,48 @@ def test_file_has_the_rosbag2_layout(tmp_path: Path) -> None:
         'sensor_msgs/msg/Image',
     }
     assert {s.encoding for s in schemas.values()} == {'ros2msg'}
-    channels = {c.topic: c for c in summary.channels.values()}
-    assert {c.message_encoding for c in channels.values()} == {'cdr'}
-    persons = channels['/hmr/persons']
-    assert yaml.safe_load(persons.metadata['offered_qos_profiles'])[0]['depth'] == 5
-    assert persons.metadata['topic_type_hash'].startswith('RIHS01_')
-    assert channels['/tf'].metadata['offered_qos_profiles'] == ''
+    assert {c.message_encoding for c in summary.channels.values()} == {'cdr'}
+
+
+def test_rosbags_reader_and_its_own_decoder_read_the_bag(tmp_path: Path) -> None:
+    """rosbags reads the bag and decodes the CDR with types built from the stored definitions
+    alone (its typestore, no rclpy): an independent reader and deserialiser."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_types_from_msg, get_typestore
+
+    persons, tf, image = _write_three_topics(tmp_path / 'bag')
+    typestore = get_typestore(Stores.EMPTY)
+    with Reader(tmp_path / 'bag') as reader:
+        for connection in reader.connections:
+            types = {}
+            blocks = connection.msgdef.data.split(f'\n{SEPARATOR_LINE}\n')
+            types.update(get_types_from_msg(blocks[0], connection.msgtype))
+            for block in blocks[1:]:
+                header, _, body = block.partition('\n')
+                types.update(get_types_from_msg(body, header.removeprefix('MSG: ')))
+            typestore.register(types)
+        assert {c.topic: c.msgcount for c in reader.connections} == {
+            '/hmr/persons': 2,
+            '/tf': 1,
+            '/camera/color/image_raw': 1,
+        }
+        decoded = [
+            (connection.topic, timestamp, typestore.deserialize_cdr(data, connection.msgtype))
+            for connection, timestamp, data in reader.messages()
+        ]
+    assert [(topic, stamp) for topic, stamp, _ in decoded] == [
+        ('/camera/color/image_raw', 1_000),
+        ('/hmr/persons', 2_000),
+        ('/tf', 3_000),
+        ('/hmr/persons', 4_000),
+    ]
+    person = decoded[1][2].persons[0]
+    assert person.id == persons.persons[0].id
+    assert list(person.right_hand.finger_pose) == pytest.approx(
+        list(persons.persons[0].right_hand.finger_pose)
+    )
+    assert decoded[2][2].transforms[0].child_frame_id == 'body_7'
+    assert bytes(decoded[0][2].data) == bytes(image.data)
 
 
 def test_an_independent_ros2msg_parser_decodes_the_file(tmp_path: Path) -> None:
@@ -189,15 +264,12 @@ def test_an_independent_ros2msg_parser_decodes_the_file(tmp_path: Path) -> None:
     decoder = pytest.importorskip('mcap_ros2.decoder', reason='mcap-ros2-support not installed')
     DecoderFactory = decoder.DecoderFactory
 
-    persons, tf, image = _write_three_topics(tmp_path / 'r.mcap')
-    with (tmp_path / 'r.mcap').open('rb') as stream:
+    persons, tf, image = _write_three_topics(tmp_path / 'bag')
+    with _mcap_file(tmp_path / 'bag').open('rb') as stream:
         reader = make_reader(stream, decoder_factories=[DecoderFactory()])
         decoded = {c.topic: m for _, c, _, m in reader.iter_decoded_messages()}
     person = decoded['/hmr/persons'].persons[0]
     assert person.id == persons.persons[0].id
-    assert list(person.right_hand.finger_pose) == pytest.approx(
-        list(persons.persons[0].right_hand.finger_pose)
-    )
     assert decoded['/hmr/persons'].header.frame_id == persons.header.frame_id
     assert decoded['/tf'].transforms[0].child_frame_id == 'body_7'
     assert bytes(decoded['/camera/color/image_raw'].data) == bytes(image.data)
@@ -207,9 +279,9 @@ def test_misuse_is_refused(tmp_path: Path) -> None:
     from sensor_msgs.msg import Image
 
     from hmr_ros.msg import PersonArray
-    from hmr_ros.ros.recording import McapRecorder, RecordingError
+    from hmr_ros.ros.recording import BagRecorder, RecordingError
 
-    recorder = McapRecorder(tmp_path / 'r.mcap', compression='none')
+    recorder = BagRecorder(tmp_path / 'bag', compression='none')
     recorder.add_topic('/a', PersonArray)
     with pytest.raises(RecordingError, match='registered already'):
         recorder.add_topic('/a', Image)
@@ -222,7 +294,21 @@ def test_misuse_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match='closed'):
         recorder.write('/a', PersonArray(), 0)
     with pytest.raises(ValueError, match='compression'):
-        McapRecorder(tmp_path / 'x.mcap', compression='bz2')
+        BagRecorder(tmp_path / 'x', compression='bz2')
+    with pytest.raises(RecordingError, match='cannot create'):
+        BagRecorder(tmp_path / 'bag')  # exists: a bag is never overwritten
+
+
+def test_zstd_bag_reads_back(tmp_path: Path) -> None:
+    from hmr_ros.msg import PersonArray
+    from hmr_ros.ros.recording import BagRecorder, read_recording
+
+    persons = _person_array()
+    with BagRecorder(tmp_path / 'bag', compression='zstd') as recorder:
+        recorder.add_topic('/hmr/persons', PersonArray)
+        for stamp in range(5):
+            recorder.write('/hmr/persons', persons, 1_000 + stamp)
+    assert [r.message for r in read_recording(tmp_path / 'bag')] == [persons] * 5
 
 
 def test_adapted_qos_follows_the_publishers() -> None:
@@ -270,7 +356,7 @@ def test_recording_subscriber_records_live_and_latched_topics(rclpy_context, tmp
     executor.add_node(recorder_node)
     recording = RecordingSubscriber(
         recorder_node,
-        tmp_path / 'live.mcap',
+        tmp_path / 'live',
         [('model_info', ModelInfo), ('persons', PersonArray), ('/tf', TFMessage)],
     )
     persons, tf = _person_array(), _tf_message()
@@ -287,7 +373,7 @@ def test_recording_subscriber_records_live_and_latched_topics(rclpy_context, tmp
     publisher_node.destroy_node()
     recorder_node.destroy_node()
 
-    records = list(read_recording(tmp_path / 'live.mcap'))
+    records = list(read_recording(tmp_path / 'live'))
     by_topic: dict[str, list] = {}
     for record in records:
         by_topic.setdefault(record.topic, []).append(record.message)
