@@ -1,14 +1,17 @@
 """Live human mesh recovery on a camera: hmr_node (lifecycle), hmr_viz_node and optionally RViz.
 
 Usage:
-  ros2 launch hmr_ros live.launch.py camera:=/camera/color rviz:=true \\
+  ros2 launch hmr_ros live.launch.py camera_type:=realsense rviz:=true \\
       whole_body_checkpoint:=/data/smplerx_h32.safetensors \\
       hand_checkpoint:=/data/hamer.safetensors body_model_dir:=/data/body_models
 
-Topics: hmr_node subscribes ``image`` and ``camera_info`` (remapped to ``<camera>/image_raw`` and
-``<camera>/camera_info`` unless ``image``/``camera_info`` name them) and publishes under
-``namespace`` (``/hmr/persons``, ``/hmr/model_info``, ...); hmr_viz_node publishes
-``/hmr/markers/skeleton``, ``/hmr/markers/mesh`` and ``/hmr/debug/image``.
+Topics: hmr_node subscribes ``image`` and ``camera_info``, remapped to the ``camera_type``
+preset's topics (hmr_ros/ros/camera_presets.py: realsense, zed, azure, usb_cam), to
+``<camera>/image_raw`` and ``<camera>/camera_info`` when ``camera`` is given, or to ``image`` /
+``camera_info`` when those are; it publishes under ``namespace`` (``/hmr/persons``,
+``/hmr/model_info``, ...); hmr_viz_node publishes ``/hmr/markers/skeleton``,
+``/hmr/markers/mesh`` and ``/hmr/debug/image``. RViz opens ``rviz_config`` with its fixed frame
+set to the preset's TF root (or ``fixed_frame``). The preset also sets ``input.rectified``.
 
 Tuning belongs in the YAML files (``params_file``, ``viz_params_file``); the model-file arguments
 override the YAML only when given (non-empty), so one YAML serves several machines. hmr_node
@@ -22,6 +25,12 @@ from launch.launch_context import LaunchContext
 from launch.launch_description import LaunchDescription
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
+
+from hmr_ros.ros.camera_presets import (
+    CAMERA_TYPES,
+    camera_wiring,
+    rviz_config_with_fixed_frame,
+)
 
 PACKAGE = 'hmr_ros'
 MAIN_EXECUTABLE = 'hmr_node'
@@ -42,6 +51,15 @@ MODEL_ARGUMENTS = {
     'precision': 'model.precision',
 }
 BOOLEAN_MODEL_ARGUMENTS = {'use_test_assets': 'model.use_test_assets'}
+# The settings users change most, as launch arguments (applied only when not empty).
+SETTING_ARGUMENTS = {
+    'transport': 'input.transport',
+    'detection_source': 'detection.source',
+    'detection_plugin': 'detection.plugin',
+    'tf_prefix': 'tf.prefix',
+    'operator_mode': 'operator.mode',
+}
+DEFAULT_CAMERA_TYPE = 'realsense'
 
 
 def _share(*parts: str) -> str:
@@ -62,10 +80,17 @@ def _text(context: LaunchContext, name: str) -> str:
 
 
 def _nodes(context: LaunchContext) -> list:
-    """Build the nodes once the arguments are known (model overrides only when non-empty)."""
-    camera = _text(context, 'camera').rstrip('/')
-    image = _text(context, 'image') or f'{camera}/image_raw'
-    camera_info = _text(context, 'camera_info') or f'{camera}/camera_info'
+    """Build the nodes once the arguments are known (overrides only when non-empty)."""
+    rectified_text = _text(context, 'rectified')
+    wiring = camera_wiring(
+        _text(context, 'camera_type'),
+        camera=_text(context, 'camera'),
+        image=_text(context, 'image'),
+        camera_info=_text(context, 'camera_info'),
+        fixed_frame=_text(context, 'fixed_frame'),
+        rectified=_flag(context, 'rectified') if rectified_text else None,
+    )
+    image, camera_info = wiring.image_topic, wiring.camera_info_topic
     namespace = _text(context, 'namespace')
     use_sim_time = _flag(context, 'use_sim_time')
     ros_arguments = ['--log-level', _text(context, 'log_level')]
@@ -83,6 +108,12 @@ def _nodes(context: LaunchContext) -> list:
     for argument, parameter in BOOLEAN_MODEL_ARGUMENTS.items():
         if _text(context, argument):
             overrides[parameter] = _flag(context, argument)
+    for argument, parameter in SETTING_ARGUMENTS.items():
+        value = _text(context, argument)
+        if value:
+            overrides[parameter] = value
+    if wiring.rectified is not None:
+        overrides['input.rectified'] = wiring.rectified
 
     actions = [
         LifecycleNode(
@@ -117,7 +148,12 @@ def _nodes(context: LaunchContext) -> list:
                 package='rviz2',
                 executable='rviz2',
                 name='rviz2',
-                arguments=['-d', _text(context, 'rviz_config')],
+                arguments=[
+                    '-d',
+                    rviz_config_with_fixed_frame(
+                        _text(context, 'rviz_config'), wiring.fixed_frame
+                    ),
+                ],
                 parameters=[{'use_sim_time': use_sim_time}],
                 output='screen',
             )
@@ -128,18 +164,35 @@ def _nodes(context: LaunchContext) -> list:
 def generate_launch_description() -> LaunchDescription:
     arguments = [
         DeclareLaunchArgument(
-            'camera',
-            default_value='/camera/color',
-            description='Camera namespace: image is <camera>/image_raw, camera_info '
-            '<camera>/camera_info',
+            'camera_type',
+            default_value=DEFAULT_CAMERA_TYPE,
+            choices=list(CAMERA_TYPES),
+            description='Camera driver whose default topics, frames and rectification to use '
+            '(custom: give camera or image and camera_info)',
         ),
         DeclareLaunchArgument(
-            'image', default_value='', description='Image topic; empty: <camera>/image_raw'
+            'camera',
+            default_value='',
+            description='Camera namespace overriding the preset: image is <camera>/image_raw, '
+            'camera_info <camera>/camera_info',
+        ),
+        DeclareLaunchArgument(
+            'image', default_value='', description="Image topic; empty: the camera's"
         ),
         DeclareLaunchArgument(
             'camera_info',
             default_value='',
-            description='CameraInfo topic; empty: <camera>/camera_info',
+            description="CameraInfo topic; empty: the camera's",
+        ),
+        DeclareLaunchArgument(
+            'fixed_frame',
+            default_value='',
+            description="RViz fixed frame; empty: the camera preset's TF root",
+        ),
+        DeclareLaunchArgument(
+            'rectified',
+            default_value='',
+            description="input.rectified (true/false); empty: the camera preset's",
         ),
         DeclareLaunchArgument(
             'namespace', default_value='hmr', description='Namespace of both nodes and outputs'
@@ -161,7 +214,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             'rviz_config',
             default_value=_share('rviz', 'hmr.rviz'),
-            description='RViz configuration (set its fixed frame to your camera frame)',
+            description="RViz configuration (its fixed frame is replaced by the camera's)",
         ),
         DeclareLaunchArgument(
             'use_sim_time', default_value='false', description='Use /clock (bag replay)'
@@ -175,7 +228,8 @@ def generate_launch_description() -> LaunchDescription:
             description='hmr_node configures and activates itself; false waits for a manager',
         ),
     ]
-    for argument, parameter in {**MODEL_ARGUMENTS, **BOOLEAN_MODEL_ARGUMENTS}.items():
+    overridable = {**MODEL_ARGUMENTS, **BOOLEAN_MODEL_ARGUMENTS, **SETTING_ARGUMENTS}
+    for argument, parameter in overridable.items():
         arguments.append(
             DeclareLaunchArgument(
                 argument,

@@ -17,7 +17,15 @@ LAUNCH_FILE = REPO / 'launch' / 'live.launch.py'
 RVIZ_FILE = REPO / 'rviz' / 'hmr.rviz'
 
 EXPECTED_ARGUMENTS = {
+    'camera_type',
     'camera',
+    'fixed_frame',
+    'rectified',
+    'transport',
+    'detection_source',
+    'detection_plugin',
+    'tf_prefix',
+    'operator_mode',
     'image',
     'camera_info',
     'namespace',
@@ -86,7 +94,11 @@ def test_declared_arguments() -> None:
         for call in _calls(module, 'DeclareLaunchArgument')
         if call.args and isinstance(call.args[0], ast.Constant)
     }
-    model = set(constants['MODEL_ARGUMENTS']) | set(constants['BOOLEAN_MODEL_ARGUMENTS'])
+    model = (
+        set(constants['MODEL_ARGUMENTS'])
+        | set(constants['BOOLEAN_MODEL_ARGUMENTS'])
+        | set(constants['SETTING_ARGUMENTS'])
+    )
     assert literal | model == EXPECTED_ARGUMENTS
     assert not literal & model
 
@@ -114,6 +126,10 @@ def test_model_arguments_override_hmr_node_parameters_of_their_type() -> None:
         assert parameter == f'model.{argument}'
         assert isinstance(defaults[parameter], bool), parameter
     assert isinstance(defaults['autostart'], bool)
+    for argument, parameter in constants['SETTING_ARGUMENTS'].items():
+        assert isinstance(defaults[parameter], str), (argument, parameter)
+    # The camera preset (or the 'rectified' argument) sets this boolean parameter.
+    assert isinstance(defaults['input.rectified'], bool)
 
 
 def test_executables_exist_and_the_main_node_is_a_lifecycle_node() -> None:
