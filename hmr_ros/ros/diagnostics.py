@@ -56,6 +56,7 @@ class Event(str, enum.Enum):
     PUBLISH_ERROR = 'publish errors'
     NO_DETECTIONS = 'processed without matching detections'
     INVALID_DETECTIONS = 'invalid detections'
+    NO_TRANSFORM = 'skipped: no output.frame transform'
 
 
 INPUT_PROBLEMS = (
@@ -64,6 +65,7 @@ INPUT_PROBLEMS = (
     Event.INVALID_CAMERA_INFO,
     Event.NO_DETECTIONS,
     Event.INVALID_DETECTIONS,
+    Event.NO_TRANSFORM,
 )
 """Events that mean the input is wrong (WARN on ``input``)."""
 

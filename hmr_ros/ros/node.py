@@ -56,6 +56,7 @@ from tf2_msgs.msg import TFMessage
 
 from hmr_ros.msg import HandPoseArray, MeshTopology, ModelInfo, PersonArray
 from hmr_ros.pipeline.detectors.base import DetectionError, Detections
+from hmr_ros.pipeline.frame_change import change_frame
 from hmr_ros.pipeline.frames import FrameSlot, ImageDecodeError, IntrinsicsError
 from hmr_ros.pipeline.operator_selection import OperatorConfig, OperatorSelector
 from hmr_ros.pipeline.protocol import (
@@ -66,7 +67,7 @@ from hmr_ros.pipeline.protocol import (
 )
 from hmr_ros.pipeline.results import FrameResult, ModelDescription
 from hmr_ros.pipeline.tracking import Track
-from hmr_ros.ros import conversions, qos, tf_frames
+from hmr_ros.ros import conversions, qos, side_channels, tf_frames
 from hmr_ros.ros.diagnostics import (
     DiagnosticsSettings,
     Event,
@@ -76,6 +77,7 @@ from hmr_ros.ros.diagnostics import (
     evaluate,
 )
 from hmr_ros.ros.external_detections import DetectionBuffer
+from hmr_ros.ros.output_frame import OutputFrame, TransformUnavailableError
 from hmr_ros.ros.params import (
     HmrNodeParams,
     declare_node_parameters,
@@ -207,6 +209,9 @@ class HmrNode(LifecycleNode):
         self._worker: threading.Thread | None = None
         self._camera_info: CameraInfo | None = None
         self._detection_type: Any = None  # vision_msgs Detection2DArray with source 'external'
+        self._output_frame: OutputFrame | None = None  # output.frame's TF lookup
+        self._side_channels: side_channels.SideChannelPublishers | None = None
+        self._side_channel_types: Any = None  # vision_msgs.msg with output.detections
         self._detections: DetectionBuffer | None = None
         self._frames_accepted = 0
         self._last_accepted_s = -math.inf
@@ -259,6 +264,10 @@ class HmrNode(LifecycleNode):
             except ImportError as error:
                 logger.error(f'configure failed: {VISION_MSGS_MISSING} ({error})')
                 return TransitionCallbackReturn.FAILURE
+        problem = self._configure_output_frame(params)
+        if problem:
+            logger.error(f'configure failed: {problem}')
+            return TransitionCallbackReturn.FAILURE
         try:
             factory = self._factory or _default_pipeline_factory()
         except ImportError as error:
@@ -396,6 +405,9 @@ class HmrNode(LifecycleNode):
             qos.diagnostics_qos(),
             qos_overriding_options=qos.overriding_options(),
         )
+        self._side_channels = side_channels.SideChannelPublishers(
+            self, self._params.output.joint_states, self._side_channel_types
+        )
         self._lifecycle_publishers = [
             self._persons_publisher,
             self._hands_publisher,
@@ -403,7 +415,36 @@ class HmrNode(LifecycleNode):
             self._model_info_publisher,
             self._mesh_topology_publisher,
             self._tf_publisher,
+            *self._side_channels.publishers,
         ]
+
+    def _configure_output_frame(self, params: HmrNodeParams) -> str:
+        """TF lookup for output.frame and vision_msgs for output.detections; '' or the problem."""
+        try:
+            if params.output.detections:
+                self._side_channel_types = side_channels.vision_msgs_module()
+        except ImportError as error:
+            return f'{side_channels.VISION_MSGS_FOR_DETECTIONS} ({error})'
+        if params.output.frame:
+            try:
+                self._output_frame = OutputFrame(
+                    self, params.output.frame, params.output.frame_timeout_s
+                )
+            except ImportError as error:
+                return str(error)
+        return ''
+
+    def _in_output_frame(self, job: _Job, result: FrameResult) -> FrameResult | None:
+        """The result in output.frame (None, counted and logged, when TF has no transform)."""
+        if self._output_frame is None:
+            return result
+        try:
+            rotation, translation = self._output_frame.lookup(job.frame.frame_id, job.stamp)
+        except TransformUnavailableError as error:
+            self._stats.record_event(Event.NO_TRANSFORM, time.monotonic(), str(error))
+            self.get_logger().warning(str(error), throttle_duration_sec=LOG_THROTTLE_S)
+            return None
+        return change_frame(result, rotation, translation, self._output_frame.frame)
 
     def _create_subscriptions(self, params: HmrNodeParams) -> None:
         image_qos = qos.image_qos(params.input.qos)
@@ -480,6 +521,11 @@ class HmrNode(LifecycleNode):
             self._close_pipeline(pipeline)
         self._description = None
         self._detection_type = None
+        if self._output_frame is not None:
+            self._output_frame.close()
+        self._output_frame = None
+        self._side_channels = None
+        self._side_channel_types = None
         self._state = 'unconfigured'
 
     def _close_pipeline(self, pipeline: FramePipeline) -> None:
@@ -785,11 +831,14 @@ class HmrNode(LifecycleNode):
         )
         return Detections.empty()
 
-    def _publish_result(self, job: _Job, result: FrameResult) -> None:
+    def _publish_result(self, job: _Job, result_in_camera: FrameResult) -> None:
+        result = self._in_output_frame(job, result_in_camera)
+        if result is None:
+            return
         params = self._params
         convention = _hand_frame_convention(params)
         min_confidence = params.safety.min_hand_confidence
-        frame_id = job.frame.frame_id
+        frame_id = result.frame_id
         self._last_frame_id = frame_id
         header = conversions.make_header(job.stamp, frame_id)
         processing_time_s = time.monotonic() - job.frame.received_monotonic_s
@@ -821,6 +870,11 @@ class HmrNode(LifecycleNode):
             self._wrist_publishers[side].publish(
                 conversions.wrist_pose_stamped(hand, header, convention)
             )
+        if self._side_channels is not None and self._description is not None:
+            operator = next((p for p in result.persons if p.track_id == operator_id), None)
+            self._side_channels.publish(
+                result, header, operator, hands, self._description.joint_names, convention
+            )
         if params.tf.enable:
             self._broadcast_tf(job, result, hands)
         latency_ms = (
@@ -850,7 +904,7 @@ class HmrNode(LifecycleNode):
             tree=params.tf.tree,
             hand_frame_convention=_hand_frame_convention(params),
         )
-        parent = job.frame.frame_id
+        parent = result.frame_id
         poses = []
         for person in result.persons:
             poses.extend(

@@ -326,6 +326,23 @@ class OutputParams(ParameterGroup):
         "Wrist orientation: 'operator' (x to middle knuckle, z palm normal) or 'smplx'",
         choices=HAND_FRAME_CONVENTIONS,
     )
+    frame: str = parameter(
+        '',
+        "Frame of every output (e.g. 'base_link'), from TF at each image stamp (needs tf2_ros); "
+        "'' keeps the camera's frame",
+    )
+    frame_timeout_s: float = parameter(
+        0.05,
+        'Longest wait for the output.frame transform of one image; frames without it are skipped',
+        unit='s',
+        value_range=(0.0, 1.0),
+    )
+    joint_states: bool = parameter(
+        True, 'Publish operator/joint_states (sensor_msgs/JointState) and operator/wrists'
+    )
+    detections: bool = parameter(
+        False, 'Publish tracked_detections (vision_msgs/Detection2DArray, id = track id)'
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,8 @@ ROSDEP_KEYS = {
     'lifecycle_msgs': 'lifecycle_msgs',
     'tf2_msgs': 'tf2_msgs',
     'rosbag2_py': 'rosbag2_py',
+    'tf2_ros': 'tf2_ros',
+    'vision_msgs': 'vision_msgs',
 }
 # Imported only inside functions, where installed, with a clear message otherwise.
 OPTIONAL_MODULES = {
@@ -45,6 +47,7 @@ OPTIONAL_MODULES = {
     'tensorrt',
     'torch2trt',
     'vision_msgs',
+    'tf2_ros',
     'torchvision',
     'tensorboard',
     'scipy',
@@ -118,6 +121,15 @@ def test_package_xml_declares_every_runtime_import() -> None:
     required = {ROSDEP_KEYS[name] for name in all_imports() if name not in OPTIONAL_MODULES}
     missing = sorted(required - declared)
     assert not missing, f'package.xml lacks <exec_depend> for {missing}'
+
+
+def test_optional_ros_packages_are_declared_for_rosdep() -> None:
+    """Imported only where used, but part of every ROS 2 distribution: rosdep installs them, so
+    output.frame (tf2_ros) and the vision_msgs input and output work on a ROS install."""
+    catkin_package = pytest.importorskip('catkin_pkg.package')
+    package = catkin_package.parse_package(str(REPO / 'package.xml'))
+    declared = {dep.name for dep in package.exec_depends}
+    assert {'tf2_ros', 'vision_msgs'} <= declared
 
 
 def test_optional_modules_are_never_imported_at_module_level() -> None:
