@@ -664,15 +664,13 @@ def test_configure_fails_naming_the_parameter_and_the_missing_file(
     assert h.node.trigger_configure() == TransitionCallbackReturn.FAILURE  # still unconfigured
 
 
-def test_external_detections_without_vision_msgs_fail_configure(harness_factory, capfd) -> None:
-    """vision_msgs is not installable here, so this is the path users without it take; the
-    subscription path (vision_msgs installed) is not exercised by these tests."""
-    try:
-        import vision_msgs.msg  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip('vision_msgs is installed: the failure path cannot be shown')
+def test_external_detections_without_vision_msgs_fail_configure(
+    harness_factory, capfd, monkeypatch
+) -> None:
+    """Where vision_msgs is missing (the import system refuses it here), configure fails with an
+    install hint before loading the models."""
+    monkeypatch.setitem(sys.modules, 'vision_msgs', None)
+    monkeypatch.setitem(sys.modules, 'vision_msgs.msg', None)
     h = harness_factory(overrides={'detection.source': 'external'})
     assert h.node.trigger_configure() == TransitionCallbackReturn.FAILURE
     log = capfd.readouterr().err
@@ -681,6 +679,35 @@ def test_external_detections_without_vision_msgs_fail_configure(harness_factory,
         "ros-<distro>-vision-msgs or use 'internal'"
     ) in log
     assert h.options is None, 'fails before loading the models'
+
+
+def test_external_detections_reach_the_pipeline_with_their_image(harness_factory) -> None:
+    """A Detection2DArray stamped like an image (vision_msgs Humble+ layout: bbox.center.position,
+    results[].hypothesis) arrives as that image's person box: centre (100, 80), size 40 x 60
+    is the box (80, 50, 120, 110)."""
+    vision_msgs = pytest.importorskip('vision_msgs.msg', reason='vision_msgs not built')
+    h = harness_factory(overrides={'detection.source': 'external'})
+    publisher = h.peer.create_publisher(vision_msgs.Detection2DArray, 'detections', RELIABLE)
+    h.start()
+    h.send_camera_info()
+
+    def image_with_boxes() -> Image:
+        image = h.image_message()
+        array = vision_msgs.Detection2DArray(header=image.header)
+        detection = vision_msgs.Detection2D(header=image.header)
+        detection.bbox.center.position.x, detection.bbox.center.position.y = 100.0, 80.0
+        detection.bbox.size_x, detection.bbox.size_y = 40.0, 60.0
+        hypothesis = vision_msgs.ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id, hypothesis.hypothesis.score = 'person', 0.8
+        detection.results.append(hypothesis)
+        array.detections.append(detection)
+        publisher.publish(array)
+        return image
+
+    h.publish_until(image_with_boxes, lambda: any(d is not None for d in h.pipeline.detections))
+    received = next(d for d in h.pipeline.detections if d is not None)
+    np.testing.assert_allclose(received.boxes_px, [[80.0, 50.0, 120.0, 110.0]])
+    np.testing.assert_allclose(received.scores, [0.8])
 
 
 def test_internal_source_passes_no_boxes_to_the_pipeline(harness_factory) -> None:

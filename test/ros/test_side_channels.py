@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -124,13 +125,32 @@ def test_output_frame_without_tf2_ros_fails_configure_naming_it(harness_factory,
     assert h.options is None, 'fails before loading the models'
 
 
-def test_detections_output_without_vision_msgs_fails_configure(harness_factory, capfd) -> None:
-    try:
-        import vision_msgs.msg  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip('vision_msgs is installed: the failure path cannot be shown')
+def test_detections_output_without_vision_msgs_fails_configure(
+    harness_factory, capfd, monkeypatch
+) -> None:
+    monkeypatch.setitem(sys.modules, 'vision_msgs', None)
+    monkeypatch.setitem(sys.modules, 'vision_msgs.msg', None)
     h = harness_factory(overrides={'output.detections': True})
     assert h.node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert 'output.detections is true but vision_msgs is not installed' in capfd.readouterr().err
+
+
+def test_tracked_detections_carry_the_track_id_box_and_score(harness_factory) -> None:
+    """Detection2D.bbox is centre + size: box (x1, y1, x2, y2) has centre ((x1 + x2) / 2, ...)."""
+    vision_msgs = pytest.importorskip('vision_msgs.msg', reason='vision_msgs not built')
+    h = harness_factory(overrides={'output.detections': True})
+    topic = 'tracked_detections'
+    h.peer.create_subscription(vision_msgs.Detection2DArray, topic, h._recorder(topic), RELIABLE)
+    h.start()
+    h.send_camera_info()
+    stamp = h.first_output()
+    assert wait_for(lambda: any(m.header.stamp == stamp for m in h.messages(topic)))
+    (array,) = [m for m in h.messages(topic) if m.header.stamp == stamp]
+    (persons,) = h.with_stamp('persons', stamp)
+    assert [d.id for d in array.detections] == [p.id for p in persons.persons]
+    detection, person = array.detections[0], persons.persons[0]
+    box = person.bbox
+    assert detection.bbox.center.position.x == pytest.approx((box.x_min + box.x_max) / 2)
+    assert detection.bbox.size_y == pytest.approx(box.y_max - box.y_min)
+    assert detection.results[0].hypothesis.class_id == 'person'
+    assert detection.results[0].hypothesis.score == pytest.approx(person.confidence)
