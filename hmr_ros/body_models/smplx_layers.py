@@ -27,6 +27,12 @@ from typing import Any, NamedTuple
 
 import smplx
 import torch
+from smplx.lbs import (
+    blend_shapes,
+    find_dynamic_lmk_idx_and_bcoords,
+    vertices2joints,
+    vertices2landmarks,
+)
 from torch import Tensor, nn
 
 from hmr_ros.body_models.joint_names import (
@@ -40,6 +46,7 @@ from hmr_ros.body_models.joint_names import (
     smplx_output_joint_names,
 )
 from hmr_ros.body_models.model_files import find_mano_file, find_smplx_file
+from hmr_ros.geometry.kinematics import forward_kinematics
 
 _LOG = logging.getLogger(__name__)
 
@@ -136,6 +143,10 @@ class SMPLXBodyModel(nn.Module):
         )
         self.num_betas = num_betas
         self.num_expression_coeffs = num_expression_coeffs
+        self.use_face_contour = use_face_contour
+        # Python integers: smplx's batch_rigid_transform indexes a list with a tensor of
+        # parents, one device-to-host read per joint (see pose_vertices).
+        self.parents: list[int] = [int(p) for p in self.layer.parents.tolist()]
         self.joint_names = smplx_output_joint_names(use_face_contour)
         self._joint_index = {name: i for i, name in enumerate(self.joint_names)}
         _make_buffers_non_persistent(self)
@@ -255,17 +266,71 @@ class SMPLXBodyModel(nn.Module):
         _check_shape('right_hand_pose', right_hand_pose, (NUM_HAND_JOINTS, 3, 3))
         _check_shape('global_orient', global_orient, (3, 3))
         _check_shape('jaw_pose', jaw_pose, (3, 3))
-        output = self.layer(
-            global_orient=global_orient,
-            body_pose=body_pose,
-            left_hand_pose=left_hand_pose,
-            right_hand_pose=right_hand_pose,
-            jaw_pose=jaw_pose,
-            betas=betas,
-            expression=expression,
-            transl=transl,
+        layer = self.layer
+        batch = body_pose.shape[0]
+        eye = torch.eye(3, dtype=body_pose.dtype, device=body_pose.device).expand(batch, 1, 3, 3)
+        # smplx.SMPLXLayer's joint order: root, body, jaw, eyes (at rest), hands.
+        full_pose = torch.cat(
+            [
+                global_orient.reshape(batch, 1, 3, 3),
+                body_pose.reshape(batch, NUM_BODY_JOINTS, 3, 3),
+                jaw_pose.reshape(batch, 1, 3, 3),
+                eye,
+                eye,
+                left_hand_pose.reshape(batch, NUM_HAND_JOINTS, 3, 3),
+                right_hand_pose.reshape(batch, NUM_HAND_JOINTS, 3, 3),
+            ],
+            dim=1,
         )
-        return SMPLXOutput(vertices=output.vertices, joints=output.joints)
+        vertices, joints = self.pose_vertices(full_pose, torch.cat([betas, expression], dim=-1))
+        faces_index = layer.lmk_faces_idx[None].expand(batch, -1).contiguous()
+        bary_coords = layer.lmk_bary_coords[None].expand(batch, -1, -1).contiguous()
+        if self.use_face_contour:
+            contour_faces, contour_coords = find_dynamic_lmk_idx_and_bcoords(
+                vertices,
+                full_pose,
+                layer.dynamic_lmk_faces_idx,
+                layer.dynamic_lmk_bary_coords,
+                layer.neck_kin_chain,
+                pose2rot=False,
+            )
+            faces_index = torch.cat([faces_index, contour_faces], 1)
+            bary_coords = torch.cat([bary_coords, contour_coords], 1)
+        landmarks = vertices2landmarks(vertices, layer.faces_tensor, faces_index, bary_coords)
+        joints = torch.cat([layer.vertex_joint_selector(vertices, joints), landmarks], dim=1)
+        offset = transl[:, None]
+        return SMPLXOutput(vertices=vertices + offset, joints=joints + offset)
+
+    def pose_vertices(self, full_pose: Tensor, shape_coeffs: Tensor) -> tuple[Tensor, Tensor]:
+        """Linear blend skinning of SMPL-X (``smplx.lbs.lbs`` with rotation matrices).
+
+        The same steps as smplx's ``lbs``, over the layer's own buffers, with the kinematic
+        chain walked by geometry.kinematics.forward_kinematics over Python-integer parents: no
+        value is read back from the device and every shape is static.
+
+        Args:
+            full_pose: (B, 55, 3, 3) local rotations in SMPL-X joint order.
+            shape_coeffs: (B, num_betas + num_expression_coeffs) betas, then expression.
+
+        Returns:
+            vertices (B, 10475, 3) and the 55 posed kinematic joints (B, 55, 3), metres, in
+            the frame of global_orient, no translation.
+        """
+        layer = self.layer
+        batch = full_pose.shape[0]
+        shapedirs = torch.cat([layer.shapedirs, layer.expr_dirs], dim=-1)
+        v_shaped = layer.v_template + blend_shapes(shape_coeffs, shapedirs)
+        rest_joints = vertices2joints(layer.J_regressor, v_shaped)  # (B, 55, 3)
+        eye = torch.eye(3, dtype=full_pose.dtype, device=full_pose.device)
+        pose_feature = (full_pose[:, 1:] - eye).reshape(batch, -1)
+        v_posed = v_shaped + (pose_feature @ layer.posedirs).reshape(batch, -1, 3)
+        posed = forward_kinematics(full_pose, rest_joints, self.parents)
+        # Skinning transform of each joint: x -> G_j x + (p_j - G_j J_j), blended per vertex.
+        shift = posed.joints - (posed.global_rotmats @ rest_joints[..., None])[..., 0]
+        transforms = torch.cat([posed.global_rotmats, shift[..., None]], dim=-1)  # (B, 55, 3, 4)
+        blended = (layer.lbs_weights @ transforms.reshape(batch, -1, 12)).reshape(batch, -1, 3, 4)
+        vertices = (blended[..., :3] @ v_posed[..., None])[..., 0] + blended[..., 3]
+        return vertices, posed.joints
 
 
 class MANOOutput(NamedTuple):

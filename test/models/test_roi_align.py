@@ -180,6 +180,51 @@ def test_static_grid_cap_is_exact_for_small_rois_and_capped_for_large_ones():
     torch.testing.assert_close(capped.flatten(), torch.tensor([0.140625]))
 
 
+def test_adaptive_grid_is_exact_for_rois_larger_than_and_outside_the_map():
+    """The static window of adaptive_slots(size) slots holds every contributing sample.
+
+    An 8 x 6 map and RoIs up to 90 feature pixels (grids up to ceil(90 / 2) = 45 points per
+    bin, far more than the map's 6 or 8 pixels), some starting far left of or above the map:
+    the result equals the point-by-point mmcv transcription, which enumerates all points.
+    """
+    generator = torch.Generator().manual_seed(4)
+    features = torch.randn(1, 2, 8, 6, generator=generator)
+    rois = torch.tensor(
+        [
+            [0.0, -40.0, -30.0, 50.0, 60.0],
+            [0.0, -80.0, 2.0, -10.0, 5.0],
+            [0.0, 3.0, -70.0, 4.5, 20.0],
+            [0.0, 1.0, 1.0, 5.0, 7.0],
+        ]
+    )
+    expected = _reference_roi_align(features, rois, (2, 2), 1.0, 0)
+    torch.testing.assert_close(roi_align(features, rois, (2, 2)).double(), expected)
+
+
+def test_roi_align_reads_nothing_back_and_exports_to_onnx(tmp_path):
+    """No op of the forward synchronises with a device (SyncAudit), and ONNX Runtime's run
+    of the exported graph equals eager for boxes inside and beyond the map."""
+    from hmr_ros.models.sync_audit import SyncAudit
+
+    ort = pytest.importorskip('onnxruntime')
+    features = torch.randn(2, 3, 16, 12)
+    rois = torch.tensor([[0.0, 1.0, 2.0, 9.0, 15.0], [1.0, -20.0, -5.0, 40.0, 30.0]])
+    with SyncAudit() as audit:
+        eager = roi_align(features, rois, (4, 4), 0.5)
+    assert not audit.events, audit.summary()
+
+    class Pool(torch.nn.Module):
+        def forward(self, features, rois):
+            return roi_align(features, rois, (4, 4), 0.5)
+
+    path = tmp_path / 'roi_align.onnx'
+    torch.onnx.export(Pool(), (features, rois), str(path), dynamo=True, optimize=False)
+    session = ort.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    names = [i.name for i in session.get_inputs()]
+    (out,) = session.run(None, dict(zip(names, (features.numpy(), rois.numpy()), strict=True)))
+    torch.testing.assert_close(torch.from_numpy(out), eager, atol=1e-5, rtol=1e-4)
+
+
 def test_empty_rois_and_gradients():
     features = torch.randn(1, 2, 5, 5, requires_grad=True)
     empty = roi_align(features, torch.zeros(0, 5), (2, 2))

@@ -23,7 +23,9 @@ Both the validity test and the hat weights act on x and y separately, and the co
 so the whole operation factorises: ``out[k, c] = W_y[k] @ F[b_k, c] @ W_x[k]^T`` with
 ``W_y[k]`` of shape (out_h, H) holding the averaged interpolation weights of every bin's sample
 rows. :func:`roi_align` builds these small matrices for all RoIs at once and applies them with two
-batched matrix products: no loop over RoIs, bins or samples.
+batched matrix products: no loop over RoIs, bins or samples, and no value read back from the
+device (the adaptive grid is enumerated over a static window, see :func:`adaptive_slots`), so it
+runs inside CUDA graphs and exports to ONNX.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ['roi_align', 'sample_at_points']
+__all__ = ['adaptive_slots', 'roi_align', 'sample_at_points']
 
 _ROI_COLUMNS = 5  # (batch index, x1, y1, x2, y2)
 
@@ -41,9 +43,10 @@ def _axis_weights(
     start: Tensor,
     length: Tensor,
     grid: Tensor,
-    max_grid: int,
+    num_slots: int,
     out_size: int,
     in_size: int,
+    windowed: bool,
 ) -> Tensor:
     """Averaged bilinear weights of one axis for every RoI.
 
@@ -51,9 +54,13 @@ def _axis_weights(
         start: (K,) RoI start along the axis, feature pixels.
         length: (K,) RoI length along the axis, already at least 1.
         grid: (K,) number of sample points per bin along the axis (>= 1), as float.
-        max_grid: Number of sample slots to enumerate; slots at or past ``grid[k]`` are masked.
+        num_slots: Number of sample slots enumerated per bin (a static size).
         out_size: Number of output bins along the axis.
         in_size: Feature map size along the axis.
+        windowed: False: slots are the samples 0 .. num_slots - 1 (enough when
+            ``grid <= num_slots``). True: slots start at the first sample that can lie in
+            ``[-1, in_size]``, so ``num_slots = 2 * in_size + 4`` holds every sample that
+            contributes, whatever the grid (see :func:`roi_align`).
 
     Returns:
         (K, out_size, in_size) weights; row p sums the hat weights of bin p's sample points,
@@ -62,20 +69,36 @@ def _axis_weights(
     device = start.device
     bin_size = length / out_size  # (K,)
     bins = torch.arange(out_size, device=device, dtype=start.dtype)
-    slots = torch.arange(max_grid, device=device, dtype=start.dtype)
+    slots = torch.arange(num_slots, device=device, dtype=start.dtype)[None, None, :]
+    bin_start = start[:, None] + bins[None, :] * bin_size[:, None]  # (K, out)
+    step = bin_size[:, None, None] / grid[:, None, None]
+    if windowed:
+        # First sample index with position >= -1 (floor: at worst one early, masked below).
+        first = torch.floor((-1.0 - bin_start) / step[..., 0] - 0.5).clamp_min(0.0)
+        slots = slots + first[..., None]
     # (K, out, G): the same expression order as the reference kernels.
     positions = (
         start[:, None, None]
         + bins[None, :, None] * bin_size[:, None, None]
-        + (slots[None, None, :] + 0.5) * bin_size[:, None, None] / grid[:, None, None]
+        + (slots + 0.5) * bin_size[:, None, None] / grid[:, None, None]
     )
-    used = slots[None, None, :] < grid[:, None, None]
-    inside = (positions >= -1.0) & (positions <= in_size)
-    clamped = positions.clamp(0.0, in_size - 1)
+    used = slots < grid[:, None, None]
+    inside = (positions >= -1.0) & (positions <= float(in_size))
+    clamped = torch.clamp(positions, 0.0, float(in_size - 1))
     pixels = torch.arange(in_size, device=device, dtype=start.dtype)
-    hat = (1.0 - (clamped[..., None] - pixels).abs()).clamp_min(0.0)  # (K, out, G, in)
+    hat = torch.clamp(1.0 - (clamped[..., None] - pixels).abs(), min=0.0)  # (K, out, G, in)
     hat = hat * (used & inside)[..., None].to(hat.dtype)
     return hat.sum(dim=2) / grid[:, None, None]
+
+
+def adaptive_slots(in_size: int) -> int:
+    """Sample slots per bin that hold every contributing sample of an adaptive grid.
+
+    With ``g = ceil(roi / out) >= 2`` points per bin the spacing ``bin / g`` exceeds 1/2, so at
+    most ``2 (in_size + 1) + 1`` samples fall in the contributing range ``[-1, in_size]``; one
+    more slot absorbs the rounding of the window start. (``g = 1`` gives one sample per bin.)
+    """
+    return 2 * in_size + 4
 
 
 def roi_align(
@@ -88,6 +111,12 @@ def roi_align(
 ) -> Tensor:
     """Average RoIAlign with ``aligned=False`` (mmcv ``roi_align`` / torchvision semantics).
 
+    Every shape is static and nothing is read back from the device: with the adaptive grid
+    (``sampling_ratio=0``, SMPLer-X's setting) each bin enumerates a fixed window of
+    ``adaptive_slots(size)`` sample slots starting at its first sample that can lie in
+    ``[-1, size]``; samples past the bin's own grid are masked. That window holds every sample
+    that contributes, so the result equals mmcv's for any RoI (large or outside the map).
+
     Args:
         features: (N, C, H, W) feature maps.
         rois: (K, 5) boxes ``(batch_index, x1, y1, x2, y2)`` in input units; multiplied by
@@ -97,11 +126,9 @@ def roi_align(
         spatial_scale: Factor from RoI units to feature pixels.
         sampling_ratio: Sample points per bin along each axis; 0 means adaptive,
             ``ceil(roi_size / output_size)`` per RoI and axis, as mmcv.
-        max_adaptive_grid: With ``sampling_ratio=0``, the largest adaptive grid enumerated.
-            ``None`` (default) reads the largest grid among the RoIs from the data (one
-            device-to-host copy, exact for any RoI). An integer keeps every shape static, for
-            tracing, CUDA graphs and export; RoIs that would need more points per bin are then
-            sampled with this many, which differs from mmcv only for such large RoIs.
+        max_adaptive_grid: With ``sampling_ratio=0``, None (default) is exact as above; an
+            integer caps the adaptive grid at that many points per bin (cheaper; differs from
+            mmcv only for RoIs that would need more).
 
     Returns:
         (K, C, out_h, out_w) pooled features, in the dtype of ``features``.
@@ -127,28 +154,25 @@ def roi_align(
     # Geometry in float32 even under autocast: positions feed floor-like hat functions.
     boxes = rois[:, 1:].float() * spatial_scale
     x1, y1, x2, y2 = boxes.unbind(dim=1)
-    roi_w = (x2 - x1).clamp_min(1.0)
-    roi_h = (y2 - y1).clamp_min(1.0)
+    roi_w = torch.clamp(x2 - x1, min=1.0)
+    roi_h = torch.clamp(y2 - y1, min=1.0)
+    windowed = sampling_ratio == 0 and max_adaptive_grid is None
     if sampling_ratio > 0:
         grid_h = torch.full_like(roi_h, float(sampling_ratio))
         grid_w = torch.full_like(roi_w, float(sampling_ratio))
-        max_grid_h = max_grid_w = sampling_ratio
+        slots_h = slots_w = sampling_ratio
     else:
         grid_h = torch.ceil(roi_h / out_h)
         grid_w = torch.ceil(roi_w / out_w)
         if max_adaptive_grid is None:
-            if rois.shape[0] == 0:
-                max_grid_h = max_grid_w = 1
-            else:
-                max_grid_h = int(grid_h.max())
-                max_grid_w = int(grid_w.max())
+            slots_h, slots_w = adaptive_slots(height), adaptive_slots(width)
         else:
-            grid_h = grid_h.clamp_max(float(max_adaptive_grid))
-            grid_w = grid_w.clamp_max(float(max_adaptive_grid))
-            max_grid_h = max_grid_w = max_adaptive_grid
+            grid_h = torch.clamp(grid_h, max=float(max_adaptive_grid))
+            grid_w = torch.clamp(grid_w, max=float(max_adaptive_grid))
+            slots_h = slots_w = max_adaptive_grid
 
-    weights_y = _axis_weights(y1, roi_h, grid_h, max_grid_h, out_h, height)  # (K, out_h, H)
-    weights_x = _axis_weights(x1, roi_w, grid_w, max_grid_w, out_w, width)  # (K, out_w, W)
+    weights_y = _axis_weights(y1, roi_h, grid_h, slots_h, out_h, height, windowed)
+    weights_x = _axis_weights(x1, roi_w, grid_w, slots_w, out_w, width, windowed)
 
     batch_index = rois[:, 0].long()
     roi_features = features[batch_index]  # (K, C, H, W)

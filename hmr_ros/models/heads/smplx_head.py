@@ -437,10 +437,9 @@ class HandRoI(nn.Module):
     C channels. Both sides run as one batch.
 
     Attributes:
-        max_adaptive_grid: None (default) reads the number of RoIAlign sample points per bin
-            from the boxes, exactly as mmcv (one device-to-host copy). An integer keeps shapes
-            static for CUDA graphs and export; 4 is exact for any box up to 64 feature pixels
-            (the full 256-pixel crop height) per side. See roi_align.
+        max_adaptive_grid: None (default) samples exactly as mmcv for any box, with static
+            shapes (see roi_align); an integer caps the points per bin instead (cheaper; 4 is
+            exact for any box up to 64 feature pixels, the full 256-pixel crop height).
     """
 
     def __init__(self, embed_dim: int, max_adaptive_grid: int | None = None):
