@@ -197,8 +197,11 @@ def export_graph(spec: GraphSpec, path: Path) -> Path:
         log.setLevel(logging.WARNING)
     try:
         with torch.no_grad():
+            # torch.export first, once, non-strict: the ONNX exporter would otherwise retry a
+            # failing graph with other strategies (minutes on ViT-H) and print it whole.
+            program = torch.export.export(spec.module.eval(), spec.inputs, strict=False)
             torch.onnx.export(
-                spec.module.eval(),
+                program,
                 spec.inputs,
                 str(path),
                 input_names=list(spec.input_names),

@@ -32,7 +32,9 @@ logger = logging.getLogger(__name__)
 _ORT_TYPES: dict[str, tuple[torch.dtype, type]] = {
     'tensor(float)': (torch.float32, np.float32),
     'tensor(float16)': (torch.float16, np.float16),
+    'tensor(double)': (torch.float64, np.float64),
     'tensor(int64)': (torch.int64, np.int64),
+    'tensor(int32)': (torch.int32, np.int32),
     'tensor(bool)': (torch.bool, np.bool_),
 }
 

@@ -194,3 +194,64 @@ def test_pipeline_reports_its_backend_and_refuses_an_unavailable_one() -> None:
         build_pipeline(refused)
     with pytest.raises(ValueError, match='backend'):
         ModelOptions(backend='torchscript')
+
+
+def test_engine_dual_path_with_padding_equals_eager(tiny_model) -> None:
+    """The engine substitution and bucket padding, with the PyTorch networks as the engines:
+    3 persons run in the 4-person bucket. The reference is the eager model on the same padded
+    batch (with random weights the hand-root registration is ill-conditioned, reprojection RMS
+    ~1e7 px, so comparing across batch sizes would test float rounding, not the engines); the
+    real rows keep the real boxes."""
+    from hmr_ros.pipeline.backends.engines import engine_dual_path
+    from hmr_ros.pipeline.backends.onnx_export import hand_path_spec, whole_body_spec
+
+    def runner(spec):
+        return lambda inputs: spec.module(*inputs)
+
+    whole_body = {4: runner(whole_body_spec(tiny_model, 4, torch.float32, CPU))}
+    hands = {8: runner(hand_path_spec(tiny_model, 4, torch.float32, CPU))}
+    engine_model = engine_dual_path(tiny_model, whole_body, hands)
+    assert engine_model.whole_body is not tiny_model.whole_body  # the original is untouched
+    inputs = example_inputs((240, 320), 3, CPU)
+    inputs[1][:, 0] += torch.tensor([0.0, 15.0, 30.0])
+    padded_boxes, padded_index = pad_persons(inputs[1], inputs[2], 4)
+    with torch.inference_mode():
+        expected = tiny_model(inputs[0], padded_boxes, padded_index, inputs[3])
+        output = engine_model(inputs[0], padded_boxes, padded_index, inputs[3])
+    assert output.vertices.shape[0] == 4
+    assert torch.equal(output.person_boxes_px[:3], inputs[1])
+    for name, value in expected._asdict().items():
+        got = getattr(output, name)
+        if value.is_floating_point():
+            relative = float((got - value).abs().max() / value.abs().max().clamp_min(1e-6))
+            assert relative <= 1e-5, (name, relative)
+        else:
+            assert torch.equal(got, value), name
+    with pytest.raises(ValueError, match='bucket'):
+        with torch.inference_mode():
+            engine_model(*inputs)  # 3 rows: no engine for batch 3
+
+
+@pytest.mark.slow
+def test_onnxruntime_backend_equals_eager(tiny_model, tmp_path) -> None:
+    pytest.importorskip('onnxruntime')
+    options = BackendOptions(max_persons=2, engine_cache_dir=str(tmp_path))
+    backend = create_backend('onnxruntime', tiny_model, CPU, torch.float32, options)
+    assert backend.name == 'onnxruntime' and backend.static_shapes
+    for persons in (1, 2):
+        inputs = example_inputs((240, 320), persons, CPU)
+        inputs[1][:, 0] += torch.arange(persons) * 20.0
+        with torch.inference_mode():
+            expected = tiny_model(*inputs)
+        output = backend.run(*inputs)
+        for name, value in expected._asdict().items():
+            if value.is_floating_point():
+                scale = value.abs().max().clamp_min(1e-6)
+                relative = float((getattr(output, name) - value).abs().max() / scale)
+                assert relative <= 1e-4, (persons, name, relative)
+    # A second backend finds the exported graphs in the cache instead of exporting again.
+    graphs = sorted((tmp_path / 'onnx').glob('*.onnx'))
+    assert len(graphs) == 4
+    stamps = [path.stat().st_mtime_ns for path in graphs]
+    create_backend('onnxruntime', tiny_model, CPU, torch.float32, options)
+    assert [path.stat().st_mtime_ns for path in graphs] == stamps
