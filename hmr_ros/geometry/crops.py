@@ -165,7 +165,7 @@ def crop_to_image_affine(
 
 def invert_affine(affine: torch.Tensor) -> torch.Tensor:
     """Inverse of (N, 2, 3) affine maps [A | t]: [A^-1 | -A^-1 t]."""
-    linear_inv = torch.linalg.inv(affine[..., :2])
+    linear_inv = torch.linalg.inv_ex(affine[..., :2]).inverse  # no host check of the info
     return torch.cat((linear_inv, -(linear_inv @ affine[..., 2:])), dim=-1)
 
 
@@ -210,8 +210,9 @@ def crop_images(
     BORDER_CONSTANT, 0)`` up to cv2's 1/32-pixel interpolation-weight quantisation.
 
     The crops of each image are sampled with one ``grid_sample`` call over a grid that stacks
-    them along the height, so the images are never copied per crop. With B > 1 the number of
-    crops per image is read back from the device once.
+    them along the height, so the images are never copied per crop. Nothing is read back from
+    the device; with B > 1 every image samples a grid for every crop (zeros where the crop is
+    not its own), which keeps the shapes static.
 
     Sampling coordinates are float32 (or float64 for float64 images): half-precision grid
     coordinates would be off by up to half a pixel on HD images. Half-precision images are
@@ -253,8 +254,14 @@ def crop_images(
     )
     crop_pixels = torch.stack((u, v), dim=-1).reshape(1, -1, 2).expand(n, -1, -1)
     image_pixels = apply_affine(crop_pixels, affine)
-    scale = torch.tensor((2.0 / width, 2.0 / height), device=device, dtype=coord_dtype)
-    grid = ((image_pixels + 0.5) * scale - 1.0).reshape(n, out_h, out_w, 2)
+    # Python-number scales (no tensor built from Python data inside a forward).
+    grid = torch.stack(
+        (
+            (image_pixels[..., 0] + 0.5) * (2.0 / width) - 1.0,
+            (image_pixels[..., 1] + 0.5) * (2.0 / height) - 1.0,
+        ),
+        dim=-1,
+    ).reshape(n, out_h, out_w, 2)
     source = images.to(coord_dtype)
 
     if b == 1 or batch_index is None:
@@ -265,22 +272,14 @@ def crop_images(
         crops = stacked.reshape(c, n, out_h, out_w).transpose(0, 1)
         return crops.to(out_dtype).contiguous()
 
-    # Slot of each crop among the crops of its image (rank by stable sort on batch_index).
+    # Crop k sits in slot k of its own image's grid and the other images sample outside
+    # (zeros): static shapes, nothing read back, at the cost of B grid_samples per crop.
     batch_index = batch_index.to(device=device, dtype=torch.long)
-    order = torch.argsort(batch_index, stable=True)
-    sorted_index = batch_index[order]
-    first_of_image = torch.searchsorted(sorted_index, sorted_index, right=False)
-    slot = torch.empty_like(batch_index)
-    slot[order] = torch.arange(n, device=device) - first_of_image
-    slots_per_image = int(slot.max()) + 1
-    grids = torch.full(
-        (b, slots_per_image, out_h, out_w, 2), _OUTSIDE, device=device, dtype=coord_dtype
-    )
+    slot = torch.arange(n, device=device)
+    grids = torch.full((b, n, out_h, out_w, 2), _OUTSIDE, device=device, dtype=coord_dtype)
     grids[batch_index, slot] = grid
-    stacked = F.grid_sample(
-        source, grids.reshape(b, slots_per_image * out_h, out_w, 2), align_corners=False
-    )
-    crops = stacked.reshape(b, c, slots_per_image, out_h, out_w)[batch_index, :, slot]
+    stacked = F.grid_sample(source, grids.reshape(b, n * out_h, out_w, 2), align_corners=False)
+    crops = stacked.reshape(b, c, n, out_h, out_w)[batch_index, :, slot]
     return crops.to(out_dtype).contiguous()
 
 
@@ -336,6 +335,57 @@ def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(blurred, vertical, groups=channels)
 
 
+def _blurred_bilinear_weights(
+    positions_px: torch.Tensor, sigmas_px: torch.Tensor, in_size: int
+) -> torch.Tensor:
+    """Weights of one axis of "Gaussian blur with edge replication, then bilinear sampling".
+
+    Row k of the result holds, for output sample k at image coordinate ``positions_px[k]``,
+    the weight of every source pixel: the bilinear hat on the two neighbouring pixels of the
+    *blurred* image (zero outside the image, cv2's constant border), each of which is a
+    Gaussian-weighted sum of source pixels with the radius and edge replication of
+    gaussian_blur. A source pixel past the border is the edge pixel, so the edge column collects
+    the kernel's tail: 1 minus the kernel mass that lands inside (the kernel radius is far below
+    half the image size, so only the nearer edge has a tail).
+
+    Args:
+        positions_px: (N, K) sample coordinates along the axis, image pixels.
+        sigmas_px: (N,) blur sigmas, image pixels; 0 for no blur.
+        in_size: image size along the axis.
+
+    Returns:
+        (N, K, in_size) weights.
+    """
+    dtype = positions_px.dtype
+    blurred = sigmas_px > 0
+    sigma = torch.where(blurred, sigmas_px, torch.ones_like(sigmas_px))[:, None, None, None]
+    radius = torch.where(
+        blurred, torch.floor(GAUSSIAN_TRUNCATE * sigmas_px + 0.5), torch.zeros_like(sigmas_px)
+    )[:, None, None, None]
+    low = torch.floor(positions_px)
+    frac = positions_px - low
+    neighbours = low[..., None] + torch.arange(2, device=low.device, dtype=dtype)  # (N, K, 2)
+    hat = torch.stack((1.0 - frac, frac), dim=-1)
+    hat = hat * ((neighbours >= 0) & (neighbours <= in_size - 1)).to(dtype)
+    # Kernel mass: the taps |t| <= radius (radius < in_size, a static range covers them).
+    taps = torch.arange(-(in_size - 1), in_size, device=low.device, dtype=dtype)
+    unnormalised = torch.exp(-0.5 * (taps / sigma[:, 0, 0]) ** 2)  # (N, 2 in - 1)
+    norm = (unnormalised * (taps.abs() <= radius[:, 0, 0]).to(dtype)).sum(-1)  # (N,)
+    pixels = torch.arange(in_size, device=low.device, dtype=dtype)
+    offsets = neighbours[..., None] - pixels  # (N, K, 2, in): tap t = j - i
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2) * (offsets.abs() <= radius).to(dtype)
+    kernel = kernel / norm[:, None, None, None]
+    # Edge replication: pixel 0 takes every tap landing at or left of it, the last pixel every
+    # tap at or right of it; only the edge in the neighbour's half can have such a tail.
+    inside_right = kernel[..., 1:].sum(-1)
+    inside_left = kernel[..., :-1].sum(-1)
+    left_half = neighbours <= (in_size - 1) / 2.0
+    first = torch.where(left_half, 1.0 - inside_right, kernel[..., 0])
+    last = torch.where(left_half, kernel[..., -1], 1.0 - inside_left)
+    kernel = torch.cat((first[..., None], kernel[..., 1:-1], last[..., None]), dim=-1)
+    return (hat[..., None] * kernel).sum(dim=-2)
+
+
 def crop_images_antialiased(
     images: torch.Tensor,
     centers_px: torch.Tensor,
@@ -346,9 +396,17 @@ def crop_images_antialiased(
 ) -> torch.Tensor:
     """Square crops as crop_images, blurred first where they shrink a lot (HaMeR's anti-alias).
 
-    Crops shrunk at most 2.2 times come from one ``crop_images`` call; each other crop is cut
-    again from its image blurred with its own sigma (antialias_sigmas). Only those crops pay
-    for a blur, and the check reads the sides back from the device once.
+    HaMeR blurs the whole image with sigma antialias_sigmas(side) before each such crop and
+    then warps it. An axis-aligned crop of a separably blurred image is separable, so each crop
+    here is ``W_y I W_x^T``: two small weight matrices per crop (blur and bilinear sampling of
+    one axis, :func:`_blurred_bilinear_weights`) applied to the image with two batched matrix
+    products, for all crops at once. No loop over crops, no blurred copy of the image, no value
+    read back from the device: shapes are static. Crops that need no blur come from
+    crop_images unchanged.
+
+    Cost: about ``2 * 3 * H * W * out_side_px`` multiply-adds per crop (the first product),
+    whether or not it needs the blur (static shapes); set DualPathConfig.hand_antialias False
+    to skip it.
 
     Args:
         images: (B, C, H, W) float images.
@@ -362,19 +420,29 @@ def crop_images_antialiased(
         (N, C, out_side_px, out_side_px) crops.
     """
     out_hw = (out_side_px, out_side_px)
-    crops = crop_images(images, centers_px, sides_px, out_hw, batch_index, flip)
-    sigmas = antialias_sigmas(sides_px, out_side_px).tolist()
-    for index, sigma in enumerate(sigmas):
-        if sigma <= 0:
-            continue
-        image = int(batch_index[index]) if batch_index is not None else 0
-        blurred = gaussian_blur(images[image : image + 1], sigma)
-        crops[index] = crop_images(
-            blurred,
-            centers_px[index : index + 1],
-            sides_px[index : index + 1],
-            out_hw,
-            None,
-            flip[index : index + 1] if flip is not None else None,
-        )[0]
-    return crops
+    plain = crop_images(images, centers_px, sides_px, out_hw, batch_index, flip)
+    num_crops = centers_px.shape[0]
+    if num_crops == 0:
+        return plain
+    batch, channels, height, width = images.shape
+    device, dtype = images.device, torch.promote_types(images.dtype, torch.float32)
+    sides = sides_px.to(device, dtype)
+    affine = crop_to_image_affine(centers_px.to(device, dtype), sides, out_hw, flip)
+    steps = torch.arange(out_side_px, device=device, dtype=dtype)
+    x_px = affine[:, 0, :1] * steps + affine[:, 0, 2:]  # (N, out): the affine is axis-aligned
+    y_px = affine[:, 1, 1:2] * steps + affine[:, 1, 2:]
+    sigmas = antialias_sigmas(sides, out_side_px)
+    weights_x = _blurred_bilinear_weights(x_px, sigmas, width)  # (N, out, W)
+    weights_y = _blurred_bilinear_weights(y_px, sigmas, height)  # (N, out, H)
+    # Columns first, every crop from every image in one product: (B, C*H, W) @ (W, N*out).
+    source = images.to(dtype).reshape(batch, channels * height, width)
+    columns = source @ weights_x.reshape(num_crops * out_side_px, width).T
+    columns = columns.reshape(batch, channels, height, num_crops, out_side_px)
+    if batch_index is None:
+        index = torch.zeros(num_crops, dtype=torch.long, device=device)
+    else:
+        index = batch_index.to(device=device, dtype=torch.long)
+    own = columns.permute(0, 3, 1, 2, 4)[index, torch.arange(num_crops, device=device)]
+    blurred = weights_y[:, None] @ own  # (N, 1, out, H) @ (N, C, H, out)
+    use_blur = (sigmas > 0)[:, None, None, None]
+    return torch.where(use_blur, blurred.to(plain.dtype), plain)

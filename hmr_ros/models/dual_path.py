@@ -143,8 +143,10 @@ class DualPathConfig:
             256-pixel hand crop (CMR/MobRecon scale), scaled with each hand's crop side.
         registration_depth_m: (min, max) depth of a registered hand root, metres.
         hand_antialias: blur the image before cutting a hand crop it shrinks more than 2.2
-            times, as HaMeR's preprocessing does (geometry.crops.antialias_sigmas). It reads
-            the crop sides back to the host; turn it off for graph capture or export.
+            times, as HaMeR's preprocessing does (geometry.crops.antialias_sigmas), batched
+            and static (geometry.crops.crop_images_antialiased). It costs about
+            2 * 3 * H * W * 256 multiply-adds per hand; turn it off where that matters
+            (small GPUs) and crops are small.
     """
 
     adapters: AdapterRequest = 'auto'

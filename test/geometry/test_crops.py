@@ -257,3 +257,40 @@ def test_antialiased_crops_equal_blur_then_warp() -> None:
         )
         assert np.abs(crops[index].permute(1, 2, 0).numpy() - expected).mean() < 0.05, index
     assert np.abs(plain[0].permute(1, 2, 0).numpy() - crops[0].permute(1, 2, 0).numpy()).mean() > 1
+
+
+def test_antialiased_crops_of_two_images_at_the_borders_follow_hamer_without_host_reads():
+    """HaMeR's recipe (cv2.GaussianBlur with BORDER_REPLICATE on the whole image, then
+    cv2.warpAffine with a zero border) for crops of two different images that hang over the
+    image corners, where edge replication and the zero border both matter, with sigmas from
+    0.48 to 1.45 (sides 1000 to 2000 px), one flipped; and no op reads back from the device."""
+    from hmr_ros.geometry.crops import crop_images_antialiased
+    from hmr_ros.models.sync_audit import SyncAudit
+
+    rng = np.random.default_rng(8)
+    sources = [
+        cv2.GaussianBlur(rng.uniform(0, 255, (600, 800, 3)).astype(np.float32), (0, 0), 0.8)
+        for _ in range(2)
+    ]
+    images = torch.stack([torch.from_numpy(s).permute(2, 0, 1) for s in sources])
+    centers = torch.tensor([[30.0, 590.0], [790.0, 5.0], [400.0, 300.0], [100.0, 80.0]])
+    sides = torch.tensor([1500.0, 2000.0, 1000.0, 300.0])
+    flip = torch.tensor([False, True, False, True])
+    batch_index = torch.tensor([1, 0, 1, 0])
+    with SyncAudit() as audit:
+        crops = crop_images_antialiased(images, centers, sides, 256, batch_index, flip)
+    assert not audit.events, audit.summary()
+    for index in range(4):
+        side = float(sides[index])
+        d = side / 256 / 2
+        source = sources[int(batch_index[index])]
+        if d > 1.1:
+            sigma = (d - 1) / 2
+            radius = int(4.0 * sigma + 0.5)
+            source = cv2.GaussianBlur(
+                source, (2 * radius + 1, 2 * radius + 1), sigma, borderType=cv2.BORDER_REPLICATE
+            )
+        expected = cv2_crop(
+            source, centers[index].tolist(), (side, side), (256, 256), bool(flip[index])
+        )
+        assert np.abs(crops[index].permute(1, 2, 0).numpy() - expected).mean() < 0.05, index
