@@ -450,7 +450,7 @@ def run_bench(config: BenchConfig) -> dict[str, Any]:
     k_matrix = camera_matrix(image_hw)
     uploader = FrameUploader(device)
     staging = HostStaging(device)
-    stage_iterations = max(3, config.iterations // 4)
+    stage_iterations = max(min(3, config.iterations), config.iterations // 4)
     with tempfile.TemporaryDirectory() as scratch:
         smplx_dir = Path(scratch) / 'smplx'
         write_smplx_model(smplx_dir, seed=0)
