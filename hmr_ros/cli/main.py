@@ -21,6 +21,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     'train',
     'evaluate',
     'doctor',
+    'export',
+    'bench',
 )
 
 

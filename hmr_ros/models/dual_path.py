@@ -81,6 +81,7 @@ from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HandAdapter, 
 from hmr_ros.models.fusion import NUM_BODY_ROTATIONS, fuse_hands, hand_box_confidence
 from hmr_ros.models.hand_expert import HandExpert, mirror_left_hands, normalize_hand_crops
 from hmr_ros.models.heads.smplx_head import HAND_POSITION_JOINT_NAMES
+from hmr_ros.models.stage_timing import StageTimer, mark_stage
 from hmr_ros.models.whole_body import WholeBodyModel, virtual_crop_intrinsics
 
 if TYPE_CHECKING:
@@ -327,6 +328,8 @@ class DualPathModel(nn.Module):
         self.register_buffer(
             'registration_sets', minimal_sets(len(HAND_POSITION_JOINT_NAMES)), persistent=False
         )
+        # Per-stage timing for benchmarks (models/stage_timing.py); None: no timing, no cost.
+        self.stage_timer: StageTimer | None = None
         _LOG.info('dual path: %s', self.mode_description)
 
     # --- Adapter switch (paper 4.3 ablations) ---------------------------------------------------
@@ -413,6 +416,7 @@ class DualPathModel(nn.Module):
             ValueError: wrong shapes or integer images.
         """
         _check_inputs(images, boxes_xyxy, batch_index, intrinsics)
+        mark_stage(self.stage_timer, 'start')
         device = images.device
         num_persons = boxes_xyxy.shape[0]
         boxes_xyxy = boxes_xyxy.to(device=device, dtype=torch.float32)
@@ -430,8 +434,12 @@ class DualPathModel(nn.Module):
         body_crops = crop_images(images, body_centers, body_sizes, prep.crop_hw_px, batch_index)
         body_crop_to_image = crop_to_image_affine(body_centers, body_sizes, prep.crop_hw_px)
 
+        mark_stage(self.stage_timer, 'crops')
+
         # (b) Whole-body path: theta_0, shape, camera, hand boxes and hand features.
         stages = self.whole_body.run_stages(body_crops)
+
+        mark_stage(self.stage_timer, 'whole_body')
 
         # (c) Body adapter: refined = theta_0 + delta_theta in the regressor's 6D space, from
         # the hand feature maps sampled at the predicted MCP joints of both hands.
@@ -442,6 +450,8 @@ class DualPathModel(nn.Module):
             offset_6d = offset.to(offset_6d.dtype)
         body_pose_6d = stages.body_pose_6d + offset_6d
         body = self.whole_body.assemble(stages, body_pose_6d)
+
+        mark_stage(self.stage_timer, 'body_adapter')
 
         # (d) Hand crops: every hand of every person, one batch of 2P; left hands flipped.
         hand_boxes_px = apply_affine(
@@ -470,6 +480,8 @@ class DualPathModel(nn.Module):
             )
         hand_input = normalize_hand_crops(hand_crops * PIXEL_SCALE)
 
+        mark_stage(self.stage_timer, 'hand_crops')
+
         # (e) Hand path: the refined arm joint group guides the hand expert (left arms
         # mirrored like the left crops); outputs are mirrored back into left-hand parameters.
         body_rotmats = rot6d_to_rotmat(body_pose_6d.float(), 'interleaved')  # (P, 22, 3, 3)
@@ -479,6 +491,8 @@ class DualPathModel(nn.Module):
         else:
             hands_seen = self.hand_path.hand_expert(hand_input)
         hands = mirror_left_hands(hands_seen, is_left)
+
+        mark_stage(self.stage_timer, 'hand_expert')
 
         # (f) Fusion: fingers and wrist from the hand path where the hand box is usable. Both
         # models predict orientations in their crop's camera; the crops are axis-aligned cuts
@@ -502,6 +516,8 @@ class DualPathModel(nn.Module):
             hands.hand_pose.float().reshape(num_persons, len(SIDES), NUM_HAND_JOINTS, 3, 3),
             hand_fused,
         )
+
+        mark_stage(self.stage_timer, 'fusion')
 
         # (g) SMPL-X mesh in the real camera: the pelvis of SMPLer-X's virtual f = 5000 crop
         # camera is moved to the real camera (same pixel, same image scale), the mesh with it.
@@ -546,6 +562,7 @@ class DualPathModel(nn.Module):
         )
         finger_pose = rotmat_to_axis_angle(fused.hand_rotmats)  # (P, 2, 15, 3)
         body_aa = rotmat_to_axis_angle(fused.body_rotmats)  # (P, 22, 3)
+        mark_stage(self.stage_timer, 'smplx')  # SMPL-X layer, camera placement, registration
         return DualPathOutput(
             global_orient=body_aa[:, 0],
             body_pose=body_aa[:, 1:],

@@ -34,6 +34,16 @@ DEVICE_CHOICES_HINT = "'auto', 'cpu', 'cuda' or 'cuda:<index>'"
 PRECISION_CHOICES: tuple[str, ...] = ('auto', 'fp32', 'fp16', 'bf16')
 """``model.precision``: 'auto' is fp16 on CUDA and fp32 on CPU."""
 
+BACKEND_CHOICES: tuple[str, ...] = (
+    'auto',
+    'eager',
+    'cuda_graph',
+    'compile',
+    'onnxruntime',
+    'tensorrt',
+)
+"""``model.backend`` (hmr_ros.pipeline.backends): 'auto' is the best available, logged."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Frame:
@@ -84,6 +94,12 @@ class ModelOptions:
         precision: One of :data:`PRECISION_CHOICES`.
         use_test_assets: Build on generated stand-in weights and body models instead of the
             files above; outputs are meaningless and every consumer must say so loudly.
+        backend: One of :data:`BACKEND_CHOICES` (hmr_ros.pipeline.backends).
+        engine_cache_dir: TensorRT engines and exported ONNX graphs; '' is
+            ``~/.cache/hmr_ros/engines``.
+        rebuild_engines: Rebuild cached TensorRT engines and ONNX graphs.
+        compile_cache_dir: Inductor's cache of the ``compile`` backend; '' is
+            ``~/.cache/hmr_ros/inductor``.
     """
 
     whole_body_variant: str = 'smplerx_h32'
@@ -97,8 +113,17 @@ class ModelOptions:
     device: str = 'auto'
     precision: str = 'auto'
     use_test_assets: bool = False
+    backend: str = 'auto'
+    engine_cache_dir: str = ''
+    rebuild_engines: bool = False
+    compile_cache_dir: str = ''
 
     def __post_init__(self) -> None:
+        if self.backend not in BACKEND_CHOICES:
+            raise ValueError(
+                f'backend {self.backend!r} is not valid; choose one of '
+                f'{", ".join(BACKEND_CHOICES)}'
+            )
         if self.adapters not in ADAPTER_CHOICES:
             raise ValueError(
                 f'adapters {self.adapters!r} is not valid; choose one of '

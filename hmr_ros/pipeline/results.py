@@ -127,7 +127,7 @@ class ModelDescription:
         checkpoint_sha256: same order as checkpoint_files.
         synthetic_weights: True when random stand-in weights or body models are in use.
         weights_note: a sentence for humans about the weights in use.
-        backend: 'pytorch', 'onnxruntime' or 'tensorrt'.
+        backend: the inference backend that runs (hmr_ros.pipeline.backends: 'eager' ...).
         precision: 'fp32', 'fp16' or 'bf16'.
         device: e.g. 'cuda:0 (NVIDIA H100)' or 'cpu'.
         gender: SMPL-X model gender.

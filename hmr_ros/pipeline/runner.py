@@ -12,7 +12,10 @@ reported in ``FrameResult.stage_times_ms``):
    an asynchronous copy on a side stream on CUDA; crops and resizing then happen on the device,
    inside the dual path).
 3. ``model``: the dual path (:class:`~hmr_ros.models.dual_path.DualPathModel`) for all boxes at
-   once, under autocast in fp16/bf16 on CUDA; results come back to the host in one transfer.
+   once, run by the ``model.backend`` inference backend (hmr_ros.pipeline.backends), under
+   autocast in fp16/bf16 on CUDA; static-shape backends pad the boxes to a person bucket.
+   Results come back to the host in one non-blocking copy into pinned memory; padding rows are
+   dropped after it.
 4. ``track``: boxes to persistent track ids (:class:`~hmr_ros.pipeline.tracking.BoxTracker`);
    people briefly missed are reported ``PREDICTED`` with their last estimate, then ``LOST`` once.
 5. ``smooth``: One-Euro filtering per track of what consumers read as positions and frames
@@ -24,12 +27,13 @@ reported in ``FrameResult.stage_times_ms``):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import cast
 
@@ -60,6 +64,7 @@ from hmr_ros.models.dual_path import (
 from hmr_ros.models.dual_path_builder import DualPathBuild, build_dual_path
 from hmr_ros.models.hand_expert import build_hand_expert
 from hmr_ros.models.whole_body import build_whole_body
+from hmr_ros.pipeline.backends import BackendOptions, InferenceBackend, create_backend
 from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
 from hmr_ros.pipeline.detectors.follow import FollowFrontEnd, points_in_image
 from hmr_ros.pipeline.detectors.plugin import load_detector
@@ -179,6 +184,7 @@ class PipelineRunner:
         device: where the model runs.
         precision: autocast dtype on CUDA (float32: no autocast).
         detector: a person detector; None uses the built-in front-end for one operator.
+        backend: runs the model (hmr_ros.pipeline.backends); None runs it eagerly.
     """
 
     def __init__(
@@ -189,8 +195,15 @@ class PipelineRunner:
         device: torch.device,
         precision: torch.dtype,
         detector: PersonDetector | None = None,
+        backend: InferenceBackend | None = None,
     ) -> None:
         self._model = model
+        if backend is None:
+            from hmr_ros.pipeline.backends.eager import EagerBackend
+
+            backend = EagerBackend(model, device, precision, BackendOptions())
+        self._backend = backend
+        self._host_staging = HostStaging(device)
         self._description = description
         self._options = options
         self._device = device
@@ -227,7 +240,8 @@ class PipelineRunner:
         self._last_estimates.clear()
 
     def close(self) -> None:
-        """Release the model (and its device memory)."""
+        """Release the backend and the model (and their device memory)."""
+        self._backend.close()
         self._model.cpu()
         if self._device.type == 'cuda':
             torch.cuda.empty_cache()
@@ -300,14 +314,10 @@ class PipelineRunner:
     ) -> list[_PersonEstimate]:
         boxes = torch.as_tensor(boxes_px, dtype=torch.float32, device=self._device)
         batch_index = torch.zeros(len(boxes), dtype=torch.long, device=self._device)
-        autocast = (
-            torch.autocast(self._device.type, dtype=self._precision)
-            if self._precision != torch.float32
-            else nullcontext()
-        )
-        with torch.inference_mode(), autocast:
-            output = self._model(image, boxes, batch_index, intrinsics)
-        host = _to_host(output, self._settings.publish_vertices)
+        # Static-shape backends return bucket rows; the rows past len(boxes) are padding and
+        # are dropped below, after the single device-to-host copy.
+        output = self._backend.run(image, boxes, batch_index, intrinsics)
+        host = _to_host(output, self._settings.publish_vertices, self._host_staging)
         return [
             _PersonEstimate({name: value[p] for name, value in host.items()})
             for p in range(len(boxes))
@@ -477,8 +487,37 @@ def _published_joint_indices(joint_names: tuple[str, ...]) -> torch.Tensor:
     return _PUBLISHED_JOINTS[joint_names]
 
 
-def _to_host(output: DualPathOutput, with_vertices: bool) -> dict[str, np.ndarray]:
-    """The per-person fields consumers read, as float32 numpy, in one device-to-host copy."""
+class HostStaging:
+    """A reused pinned host buffer that device results are copied into (CUDA only).
+
+    The copy is non-blocking (pinned memory lets it run as a DMA on the compute stream) and the
+    worker thread then waits for that one copy's event only; the buffer grows when needed and is
+    reused, so no page-locked allocation happens per frame. On the CPU it does nothing.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self._device = device
+        self._buffer: torch.Tensor | None = None
+
+    def to_host(self, flat: torch.Tensor) -> np.ndarray:
+        """(R, C) float32 device tensor -> numpy (a copy the caller may keep)."""
+        if flat.device.type != 'cuda':
+            return flat.cpu().numpy()
+        count = flat.numel()
+        if self._buffer is None or self._buffer.numel() < count:
+            self._buffer = torch.empty(count, dtype=torch.float32, pin_memory=True)
+        host = self._buffer[:count].view(flat.shape)
+        host.copy_(flat, non_blocking=True)
+        done = torch.cuda.Event()
+        done.record(torch.cuda.current_stream(flat.device))
+        done.synchronize()  # the worker thread waits for this copy only, never the executor
+        return host.numpy().copy()
+
+
+def _to_host(
+    output: DualPathOutput, with_vertices: bool, staging: HostStaging | None = None
+) -> dict[str, np.ndarray]:
+    """The per-row fields consumers read, as float32 numpy, in one device-to-host copy."""
     joint_rows = _published_joint_indices(tuple(_joint_names_of(output)))
     root_index = 0  # pelvis
     fields: dict[str, torch.Tensor] = {
@@ -504,7 +543,7 @@ def _to_host(output: DualPathOutput, with_vertices: bool) -> dict[str, np.ndarra
     }
     names = list(fields)
     flat = torch.cat([fields[name].float().reshape(len(output.transl), -1) for name in names], 1)
-    flat_host = flat.cpu().numpy()
+    flat_host = staging.to_host(flat) if staging is not None else flat.cpu().numpy()
     host: dict[str, np.ndarray] = {}
     start = 0
     for name in names:
@@ -548,6 +587,7 @@ def describe_model(
     device: torch.device,
     precision: torch.dtype,
     weights_note: str,
+    backend: str = 'eager',
 ) -> ModelDescription:
     """ModelInfo/MeshTopology facts of a built system."""
     smplx_model = model.smplx_model
@@ -565,7 +605,7 @@ def describe_model(
         checkpoint_sha256=hashes,
         synthetic_weights=synthetic,
         weights_note=weights_note,
-        backend='pytorch',
+        backend=backend,
         precision=PRECISION_NAMES[precision],
         device=device_name,
         gender='neutral',
@@ -668,6 +708,7 @@ def build_pipeline(
                 f'(random, untrained; outputs are meaningless); {note}'
             )
             logger.warning(note)
+    backend = _build_backend(options, model, build, device, precision)
     description = describe_model(
         build,
         model,
@@ -675,14 +716,48 @@ def build_pipeline(
         device=device,
         precision=precision,
         weights_note=note,
+        backend=backend.name,
     )
     logger.info(
-        'pipeline ready: %s on %s, %s',
+        'pipeline ready: %s on %s, %s, backend %s',
         description.model_version,
         description.device,
         description.precision,
+        backend.describe(),
     )
-    return PipelineRunner(model, description, options, device, precision, detector)
+    return PipelineRunner(model, description, options, device, precision, detector, backend)
+
+
+def _build_backend(
+    options: PipelineOptions,
+    model: DualPathModel,
+    build: DualPathBuild | None,
+    device: torch.device,
+    precision: torch.dtype,
+) -> InferenceBackend:
+    """The ``model.backend`` backend; its failure names the parameter (no fallback)."""
+    from hmr_ros.pipeline.backends import BackendUnavailableError
+
+    model_options = options.model
+    digest = ''
+    if build is not None:  # the weights are identified by their files' hashes
+        digest = hashlib.sha256(
+            '+'.join(info.sha256 for info in build.weights).encode()
+        ).hexdigest()
+    backend_options = BackendOptions(
+        max_persons=options.max_persons,
+        engine_cache_dir=model_options.engine_cache_dir,
+        rebuild_engines=model_options.rebuild_engines,
+        compile_cache_dir=model_options.compile_cache_dir,
+        model_digest=digest,
+    )
+    try:
+        return create_backend(model_options.backend, model, device, precision, backend_options)
+    except BackendUnavailableError as error:
+        raise PipelineConfigurationError(
+            f'model.backend {model_options.backend!r}: {error}; set model.backend to another '
+            "backend ('eager' runs everywhere)"
+        ) from error
 
 
 def _load_detector_plugin(entry_point: str) -> PersonDetector:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 from hmr_ros.pipeline.operator_selection import OPERATOR_MODES, OperatorConfig
 from hmr_ros.pipeline.protocol import (
     ADAPTER_CHOICES,
+    BACKEND_CHOICES,
     DEVICE_CHOICES_HINT,
     PRECISION_CHOICES,
     ModelOptions,
@@ -185,6 +186,20 @@ class ModelParams(ParameterGroup):
     )
     use_test_assets: bool = parameter(
         False, 'Run on generated stand-in weights and body models: outputs are meaningless'
+    )
+    backend: str = parameter(
+        'auto',
+        "Inference backend (docs/performance.md); 'auto' is the best available, logged",
+        choices=BACKEND_CHOICES,
+    )
+    engine_cache_dir: str = parameter(
+        '', "TensorRT engine and ONNX graph cache; '' is ~/.cache/hmr_ros/engines"
+    )
+    rebuild_engines: bool = parameter(
+        False, 'Rebuild cached TensorRT engines and ONNX graphs at configure'
+    )
+    compile_cache_dir: str = parameter(
+        '', "Inductor cache of the compile backend; '' is ~/.cache/hmr_ros/inductor"
     )
 
     def __post_init__(self) -> None:
@@ -642,6 +657,10 @@ def pipeline_options(params: HmrNodeParams) -> PipelineOptions:
             device=model.device,
             precision=model.precision,
             use_test_assets=model.use_test_assets,
+            backend=model.backend,
+            engine_cache_dir=model.engine_cache_dir,
+            rebuild_engines=model.rebuild_engines,
+            compile_cache_dir=model.compile_cache_dir,
         ),
         max_persons=params.detection.max_persons,
         estimate_hands=params.detection.hands,
