@@ -4,8 +4,9 @@ Paper: papers/hmr-adapter.md, 3.1 (overview), 3.3 (hand adapter), 3.4 (body adap
 (ablations); dataflow: specs/architecture.md, "Dataflow of one frame". ``DualPathModel.forward``
 is that dataflow, top to bottom, one short block per step:
 
-(a) Person crops: each person box is clipped to the image, grown to aspect 0.75 and scaled by
-    1.25 (SMPLer-X's ``process_bbox``), and cut to 512 x 384 on the device, [0, 1] RGB.
+(a) Person crops: each person box is sanitised (clipped, 1 px narrower and shorter), grown to
+    aspect 0.75 and scaled by 1.25 (SMPLer-X's ``sanitize_bbox`` and ``process_bbox``), and cut
+    to 512 x 384 on the device, [0, 1] RGB.
 (b) Whole-body path: SMPLer-X stages (body rotations theta_0 in interleaved 6D, betas, camera,
     hand boxes, hand features and joints, face).
 (c) Body adapter (paper 3.4, eq. 4): refined = theta_0 + delta_theta, added in the regressor's
@@ -66,7 +67,6 @@ from hmr_ros.geometry.crops import (
     apply_affine,
     body_crop_boxes,
     center_size_to_boxes_xyxy,
-    clip_boxes_xyxy,
     crop_images,
     crop_images_antialiased,
     crop_to_image_affine,
@@ -446,9 +446,7 @@ class DualPathModel(nn.Module):
         # (a) Person crops, 512 x 384, [0, 1] RGB (SMPLer-X process_bbox + warp), on the device.
         prep = self.whole_body.config.preprocessing
         body_centers, body_sizes = body_crop_boxes(
-            clip_boxes_xyxy(boxes_xyxy, image_wh),
-            prep.crop_scale,
-            (prep.crop_aspect_wh, 1.0),
+            boxes_xyxy, prep.crop_scale, (prep.crop_aspect_wh, 1.0), image_wh=image_wh
         )
         body_crops = crop_images(images, body_centers, body_sizes, prep.crop_hw_px, batch_index)
         body_crop_to_image = crop_to_image_affine(body_centers, body_sizes, prep.crop_hw_px)

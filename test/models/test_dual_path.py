@@ -186,7 +186,7 @@ def test_fused_hands_follow_the_hand_expert_and_the_rest_follows_the_body(
     assert model.adapters == 'none'
     image = _image()
     out = _run(model, image)
-    centers, sizes = body_crop_boxes(BOXES)
+    centers, sizes = body_crop_boxes(BOXES, image_wh=torch.tensor([WIDTH, HEIGHT]))
     with torch.no_grad():
         body = whole_body(crop_images(image, centers, sizes, (512, 384)))
     wrists = [
@@ -238,7 +238,7 @@ def test_unusable_hands_keep_the_body_wrist_and_fingers_with_hands_mean(
     image = _image()
     out = _run(model, image)
     assert not out.hand_fused.any()
-    centers, sizes = body_crop_boxes(BOXES)
+    centers, sizes = body_crop_boxes(BOXES, image_wh=torch.tensor([WIDTH, HEIGHT]))
     with torch.no_grad():
         body = whole_body(crop_images(image, centers, sizes, (512, 384)))
     torch.testing.assert_close(
@@ -266,10 +266,11 @@ def test_metric_translation_puts_the_pelvis_on_the_person_box_centre(
 ):
     """Scripted camera (c0, c1) = -(pelvis x, y) puts the pelvis on the virtual camera's axis
     at depth Z_v = pelvis z + t_z. The virtual camera's principal point is the crop centre, the
-    person box centre (box inside the image), so the pelvis must project there with the real K;
-    its real depth is Z_v f / f_v with f = (300 + 310) / 2 and f_v = 10000 * crop width / 384.
+    centre of the sanitised person box, so the pelvis must project there with the real K; its
+    real depth is Z_v f / f_v with f = (300 + 310) / 2 and f_v = 10000 * crop width / 384.
 
-    Box 1: 130 x 200 px -> crop width max(130, 200 * 0.75) * 1.25 = 187.5 px.
+    Box 1 (20, 30, 150, 230): SMPLer-X's sanitize_bbox makes it (20, 30, 149, 229), 129 x 199 px,
+    centre (84.5, 129.5) -> crop width max(129, 199 * 0.75) * 1.25 = 186.5625 px.
     """
     whole_body = base_models[0]
     model = _model(base_models, smplx_body_model)
@@ -292,11 +293,11 @@ def test_metric_translation_puts_the_pelvis_on_the_person_box_centre(
 
     monkeypatch.setattr(whole_body, 'run_stages', scripted)
     out = _run(model, boxes=BOXES[:1])
-    center = (BOXES[0, :2] + BOXES[0, 2:]) / 2
+    center = torch.tensor([84.5, 129.5])
     torch.testing.assert_close(out.keypoints_2d_px[0, 0], center, atol=1e-3, rtol=0)
     t_z = 5000.0 * 2.5 / (256 * 192) ** 0.5 * torch.sigmoid(torch.tensor(depth_logit))
     virtual_depth = pelvis[2] + t_z
-    expected = virtual_depth * 305.0 / (10000.0 * 187.5 / 384.0)
+    expected = virtual_depth * 305.0 / (10000.0 * 186.5625 / 384.0)
     torch.testing.assert_close(out.joints[0, 0, 2], expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.transl[0] + pelvis, out.joints[0, 0])
 
@@ -319,7 +320,7 @@ def test_registered_hand_roots_match_the_mesh_when_the_2d_joints_are_its_project
 
     monkeypatch.setattr(whole_body, 'run_stages', scripted)
     first = _run(model)
-    centers, sizes = body_crop_boxes(BOXES)
+    centers, sizes = body_crop_boxes(BOXES, image_wh=torch.tensor([WIDTH, HEIGHT]))
     to_crop = image_to_crop_affine(centers, sizes, (512, 384))
     tips = [OPENPOSE_HAND_JOINT_NAMES.index(n.replace('4', '_tip')) for n in HAND_JOINT_NAMES]
     target_px = apply_affine(first.hand_keypoints_2d_px[:, :, tips].flatten(1, 2), to_crop)
@@ -418,8 +419,10 @@ def test_flipping_the_image_mirrors_the_whole_result(
     monkeypatch.setattr(whole_body, 'run_stages', scripted)
     image = _image()
     boxes = BOXES[:1]
+    # SMPLer-X's sanitize_bbox keeps x1 and moves x2 in by 1 px, so the box whose sanitised
+    # form mirrors (x1, x2 - 1) to (W - 1 - (x2 - 1), W - 1 - x1) is (W - x2, W - x1).
     flipped_boxes = torch.stack(
-        (WIDTH - 1 - boxes[:, 2], boxes[:, 1], WIDTH - 1 - boxes[:, 0], boxes[:, 3]), dim=-1
+        (WIDTH - boxes[:, 2], boxes[:, 1], WIDTH - boxes[:, 0], boxes[:, 3]), dim=-1
     )
     out = _run(model, image, boxes)
     flipped = _run(model, image.flip(-1), flipped_boxes)
