@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from hmr_ros.body_models.model_files import read_body_model_file
 from hmr_ros.checkpoints.project_format import load_model_file
 from hmr_ros.checkpoints.safe_load import load_torch_file
 from hmr_ros.checkpoints.smplerx_layout import smplerx_state_dict_from_official
@@ -50,8 +51,8 @@ def test_smplerx_assets_are_written_converted_and_described(
 
     with np.load(folder / 'SMPLX_NEUTRAL.npz') as smplx_file:
         assert smplx_file['v_template'].shape == (10475, 3)
-    with (folder / 'MANO_RIGHT.pkl').open('rb') as file:
-        assert pickle.load(file)['v_template'].shape == (778, 3)
+    # Official format (chumpy shapedirs, scipy J_regressor): read as users' files are read.
+    assert read_body_model_file(folder / 'MANO_RIGHT.pkl')['v_template'].shape == (778, 3)
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path) -> None:
