@@ -18,9 +18,10 @@ is that dataflow, top to bottom, one short block per step:
 (e) Hand path with body guidance (paper 3.3): the arm joint group (pelvis ... wrist) of the
     refined body pose, mirrored for left hands, guides the hand expert through the hand
     adapter; left-hand outputs are mirrored back.
-(f) Fusion (models/fusion.py): fingers from the hand path, wrist local rotation = G_elbow^T
-    R_hand (forward kinematics of the refined body), the body's own wrist and fingers for
-    hands whose box confidence is below the threshold.
+(f) Fusion (models/fusion.py): fingers from the hand path; the wrist's local rotation per
+    ``wrist_source``: the refined body's own ('body', default), G_elbow^T R_hand (IK-style,
+    'hand') or halfway ('blend'); the body's own wrist and fingers for hands whose box
+    confidence is below the threshold.
 (g) SMPL-X layer: vertices and joints in the real camera's optical frame with a metric
     translation from the real intrinsics (geometry/virtual_camera.py), 2D keypoints with K.
 (h) Hands per person and side: wrist pose, 21 keypoints (MediaPipe order) of the fused mesh,
@@ -77,7 +78,14 @@ from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat, ro
 from hmr_ros.geometry.virtual_camera import crop_camera_in_image, virtual_to_real_camera
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, mcp_points_hm
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HandAdapter, arm_guidance
-from hmr_ros.models.fusion import NUM_BODY_ROTATIONS, fuse_hands, hand_box_confidence
+from hmr_ros.models.fusion import (
+    DEFAULT_WRIST_SOURCE,
+    NUM_BODY_ROTATIONS,
+    WRIST_SOURCES,
+    WristSource,
+    fuse_hands,
+    hand_box_confidence,
+)
 from hmr_ros.models.hand_expert import HandExpert, mirror_left_hands, normalize_hand_crops
 from hmr_ros.models.heads.smplx_head import BODY_POSITION_JOINT_NAMES, HAND_POSITION_JOINT_NAMES
 from hmr_ros.models.whole_body import WholeBodyModel, virtual_crop_intrinsics
@@ -145,6 +153,9 @@ class DualPathConfig:
         hand_antialias: blur the image before cutting a hand crop it shrinks more than 2.2
             times, as HaMeR's preprocessing does (geometry.crops.antialias_sigmas). It reads
             the crop sides back to the host; turn it off for graph capture or export.
+        wrist_source: local wrist rotation of a fused hand: 'body' (the whole-body path's,
+            adapter-refined; the paper's reading, see models/fusion.py), 'hand' (IK-style from
+            the hand expert's orientation, the paper's baseline) or 'blend' (halfway).
     """
 
     adapters: AdapterRequest = 'auto'
@@ -155,8 +166,13 @@ class DualPathConfig:
     registration_threshold_px: float = 6.0
     registration_depth_m: tuple[float, float] = (0.05, 10.0)
     hand_antialias: bool = True
+    wrist_source: WristSource = DEFAULT_WRIST_SOURCE
 
     def __post_init__(self) -> None:
+        if self.wrist_source not in WRIST_SOURCES:
+            raise ValueError(
+                f'wrist_source must be one of {WRIST_SOURCES}; got {self.wrist_source!r}'
+            )
         if self.adapters not in get_args(AdapterRequest):
             raise ValueError(
                 f'adapters must be one of {get_args(AdapterRequest)}; got {self.adapters!r}'
@@ -522,6 +538,7 @@ class DualPathModel(nn.Module):
             hands.global_orient.float().reshape(num_persons, len(SIDES), 3, 3),
             hands.hand_pose.float().reshape(num_persons, len(SIDES), NUM_HAND_JOINTS, 3, 3),
             hand_fused,
+            wrist_source=self.config.wrist_source,
         )
 
         # (g) SMPL-X mesh in the real camera: the pelvis of SMPLer-X's virtual f = 5000 crop

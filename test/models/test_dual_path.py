@@ -35,7 +35,8 @@ WIDTH, HEIGHT = 320, 240
 # Principal point at the image's mirror centre (W - 1) / 2, so flipping keeps K.
 INTRINSICS = torch.tensor([[[300.0, 0.0, (WIDTH - 1) / 2], [0.0, 310.0, 119.5], [0.0, 0.0, 1.0]]])
 BOXES = torch.tensor([[20.0, 30.0, 150.0, 230.0], [160.0, 20.0, 300.0, 235.0]])
-ALWAYS_FUSE = DualPathConfig(hand_confidence_threshold=0.0)
+# IK-style wrists ('hand'), so the fused wrists can be checked against the hand expert alone.
+ALWAYS_FUSE = DualPathConfig(hand_confidence_threshold=0.0, wrist_source='hand')
 
 
 def _mirror_name(name: str) -> str:
@@ -624,3 +625,39 @@ def test_joint_confidence_rows_follow_the_heatmap_joint_names(base_models, smplx
             assert conf[row(uncovered)] == 0.0, uncovered
         assert int((conf > 0).sum()) == 25 + 2 * 20
         assert out.person_score[p] == pytest.approx(float(body_values.mean()))
+
+
+def test_wrist_source_body_lets_the_body_adapter_reach_the_mesh_wrist(
+    base_models, smplx_body_model, trained_body_adapter
+):
+    """wrist_source 'body' (the default): the fused local wrist rotations are the refined body
+    path's own (theta_0 + offset through the 6D conversion), so a body-adapter offset on a wrist
+    changes the mesh; the fingers still come from the hand expert. 'hand' ignores that offset
+    at the wrist (the IK-style wrist depends only on the elbow and the hand expert)."""
+    body_first = _model(
+        base_models,
+        smplx_body_model,
+        config=DualPathConfig(hand_confidence_threshold=0.0),
+        body_adapter=trained_body_adapter,
+    )
+    assert body_first.config.wrist_source == 'body'
+    out = _run(body_first)
+    whole_body = base_models[0]
+    wrists = [SMPLX_JOINT_NAMES.index(f'{side}_wrist') for side in ('left', 'right')]
+    centers, sizes = body_crop_boxes(BOXES, image_wh=torch.tensor([WIDTH, HEIGHT]))
+    with torch.no_grad():
+        stages = whole_body.run_stages(crop_images(_image(), centers, sizes, (512, 384)))
+    refined = rot6d_to_rotmat(stages.body_pose_6d + out.body_pose_offset_6d, 'interleaved')
+    torch.testing.assert_close(
+        axis_angle_to_rotmat(out.body_pose[:, [w - 1 for w in wrists]]),
+        refined[:, wrists],
+        atol=1e-4,
+        rtol=1e-4,
+    )
+    assert out.body_pose_offset_6d[:, wrists].abs().amax() > 1e-3  # the offset is there
+    ik = _model(base_models, smplx_body_model, body_adapter=trained_body_adapter)
+    ik_out = _run(ik)
+    assert not torch.allclose(
+        ik_out.body_pose[:, [w - 1 for w in wrists]], out.body_pose[:, [w - 1 for w in wrists]]
+    )
+    torch.testing.assert_close(ik_out.hand_finger_pose, out.hand_finger_pose)
