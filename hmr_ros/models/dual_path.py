@@ -9,8 +9,9 @@ is that dataflow, top to bottom, one short block per step:
     to 512 x 384 on the device, [0, 1] RGB.
 (b) Whole-body path: SMPLer-X stages (body rotations theta_0 in interleaved 6D, betas, camera,
     hand boxes, hand features and joints, face).
-(c) Body adapter (paper 3.4, eq. 4): refined = theta_0 + delta_theta, added in the regressor's
-    6D space; then the whole-body outputs are assembled from the refined pose.
+(c) Body adapter (paper 3.4, eq. 4): refined = theta_0 (+) delta_theta, the offset added to
+    the Gram-Schmidt-normalised 6D (adapters/body_adapter.apply_body_pose_offset); then the
+    whole-body outputs are assembled from the refined pose.
 (d) Hand crops: both hand boxes of every person, mapped from crop to image pixels, become
     HaMeR's square 256 x 256 crops (left hands flipped; blurred first where a crop shrinks
     more than 2.2 times, as HaMeR's preprocessing); all 2P hands go through the hand expert in
@@ -76,7 +77,11 @@ from hmr_ros.geometry.crops import (
 from hmr_ros.geometry.hand_root import register_hand_root
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle
 from hmr_ros.geometry.virtual_camera import crop_camera_in_image, virtual_to_real_camera
-from hmr_ros.models.adapters.body_adapter import BodyAdapter, mcp_points_hm
+from hmr_ros.models.adapters.body_adapter import (
+    BodyAdapter,
+    apply_body_pose_offset,
+    mcp_points_hm,
+)
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HandAdapter, arm_guidance
 from hmr_ros.models.fusion import (
     DEFAULT_WRIST_SOURCE,
@@ -470,14 +475,14 @@ class DualPathModel(nn.Module):
         # (b) Whole-body path: theta_0, shape, camera, hand boxes and hand features.
         stages = self.whole_body.run_stages(body_crops)
 
-        # (c) Body adapter: refined = theta_0 + delta_theta in the regressor's 6D space, from
-        # the hand feature maps sampled at the predicted MCP joints of both hands.
+        # (c) Body adapter: refined = theta_0 (+) delta_theta (offset on the normalised 6D),
+        # from the hand feature maps sampled at the predicted MCP joints of both hands.
         offset_6d = torch.zeros_like(stages.body_pose_6d)
         if self._body_adapter_on and self.body_adapter is not None:
             mcp_points = mcp_points_hm(stages.hands.joints_hm)
             offset = self.body_adapter(stages.hands.features, mcp_points).delta_body_pose_6d
             offset_6d = offset.to(offset_6d.dtype)
-        body_pose_6d = stages.body_pose_6d + offset_6d
+        body_pose_6d = apply_body_pose_offset(stages.body_pose_6d, offset_6d)
         body = self.whole_body.assemble(stages, body_pose_6d)
 
         # (d) Hand crops: every hand of every person, one batch of 2P; left hands flipped.

@@ -520,7 +520,7 @@ def test_hand_adapter_switch_changes_only_the_hands(
 def test_body_adapter_switch_refines_the_body_and_keeps_the_hands(
     base_models, smplx_body_model, trained_body_adapter, monkeypatch
 ):
-    """'body' vs 'none': the body rotations are those of theta_0 + delta_theta (the reported
+    """'body' vs 'none': the body rotations are those of GS(theta_0) + delta_theta (the reported
     offset, non-zero); the hand boxes, hand-expert fingers and global hand orientations are
     unchanged (the hand expert runs unguided and its boxes come before the adapter), while the
     fused local wrist rotations change with the refined elbows."""
@@ -540,7 +540,10 @@ def test_body_adapter_switch_refines_the_body_and_keeps_the_hands(
     plain = _run(model)
     assert refined.body_pose_offset_6d.abs().max() > 1e-2
     assert not plain.body_pose_offset_6d.any()
-    expected = rot6d_to_rotmat(stages[0].body_pose_6d + refined.body_pose_offset_6d, 'interleaved')
+    normalised = rotmat_to_rot6d(
+        rot6d_to_rotmat(stages[0].body_pose_6d, 'interleaved'), 'interleaved'
+    )
+    expected = rot6d_to_rotmat(normalised + refined.body_pose_offset_6d, 'interleaved')
     wrists = [SMPLX_JOINT_NAMES.index('left_wrist'), SMPLX_JOINT_NAMES.index('right_wrist')]
     others = [j for j in range(22) if j not in wrists]
     pose = torch.cat((refined.global_orient[:, None], refined.body_pose), dim=1)
@@ -647,7 +650,10 @@ def test_wrist_source_body_lets_the_body_adapter_reach_the_mesh_wrist(
     centers, sizes = body_crop_boxes(BOXES, image_wh=torch.tensor([WIDTH, HEIGHT]))
     with torch.no_grad():
         stages = whole_body.run_stages(crop_images(_image(), centers, sizes, (512, 384)))
-    refined = rot6d_to_rotmat(stages.body_pose_6d + out.body_pose_offset_6d, 'interleaved')
+    normalised = rotmat_to_rot6d(
+        rot6d_to_rotmat(stages.body_pose_6d, 'interleaved'), 'interleaved'
+    )
+    refined = rot6d_to_rotmat(normalised + out.body_pose_offset_6d, 'interleaved')
     torch.testing.assert_close(
         axis_angle_to_rotmat(out.body_pose[:, [w - 1 for w in wrists]]),
         refined[:, wrists],
