@@ -79,6 +79,7 @@ if TYPE_CHECKING:  # the body model is passed in, never built or owned here
 
 __all__ = [
     'CAMERA_DEPTH_RANGE_M',
+    'PERSON_SCORE_JOINTS',
     'WHOLE_BODY_VARIANTS',
     'HandStage',
     'WholeBodyConfig',
@@ -451,15 +452,21 @@ class WholeBodyOutput(NamedTuple):
     person_score: Tensor
 
 
+PERSON_SCORE_JOINTS = 13
+"""How many of the 25 body joints person_presence_score averages: the most concentrated half."""
+
+
 def person_presence_score(body_joint_confidence: Tensor) -> Tensor:
-    """Person-presence score of a crop: the mean heatmap concentration of its 25 body joints.
+    """Person-presence score of a crop: mean heatmap concentration of its sharpest 13 joints.
 
     The whole-body model has no objectness output; what it does produce for every crop is one
     softmax heatmap per body joint. Where it sees a person those are sharp; where nothing
     person-like is in the crop nothing pulls the mass together and they spread out
-    (heatmap_peak_mass -> 0 for a uniform heatmap). The mean over all 25 joints rewards a
-    whole, consistent body rather than one sharp blob. It is a heuristic of the trained model,
-    not a calibrated probability: a detector's score is the better gate (docs/model-notes.md).
+    (heatmap_peak_mass -> 0 for a uniform heatmap). Averaging the best half asks for a body's
+    worth of sharp joints, not one blob, while a person cut off at the hips (a seated
+    operator) still scores: SMPLer-X masks joints outside the crop out of its training loss,
+    so their heatmaps carry no trained meaning. It is a heuristic of the trained model, not a
+    calibrated probability: a detector's score is the better gate (docs/model-notes.md).
 
     Args:
         body_joint_confidence: (B, 25) heatmap_peak_mass of the body joints.
@@ -467,7 +474,8 @@ def person_presence_score(body_joint_confidence: Tensor) -> Tensor:
     Returns:
         (B,) score in [0, 1].
     """
-    return body_joint_confidence.mean(dim=-1)
+    k = min(PERSON_SCORE_JOINTS, body_joint_confidence.shape[-1])
+    return body_joint_confidence.topk(k, dim=-1).values.mean(dim=-1)
 
 
 # --- Model --------------------------------------------------------------------------------------
