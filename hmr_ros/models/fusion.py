@@ -1,8 +1,8 @@
 """Hand -> body fusion: one SMPL-X pose from the whole-body path and the hand path.
 
-Architecture step 5 (specs/architecture.md) and the last step of HMR-Adapter's overview
-(papers/hmr-adapter.md, 3.1: "the refined body pose and hand pose are forwarded to the SMPL-X
-layer"). The whole-body model gives the body (root + 21 joints, including both wrists) and its
+The last step of HMR-Adapter's overview (paper 3.1: "the refined body pose and hand pose are
+forwarded to the SMPL-X layer"; docs/model-notes.md, "Where a fused hand's wrist comes
+from"). The whole-body model gives the body (root + 21 joints, including both wrists) and its
 own rough fingers; the hand expert gives, per hand, a global hand orientation and 15 finger
 rotations. Fusion keeps the body chain down to the elbows and replaces, per hand:
 
