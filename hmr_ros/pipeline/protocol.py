@@ -43,6 +43,10 @@ BACKEND_CHOICES: tuple[str, ...] = (
     'tensorrt',
 )
 """``model.backend`` (hmr_ros.pipeline.backends): 'auto' is the best available, logged."""
+WRIST_SOURCE_CHOICES: tuple[str, ...] = ('hand', 'body', 'blend')
+"""``model.wrist_source``: models.fusion.WRIST_SOURCES, listed here without importing torch."""
+DEFAULT_WRIST_SOURCE = 'body'
+"""models.fusion.DEFAULT_WRIST_SOURCE (a test keeps the two equal)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +104,7 @@ class ModelOptions:
         rebuild_engines: Rebuild cached TensorRT engines and ONNX graphs.
         compile_cache_dir: Inductor's cache of the ``compile`` backend; '' is
             ``~/.cache/hmr_ros/inductor``.
+        wrist_source: One of :data:`WRIST_SOURCE_CHOICES` (DualPathConfig.wrist_source).
     """
 
     whole_body_variant: str = 'smplerx_h32'
@@ -117,12 +122,18 @@ class ModelOptions:
     engine_cache_dir: str = ''
     rebuild_engines: bool = False
     compile_cache_dir: str = ''
+    wrist_source: str = DEFAULT_WRIST_SOURCE
 
     def __post_init__(self) -> None:
         if self.backend not in BACKEND_CHOICES:
             raise ValueError(
                 f'backend {self.backend!r} is not valid; choose one of '
                 f'{", ".join(BACKEND_CHOICES)}'
+            )
+        if self.wrist_source not in WRIST_SOURCE_CHOICES:
+            raise ValueError(
+                f'wrist_source {self.wrist_source!r} is not valid; choose one of '
+                f'{", ".join(WRIST_SOURCE_CHOICES)}'
             )
         if self.adapters not in ADAPTER_CHOICES:
             raise ValueError(

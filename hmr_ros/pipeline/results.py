@@ -68,7 +68,8 @@ class PersonResult:
             x to the person's left, y up, z forward out of the body).
         root_velocity_mps: (3,) from the tracker; zeros when unknown.
         joints_m: (K, 3) camera frame, order of `joint_names` in the model info.
-        keypoints_2d_px: (K, 2) projections of joints_m with the real intrinsics.
+        keypoints_2d_px: (K, 2) projections of joints_m with the real intrinsics (K, and D
+            for a raw image with distortion: pixels of the image as received).
         vertices_m: (10475, 3) camera frame, or shape (0, 3) when vertices were not requested.
         left_hand, right_hand: the two hands.
     """

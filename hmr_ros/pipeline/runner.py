@@ -62,6 +62,7 @@ from hmr_ros.models.dual_path import (
     DualPathOutput,
 )
 from hmr_ros.models.dual_path_builder import DualPathBuild, build_dual_path
+from hmr_ros.models.fusion import WristSource
 from hmr_ros.models.hand_expert import build_hand_expert
 from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.pipeline.backends import BackendOptions, InferenceBackend, create_backend
@@ -69,6 +70,7 @@ from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
 from hmr_ros.pipeline.detectors.follow import FollowFrontEnd, points_in_image
 from hmr_ros.pipeline.detectors.plugin import load_detector
 from hmr_ros.pipeline.protocol import Frame, PipelineOptions, RuntimeSettings
+from hmr_ros.pipeline.rectification import Rectification, Rectifier
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
 from hmr_ros.pipeline.smoothing import TrackFilterBank
 from hmr_ros.pipeline.tracking import BoxTracker, Track, TrackState
@@ -211,6 +213,7 @@ class PipelineRunner:
         self._detector = detector
         self._follow = FollowFrontEnd()
         self._uploader = FrameUploader(device)
+        self._rectifier = Rectifier()
         self._settings = options.settings
         self._tracker = BoxTracker(self._settings.tracking)
         self._body_filters = TrackFilterBank(self._settings.body_smoothing)
@@ -271,13 +274,22 @@ class PipelineRunner:
             boxes = self._person_boxes(frame, detections)
         estimates: list[_PersonEstimate] = []
         if len(boxes):
+            # Raw images with a distortion D are rectified (same K) before the models see them;
+            # boxes go in and pixel outputs come out in the raw image (pipeline/rectification).
+            rectification = self._rectifier.for_intrinsics(frame.intrinsics)
+            model_boxes = boxes.boxes_px
             with _timed(times, 'upload'):
                 image = self._uploader.upload(frame.image_rgb)
                 intrinsics = torch.as_tensor(
                     frame.intrinsics.k_matrix, dtype=torch.float32, device=self._device
                 )[None]
+                if rectification is not None:
+                    image = rectification.rectify(image)
+                    model_boxes = rectification.undistort_boxes(model_boxes)
             with _timed(times, 'model'):
-                estimates = self._run_model(image, boxes.boxes_px, intrinsics)
+                estimates = self._run_model(image, model_boxes, intrinsics)
+            if rectification is not None:
+                estimates = [_in_raw_image(estimate, rectification) for estimate in estimates]
         following = self._detector is None and detections is None
         if following:
             # The whole image (or last frame's region) is where we looked, not the person's box:
@@ -554,6 +566,16 @@ def _to_host(
     return host
 
 
+def _in_raw_image(estimate: _PersonEstimate, rectification: Rectification) -> _PersonEstimate:
+    """Pixel outputs of a rectified-image estimate in the raw image (3D needs nothing)."""
+    values = dict(estimate.values)
+    values['keypoints_2d_px'] = rectification.distort_points(values['keypoints_2d_px']).astype(
+        np.float32
+    )
+    values['hand_boxes_px'] = rectification.distort_boxes(values['hand_boxes_px'])
+    return _PersonEstimate(values)
+
+
 def _joint_names_of(output: DualPathOutput) -> tuple[str, ...]:
     """SMPL-X output joint names for the number of joints in the output (127 or 144)."""
     count = output.joints.shape[1]
@@ -663,7 +685,10 @@ def build_pipeline(
     model_options = options.model
     device = resolve_device(model_options.device, 'model.device')
     precision = resolve_precision(model_options.precision, device)
-    config = DualPathConfig(adapters=cast(AdapterRequest, model_options.adapters))
+    config = DualPathConfig(
+        adapters=cast(AdapterRequest, model_options.adapters),
+        wrist_source=cast(WristSource, model_options.wrist_source),
+    )
     build: DualPathBuild | None
     if model_options.use_test_assets:
         model = _test_asset_model(config, device)

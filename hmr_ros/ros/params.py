@@ -23,8 +23,10 @@ from hmr_ros.pipeline.operator_selection import OPERATOR_MODES, OperatorConfig
 from hmr_ros.pipeline.protocol import (
     ADAPTER_CHOICES,
     BACKEND_CHOICES,
+    DEFAULT_WRIST_SOURCE,
     DEVICE_CHOICES_HINT,
     PRECISION_CHOICES,
+    WRIST_SOURCE_CHOICES,
     ModelOptions,
     PipelineOptions,
     RuntimeSettings,
@@ -200,6 +202,12 @@ class ModelParams(ParameterGroup):
     )
     compile_cache_dir: str = parameter(
         '', "Inductor cache of the compile backend; '' is ~/.cache/hmr_ros/inductor"
+    )
+    wrist_source: str = parameter(
+        DEFAULT_WRIST_SOURCE,
+        "Wrist rotation of fused hands: 'body' (refined body path), 'hand' (IK from the hand "
+        "expert) or 'blend' (halfway)",
+        choices=WRIST_SOURCE_CHOICES,
     )
 
     def __post_init__(self) -> None:
@@ -661,6 +669,7 @@ def pipeline_options(params: HmrNodeParams) -> PipelineOptions:
             engine_cache_dir=model.engine_cache_dir,
             rebuild_engines=model.rebuild_engines,
             compile_cache_dir=model.compile_cache_dir,
+            wrist_source=model.wrist_source,
         ),
         max_persons=params.detection.max_persons,
         estimate_hands=params.detection.hands,

@@ -74,6 +74,7 @@ from hmr_ros.models.adapters.body_adapter import (
     BodyAdapter,
     BodyAdapterConfig,
     RefinedWholeBody,
+    apply_body_pose_offset,
     hand_feature_points_from_crop_px,
     mcp_points_hm,
 )
@@ -571,7 +572,7 @@ class BodyAdapterTask:
         points, _ = body_mcp_points_hm(self.model, stages, batch['hand_keypoints_2d'])
         with _autocast(self.device, dtype):
             delta = self.adapter(stages.hands.features, points).delta_body_pose_6d
-        refined_6d = stages.body_pose_6d.float() + delta.float()
+        refined_6d = apply_body_pose_offset(stages.body_pose_6d.float(), delta.float())
         with _no_autocast(self.device):
             output = whole_body.assemble(stages, refined_6d)
             rotmats = rot6d_to_rotmat(refined_6d, 'interleaved')

@@ -3,11 +3,13 @@
 import pytest
 import torch
 
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_rot6d
 from hmr_ros.models.adapters.body_adapter import (
     NUM_JOINT_TOKENS,
     BodyAdapter,
     BodyAdapterConfig,
     RefinedWholeBody,
+    apply_body_pose_offset,
     body_adapter_tiny,
     hand_feature_points_from_crop_px,
     mcp_points_hm,
@@ -182,8 +184,13 @@ def test_trained_adapter_moves_only_the_body_pose(whole_body, crops, stages):
     for name, ref, out in zip(reference._fields, reference, refined, strict=True):
         assert torch.equal(ref, out) is (name not in body_fields), name
     delta = adapter(stages.hands.features, mcp_points_hm(stages.hands.joints_hm))
+    # The offset acts on the normalised 6D: rotation of GS(theta_0) + delta.
+    normalised = rotmat_to_rot6d(
+        rot6d_to_rotmat(stages.body_pose_6d, 'interleaved'), 'interleaved'
+    )
     torch.testing.assert_close(
-        refined.body_pose_6d, stages.body_pose_6d + delta.delta_body_pose_6d
+        rot6d_to_rotmat(refined.body_pose_6d, 'interleaved'),
+        rot6d_to_rotmat(normalised + delta.delta_body_pose_6d, 'interleaved'),
     )
 
 
@@ -269,3 +276,43 @@ def test_rejects_bad_shapes_and_widths(whole_body):
         mcp_points_hm(torch.zeros(BATCH, 2, 21, 3))
     with pytest.raises(ValueError, match='in_channels'):
         RefinedWholeBody(whole_body, BodyAdapter(body_adapter_tiny(in_channels=64)))
+
+
+# --- Where the offset is added --------------------------------------------------------------
+
+
+def _raw_6d(rotmat: torch.Tensor, scale: float, skew: float = 0.0) -> torch.Tensor:
+    """A raw interleaved 6D vector of rotation R: columns (s r1, s (r2 + skew r1))."""
+    a1 = scale * rotmat[..., :, 0]
+    a2 = scale * (rotmat[..., :, 1] + skew * rotmat[..., :, 0])
+    return torch.stack((a1, a2), dim=-1).flatten(-2)
+
+
+def test_offset_rotates_the_same_whatever_the_raw_norm():
+    """The same offset on raw vectors of one rotation with norms x0.3, x1 and x10 (and a
+    non-orthogonal second column) gives one rotation: that of the normalised 6D plus the
+    offset, Gram-Schmidt again (the reference composed here from rot6d_to_rotmat /
+    rotmat_to_rot6d only). Added to the raw vector instead, it would not."""
+    torch.manual_seed(5)
+    rotation = axis_angle_to_rotmat(torch.randn(4, 22, 3, dtype=torch.float64))
+    delta = 0.2 * torch.randn(4, 22, 6, dtype=torch.float64)
+    expected = rot6d_to_rotmat(rotmat_to_rot6d(rotation, 'interleaved') + delta, 'interleaved')
+    raw_results = []
+    for scale, skew in ((0.3, 0.0), (1.0, 0.0), (10.0, 0.0), (2.0, 0.7)):
+        raw = _raw_6d(rotation, scale, skew)
+        torch.testing.assert_close(rot6d_to_rotmat(raw, 'interleaved'), rotation)
+        refined = rot6d_to_rotmat(apply_body_pose_offset(raw, delta), 'interleaved')
+        torch.testing.assert_close(refined, expected)
+        raw_results.append(rot6d_to_rotmat(raw + delta, 'interleaved'))
+    assert not torch.allclose(raw_results[0], raw_results[2], atol=1e-3)  # the old behaviour
+
+
+def test_zero_offset_returns_the_raw_vector_bitwise_and_has_a_gradient():
+    """A zero offset gives back theta_0 exactly (the untrained adapter stays a no-op), and the
+    refined vector still depends on the offset there (training can start from zero)."""
+    raw = torch.randn(3, 22, 6) * 4.0
+    delta = torch.zeros(3, 22, 6, requires_grad=True)
+    refined = apply_body_pose_offset(raw, delta)
+    assert torch.equal(refined, raw)
+    rot6d_to_rotmat(refined, 'interleaved')[..., 0, 0].sum().backward()
+    assert delta.grad is not None and delta.grad.abs().sum() > 0

@@ -9,7 +9,7 @@ a small transformer beside the frozen body regressor turns them into an offset o
     z          = begin token                                                      (B, 1, 1024)
     z          = 6 x [z + SA''(z); z + CA''(z, F^J); z + FFN(z)]    (pre-norm, as HaMeR's decoder)
     delta      = offset regressor(z)                                              (B, 22, 6)
-    theta_hat  = theta_0 + delta      (SMPLer-X's interleaved 6D, root first)
+    theta_hat  = theta_0 (+) delta    (SMPLer-X's interleaved 6D, root first; see 2.)
 
 Design decisions:
 
@@ -17,9 +17,13 @@ Design decisions:
    6 blocks; the 1x1 convolution maps the whole-body ViT width C (1280 for ViT-H) to 512.
    The blocks are the shared ``TransformerCrossAttn`` of HaMeR's decoder
    (hmr_ros.models.components.pose_transformer), one component for both paths.
-2. Offset space: the regressor adds to the body regressor's raw interleaved 6D output
-   (``WholeBodyStages.body_pose_6d``), before Gram-Schmidt, so ``WholeBodyModel.assemble(stages,
-   stages.body_pose_6d + delta)`` gives the refined pose with every other output unchanged.
+2. Offset space: the offset is added *after* normalisation (``apply_body_pose_offset``): the
+   rotation of the refined 6D is that of Gram-Schmidt(theta_0) + delta, re-normalised. Added
+   to the regressor's raw, unnormalised 6D instead (paper eq. 4 read literally), the same
+   delta would turn the pose by 19.5 to 0.5 degrees depending on the raw vector's norm (x0.3
+   to x10), which the adapter cannot see. The refined vector is written back in the raw
+   vector's scale, so a zero offset returns theta_0 bitwise and ``WholeBodyModel.assemble(
+   stages, apply_body_pose_offset(stages.body_pose_6d, delta))`` keeps every other output.
 3. No-op start: the regressor's last linear layer starts at zero, so delta = 0 exactly and the
    untrained adapter reproduces the base model bitwise (tested). Only that layer learns at the
    first step; the rest follows once it is non-zero.
@@ -83,6 +87,7 @@ __all__ = [
     'BodyAdapterOutput',
     'RefinedWholeBody',
     'body_adapter_tiny',
+    'apply_body_pose_offset',
     'hand_feature_points_from_crop_px',
     'mcp_points_hm',
 ]
@@ -173,6 +178,40 @@ class BodyAdapterOutput(NamedTuple):
 
     delta_body_pose_6d: Tensor
     joint_features: Tensor
+
+
+def apply_body_pose_offset(body_pose_6d: Tensor, delta_6d: Tensor) -> Tensor:
+    """Refine raw interleaved 6D rotations by an offset added after Gram-Schmidt.
+
+    With the raw columns a1 = v[0::2], a2 = v[1::2] and their Gram-Schmidt frame b1 = a1/|a1|,
+    b2 = (a2 - alpha b1) / beta (alpha = b1.a2, beta = |a2 - alpha b1|), the result's columns
+    are a1' = a1 + |a1| d1 and a2' = a2 + alpha (b1' - b1) + beta d2 with b1' = a1'/|a1'|.
+    Gram-Schmidt of (a1', a2') is exactly Gram-Schmidt of (b1 + d1, b2 + d2): the offset acts
+    on the normalised rotation, whatever the raw vector's norm or the non-orthogonal part of
+    a2, and the offset is re-normalised with it. A zero offset gives back the raw vector
+    bitwise (|a1| * 0 = 0 and b1' = b1), so a zero-initialised adapter is an exact no-op.
+
+    Args:
+        body_pose_6d: (..., 6) raw interleaved 6D from the body regressor.
+        delta_6d: (..., 6) interleaved offset (the body adapter's output).
+
+    Returns:
+        (..., 6) refined interleaved 6D (in the raw vector's scale); its rotation is
+        rot6d_to_rotmat(rotmat_to_rot6d(rot6d_to_rotmat(raw)) + delta).
+    """
+    delta = delta_6d.to(body_pose_6d.dtype)
+    # Contiguous columns: b1 and b1' then come from the same kernel on equal memory layouts,
+    # so a zero offset gives b1' == b1 bitwise (strided and contiguous norms may round apart).
+    a1, a2 = body_pose_6d[..., 0::2].contiguous(), body_pose_6d[..., 1::2].contiguous()
+    d1, d2 = delta[..., 0::2].contiguous(), delta[..., 1::2].contiguous()
+    a1_norm = torch.linalg.vector_norm(a1, dim=-1, keepdim=True)
+    b1 = torch.nn.functional.normalize(a1, dim=-1)
+    alpha = (b1 * a2).sum(-1, keepdim=True)
+    beta = torch.linalg.vector_norm(a2 - alpha * b1, dim=-1, keepdim=True)
+    refined_a1 = a1 + a1_norm * d1
+    refined_b1 = torch.nn.functional.normalize(refined_a1, dim=-1)
+    refined_a2 = a2 + alpha * (refined_b1 - b1) + beta * d2
+    return torch.stack((refined_a1, refined_a2), dim=-1).flatten(-2)
 
 
 def mcp_points_hm(hand_joints_hm: Tensor) -> Tensor:
@@ -331,7 +370,8 @@ class BodyAdapter(nn.Module):
             points_hm: (B, 2, 4, 2) MCP points in feature pixels (see joint_features).
 
         Returns:
-            BodyAdapterOutput; refine with ``stages.body_pose_6d + output.delta_body_pose_6d``.
+            BodyAdapterOutput; refine with ``apply_body_pose_offset(stages.body_pose_6d,
+            output.delta_body_pose_6d)``.
         """
         features = self.joint_features(hand_features, points_hm)
         context = features
@@ -405,7 +445,7 @@ class RefinedWholeBody(nn.Module):
                     mcp_points_crop_px, self.hand_boxes_crop_px(stages)
                 )
             delta = self.body_adapter(stages.hands.features, points).delta_body_pose_6d
-            body_pose_6d = body_pose_6d + delta.to(body_pose_6d.dtype)
+            body_pose_6d = apply_body_pose_offset(body_pose_6d, delta)
         return self.whole_body.assemble(stages, body_pose_6d)
 
     def forward(self, crops: Tensor, mcp_points_crop_px: Tensor | None = None) -> WholeBodyOutput:
