@@ -40,7 +40,7 @@ _SPEC_KEY = 'hmr_ros_parameter'
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
 INPUT_QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
-HAND_FRAME_CONVENTIONS = ('operator', 'smplx')
+HAND_FRAME_CONVENTIONS = ('operator', 'dex_retargeting', 'smplx')
 TF_JOINT_SETS = ('minimal', 'hands', 'full')
 TF_TREES = ('flat', 'kinematic')
 DETECTION_SOURCES = ('internal', 'external')
@@ -323,7 +323,8 @@ class OutputParams(ParameterGroup):
     )
     hand_frame_convention: str = parameter(
         'operator',
-        "Wrist orientation: 'operator' (x to middle knuckle, z palm normal) or 'smplx'",
+        "Wrist orientation: 'operator' (x to middle knuckle, z out of the palm), "
+        "'dex_retargeting' (dex-retargeting's operator frame) or 'smplx'",
         choices=HAND_FRAME_CONVENTIONS,
     )
 
