@@ -79,7 +79,7 @@ from hmr_ros.models.adapters.body_adapter import BodyAdapter, mcp_points_hm
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HandAdapter, arm_guidance
 from hmr_ros.models.fusion import NUM_BODY_ROTATIONS, fuse_hands, hand_box_confidence
 from hmr_ros.models.hand_expert import HandExpert, mirror_left_hands, normalize_hand_crops
-from hmr_ros.models.heads.smplx_head import HAND_POSITION_JOINT_NAMES
+from hmr_ros.models.heads.smplx_head import BODY_POSITION_JOINT_NAMES, HAND_POSITION_JOINT_NAMES
 from hmr_ros.models.whole_body import WholeBodyModel, virtual_crop_intrinsics
 
 if TYPE_CHECKING:
@@ -216,6 +216,13 @@ class DualPathOutput(NamedTuple):
         hand_root_registered: (P, 2, 3) wrist position from the 2D registration (step (i)).
         hand_registration_rms_px: (P, 2) its reprojection RMS over the inlier keypoints.
         hand_registration_valid: (P, 2) bool, at least 3 inlier keypoints.
+        person_score: (P,) person-presence score in [0, 1] from the whole-body model's body
+            joint heatmaps (whole_body.person_presence_score; docs/model-notes.md).
+        joint_confidence: (P, J) per output joint (rows of ``joints`` and
+            ``keypoints_2d_px``) in [0, 1]: the concentration of the heatmap that located it
+            (heatmap_peak_mass). Covered: the 25 body position joints and the 20 joints of
+            each hand (finger joints 1-3 and the fingertips; the wrists are body joints); 0
+            for the others (spine1-3, collars, head, jaw, eyeballs, face landmarks).
     """
 
     global_orient: Tensor
@@ -245,6 +252,30 @@ class DualPathOutput(NamedTuple):
     hand_root_registered: Tensor
     hand_registration_rms_px: Tensor
     hand_registration_valid: Tensor
+    person_score: Tensor
+    joint_confidence: Tensor
+
+
+def heatmap_joint_rows(joint_names: tuple[str, ...] | list[str]) -> Tensor:
+    """Where each SMPL-X output joint's confidence is read from the stacked heatmap scores.
+
+    The stacked scores are ``[0, body (25), left hand (20), right hand (20)]``; a joint no
+    heatmap covers reads the leading 0.
+
+    Args:
+        joint_names: the SMPL-X layer's output joint names.
+
+    Returns:
+        (J,) long index into the 66 stacked scores.
+    """
+    sources = {name: 1 + i for i, name in enumerate(BODY_POSITION_JOINT_NAMES)}
+    for s, side in enumerate(SIDES):
+        for i, name in enumerate(HAND_POSITION_JOINT_NAMES):
+            smplx_name = f'{side}_{name[:-1]}' if name.endswith('4') else f'{side}_{name}'
+            sources[smplx_name] = (
+                1 + len(BODY_POSITION_JOINT_NAMES) + s * len(HAND_POSITION_JOINT_NAMES) + i
+            )
+    return torch.tensor([sources.get(name, 0) for name in joint_names], dtype=torch.long)
 
 
 class DualPathModel(nn.Module):
@@ -311,6 +342,12 @@ class DualPathModel(nn.Module):
         self.register_buffer(
             'wrist_joint_index',
             torch.tensor([smplx_model.joint_index(f'{side}_wrist') for side in SIDES]),
+            persistent=False,
+        )
+        self.joint_confidence_rows: Tensor
+        self.register_buffer(
+            'joint_confidence_rows',
+            heatmap_joint_rows(smplx_model.joint_names),
             persistent=False,
         )
         _LOG.info('dual path: %s', self.mode_description)
@@ -531,6 +568,16 @@ class DualPathModel(nn.Module):
             / hand_crop_px,
             depth_bounds_m=self.config.registration_depth_m,
         )
+        # Presence and per-joint confidence from the heatmaps (gathered, no host sync).
+        heatmap_scores = torch.cat(
+            (
+                body.body_joint_confidence.new_zeros(num_persons, 1),
+                body.body_joint_confidence,
+                body.hand_joint_confidence.flatten(1, 2),
+            ),
+            dim=1,
+        )
+        joint_confidence = heatmap_scores[:, self.joint_confidence_rows]
         finger_pose = rotmat_to_axis_angle(fused.hand_rotmats)  # (P, 2, 15, 3)
         body_aa = rotmat_to_axis_angle(fused.body_rotmats)  # (P, 22, 3)
         return DualPathOutput(
@@ -565,6 +612,8 @@ class DualPathModel(nn.Module):
             hand_root_registered=registration.translation.reshape(num_persons, len(SIDES), 3),
             hand_registration_rms_px=registration.rms_px.reshape(num_persons, len(SIDES)),
             hand_registration_valid=registration.valid.reshape(num_persons, len(SIDES)),
+            person_score=body.person_score,
+            joint_confidence=joint_confidence,
         )
 
 

@@ -136,6 +136,8 @@ def test_forward_gives_finite_outputs_of_documented_shapes(
         'hand_root_registered': (p, 2, 3),
         'hand_registration_rms_px': (p, 2),
         'hand_registration_valid': (p, 2),
+        'person_score': (p,),
+        'joint_confidence': (p, j),
     }
     assert set(expected) == set(DualPathOutput._fields)
     for name, shape in expected.items():
@@ -574,3 +576,48 @@ def test_rejects_bad_inputs(base_models, smplx_body_model):
         model(image, BOXES, index[:1], INTRINSICS)
     with pytest.raises(ValueError, match='no person boxes'):
         model(image, BOXES[:0], index[:0], INTRINSICS)
+
+
+def test_joint_confidence_rows_follow_the_heatmap_joint_names(base_models, smplx_body_model):
+    """Scripted confidences 0.01 * (1 + k) for body heatmap joint k and 0.5 + 0.01 * (1 + i)
+    (left) / 0.7 + 0.01 * (1 + i) (right) for hand heatmap joint i land on the SMPL-X output
+    joints of the same name (SMPLer-X's 25 body joints: 12 = left_wrist, 24 = nose; hand joint
+    3 = thumb4 = the thumb tip, SMPL-X's vertex keypoint 'left_thumb'); joints no heatmap
+    covers (spine1, jaw, face landmarks) read 0. person_score is the mean of the body values."""
+    model = _model(base_models, smplx_body_model)
+    whole_body = model.whole_body
+    body_values = 0.01 * torch.arange(1, 26, dtype=torch.float32)
+    hand_values = torch.stack(
+        (0.5 + 0.01 * torch.arange(1, 21.0), 0.7 + 0.01 * torch.arange(1, 21.0))
+    )
+
+    def body_hook(_module, _inputs, output):
+        return output._replace(confidence=body_values.expand(output.confidence.shape[0], -1))
+
+    def hand_hook(_module, _inputs, output):
+        # The hand batch is (person, side) flattened, side in (left, right) order.
+        rows = output.confidence.shape[0]
+        return output._replace(confidence=hand_values.repeat(rows // 2, 1))
+
+    handles = [
+        whole_body.body_position_net.register_forward_hook(body_hook),
+        whole_body.hand_position_net.register_forward_hook(hand_hook),
+    ]
+    try:
+        out = _run(model)
+    finally:
+        for handle in handles:
+            handle.remove()
+    row = smplx_body_model.joint_index
+    for p in range(len(BOXES)):
+        conf = out.joint_confidence[p]
+        assert conf[row('pelvis')] == pytest.approx(0.01)
+        assert conf[row('left_wrist')] == pytest.approx(0.13)
+        assert conf[row('nose')] == pytest.approx(0.25)
+        assert conf[row('left_thumb1')] == pytest.approx(0.51)
+        assert conf[row('left_thumb')] == pytest.approx(0.54)
+        assert conf[row('right_pinky')] == pytest.approx(0.90)
+        for uncovered in ('spine1', 'jaw', 'left_collar', 'nose1'):
+            assert conf[row(uncovered)] == 0.0, uncovered
+        assert int((conf > 0).sum()) == 25 + 2 * 20
+        assert out.person_score[p] == pytest.approx(float(body_values.mean()))
