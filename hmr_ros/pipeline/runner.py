@@ -204,7 +204,6 @@ class PipelineRunner:
         self._hand_filters = TrackFilterBank(self._settings.hand_smoothing)
         self._last_estimates: dict[str, _PersonEstimate] = {}
         self._frame_index = 0
-        self._untracked_ids = 0
 
     # ------------------------------------------------------------------ FramePipeline protocol
     def describe(self) -> ModelDescription:
@@ -269,8 +268,9 @@ class PipelineRunner:
             # The whole image (or last frame's region) is where we looked, not the person's box:
             # track the box around the joints the model found.
             boxes = _keypoint_boxes(boxes, estimates, image_hw)
+        boxes, estimates = self._present_persons(boxes, estimates, following)
         with _timed(times, 'track'):
-            tracks = self._track(boxes, frame.stamp_s, following)
+            tracks = self._track(boxes, frame.stamp_s, following, estimates)
         with _timed(times, 'smooth'):
             persons = self._persons(tracks, estimates, frame.stamp_s)
         if following:
@@ -313,17 +313,51 @@ class PipelineRunner:
             for p in range(len(boxes))
         ]
 
-    def _track(self, boxes: Detections, stamp_s: float, following: bool) -> tuple[Track, ...]:
+    def _present_persons(
+        self, boxes: Detections, estimates: list[_PersonEstimate], following: bool
+    ) -> tuple[Detections, list[_PersonEstimate]]:
+        """The boxes (and their estimates) whose presence score passes person_threshold.
+
+        The presence score is the detector's where boxes come from a detector or from outside
+        (already filtered in ``_person_boxes``); with the built-in front-end, whose proposals
+        are only regions to look at, it is the whole-body model's ``person_score``.
+        """
+        if not estimates:
+            return boxes, estimates
+        settings = self._settings
+        min_box_px = settings.min_box_px
+        if following:
+            scores = np.array([e.values['person_score'] for e in estimates], np.float32)
+            boxes = Detections(boxes.boxes_px, scores.reshape(-1))
+            # A box around the joints is no detection box: the front-end judges its size.
+            min_box_px = 0.0
+        keep = boxes.kept_indices(settings.person_threshold, min_box_px, self._options.max_persons)
+        return (
+            Detections(boxes.boxes_px[keep], boxes.scores[keep]),
+            [estimates[i] for i in keep],
+        )
+
+    def _track(
+        self,
+        boxes: Detections,
+        stamp_s: float,
+        following: bool,
+        estimates: list[_PersonEstimate],
+    ) -> tuple[Track, ...]:
         if self._options.tracking_enable:
+            roots = np.array([e.values['root_position'] for e in estimates], np.float64)
             return self._tracker.update(
-                boxes.boxes_px, boxes.scores, stamp_s, single_person=following
+                boxes.boxes_px,
+                boxes.scores,
+                stamp_s,
+                single_person=following,
+                positions_m=roots.reshape(-1, 3),
             )
         tracks = []
         for index, (box, score) in enumerate(zip(boxes.boxes_px, boxes.scores, strict=True)):
-            self._untracked_ids += 1
             tracks.append(
                 Track(
-                    id=str(self._untracked_ids),
+                    id=self._tracker.new_id(),
                     state=TrackState.TRACKED,
                     box_px=tuple(float(v) for v in box),  # type: ignore[arg-type]
                     score=float(score),
@@ -424,12 +458,13 @@ class PipelineRunner:
             transl=values['transl'],
             root_position_m=values['root_position'],
             root_rotation=values['root_rotation'],
-            root_velocity_mps=np.zeros(3, np.float32),
+            root_velocity_mps=np.asarray(track.velocity_mps, np.float32),
             joints_m=values['joints'],
             keypoints_2d_px=values['keypoints_2d_px'],
             vertices_m=values['vertices'],
             left_hand=hands[0],
             right_hand=hands[1],
+            joint_confidence=values['joint_confidence'],
         )
 
     def _follow_operator(self, persons: list[PersonResult], image_hw: tuple[int, int]) -> None:
@@ -501,6 +536,8 @@ def _to_host(output: DualPathOutput, with_vertices: bool) -> dict[str, np.ndarra
         'hand_wrist_rotation': output.hand_wrist_rotation,
         'hand_keypoints': output.hand_keypoints,
         'hand_finger_pose': output.hand_finger_pose,
+        'person_score': output.person_score,
+        'joint_confidence': output.joint_confidence[:, joint_rows.to(output.joints.device)],
     }
     names = list(fields)
     flat = torch.cat([fields[name].float().reshape(len(output.transl), -1) for name in names], 1)

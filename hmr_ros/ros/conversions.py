@@ -558,6 +558,9 @@ def person_message(person: PersonResult, convention: HandFrameConvention) -> Per
     message.transl = _float32(person.transl, 3)
     message.joints = _float32(person.joints_m)
     message.keypoints_2d = _float32(person.keypoints_2d_px)
+    # One score per joint locates both the 3D joint and its projection (the same heatmap).
+    message.joint_confidence = _float32(person.joint_confidence)
+    message.keypoints_2d_confidence = message.joint_confidence
     message.vertices = _float32(person.vertices_m)
     message.left_hand = hand_pose_message(person.left_hand, person, convention)
     message.right_hand = hand_pose_message(person.right_hand, person, convention)
