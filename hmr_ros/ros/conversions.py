@@ -104,7 +104,6 @@ DEX_RETARGETING_OPERATOR2MANO: dict[str, np.ndarray] = {
 operator frame its retargeters read."""
 
 _SIDES = {'left': HandPose.LEFT, 'right': HandPose.RIGHT}
-_PUBLISHED_STATES = (TrackState.TRACKED, TrackState.PREDICTED)
 
 
 # ---------------------------------------------------------------- inputs
@@ -625,18 +624,29 @@ def hand_pose_array_message(
 
 
 def operator_hands(
-    result: FrameResult, operator_id: str | None, min_confidence: float
+    result: FrameResult,
+    operator_id: str | None,
+    min_confidence: float,
+    min_person_score: float = 0.0,
 ) -> dict[str, HandResult]:
-    """The operator's usable hands by side ('left', 'right'); empty without an operator."""
+    """The operator's usable hands by side ('left', 'right'); empty without an operator.
+
+    Only a ``TRACKED`` operator (observed in this image, not coasting) whose presence score
+    (``confidence``) is at least ``min_person_score`` (``detection.person_threshold``) drives the
+    teleop outputs; its hands must pass :func:`hand_is_usable`.
+    """
     if operator_id is None:
         return {}
     for person in result.persons:
-        if person.track_id == operator_id and person.tracking_state in _PUBLISHED_STATES:
-            return {
-                hand.side: hand
-                for hand in (person.left_hand, person.right_hand)
-                if hand_is_usable(person, hand, min_confidence)
-            }
+        if person.track_id != operator_id:
+            continue
+        if person.tracking_state != TrackState.TRACKED or person.confidence < min_person_score:
+            return {}
+        return {
+            hand.side: hand
+            for hand in (person.left_hand, person.right_hand)
+            if hand_is_usable(person, hand, min_confidence)
+        }
     return {}
 
 

@@ -54,7 +54,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import SetBool, Trigger
 from tf2_msgs.msg import TFMessage
 
-from hmr_ros.msg import HandPoseArray, MeshTopology, ModelInfo, PersonArray
+from hmr_ros.msg import HandPoseArray, MeshTopology, ModelInfo, OperatorState, PersonArray
 from hmr_ros.pipeline.detectors.base import DetectionError, Detections
 from hmr_ros.pipeline.frames import FrameSlot, ImageDecodeError, IntrinsicsError
 from hmr_ros.pipeline.operator_selection import OperatorConfig, OperatorSelector
@@ -76,6 +76,12 @@ from hmr_ros.ros.diagnostics import (
     evaluate,
 )
 from hmr_ros.ros.external_detections import DetectionBuffer
+from hmr_ros.ros.operator_state import (
+    OperatorStateTracker,
+    OperatorStatus,
+    operator_state_message,
+    stopped_status,
+)
 from hmr_ros.ros.params import (
     HmrNodeParams,
     declare_node_parameters,
@@ -203,6 +209,7 @@ class HmrNode(LifecycleNode):
         self._control_lock = threading.Lock()
         self._pending = _PendingControl()
         self._operator = OperatorSelector(self._params.operator.to_config())
+        self._operator_state = OperatorStateTracker()
         self._slot: FrameSlot[_Job] | None = None
         self._worker: threading.Thread | None = None
         self._camera_info: CameraInfo | None = None
@@ -321,6 +328,7 @@ class HmrNode(LifecycleNode):
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         """Stop subscriptions and the worker; publish empty arrays so consumers clear."""
         self._stop_streaming()
+        self._publish_stopped_operator(OperatorState.INACTIVE)
         header = conversions.make_header(self.get_clock().now().to_msg(), self._last_frame_id)
         self._persons_publisher.publish(conversions.empty_person_array(header))
         self._hands_publisher.publish(conversions.empty_hand_pose_array(header))
@@ -387,6 +395,12 @@ class HmrNode(LifecycleNode):
         self._tf_publisher = self.create_lifecycle_publisher(
             TFMessage, '/tf', qos.tf_qos(), qos_overriding_options=qos_options()
         )
+        self._operator_state_publisher = self.create_lifecycle_publisher(
+            OperatorState,
+            'operator_state',
+            qos.control_output_qos(),
+            qos_overriding_options=qos_options(),
+        )
         # Diagnostics report the inactive state too, so this one is not a lifecycle publisher.
         from diagnostic_msgs.msg import DiagnosticArray
 
@@ -403,6 +417,7 @@ class HmrNode(LifecycleNode):
             self._model_info_publisher,
             self._mesh_topology_publisher,
             self._tf_publisher,
+            self._operator_state_publisher,
         ]
 
     def _create_subscriptions(self, params: HmrNodeParams) -> None:
@@ -551,6 +566,8 @@ class HmrNode(LifecycleNode):
         self._enabled = bool(request.data)
         if not self._enabled and self._slot is not None:
             self._slot.clear()
+        if not self._enabled:
+            self._publish_stopped_operator(OperatorState.INACTIVE)
         response.success = True
         response.message = 'inference enabled' if self._enabled else 'inference paused'
         self.get_logger().info(response.message)
@@ -594,6 +611,7 @@ class HmrNode(LifecycleNode):
             if pending.reset:
                 pipeline.reset_tracking()
                 self._operator.reset()
+                self._operator_state.reset()
         except Exception as error:  # a bad setting must not kill the worker
             self.get_logger().error(
                 f'applying settings to the pipeline failed: {type(error).__name__}: {error}'
@@ -747,6 +765,9 @@ class HmrNode(LifecycleNode):
                 f'pipeline failed on a frame: {type(error).__name__}: {error}',
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
+            self._publish_operator_state(
+                stopped_status(OperatorState.PIPELINE_ERROR), job.stamp, job.frame.frame_id
+            )
             return
         try:
             self._publish_result(job, result)
@@ -816,17 +837,38 @@ class HmrNode(LifecycleNode):
             for person in result.persons
         }
         operator_id = self._operator.select(operator_tracks(result), root_depth_m)
-        hands = conversions.operator_hands(result, operator_id, min_confidence)
+        person_threshold = params.detection.person_threshold
+        hands = conversions.operator_hands(result, operator_id, min_confidence, person_threshold)
         for side, hand in hands.items():
             self._wrist_publishers[side].publish(
                 conversions.wrist_pose_stamped(hand, header, convention)
             )
+        status = self._operator_state.update(
+            result,
+            operator_id,
+            hands,
+            operator_enabled=params.operator.mode != 'none',
+            person_threshold=person_threshold,
+        )
+        self._publish_operator_state(status, job.stamp, frame_id)
         if params.tf.enable:
             self._broadcast_tf(job, result, hands)
         latency_ms = (
             self.get_clock().now().nanoseconds - job.stamp_ns
         ) / NANOSECONDS_PER_MILLISECOND
         self._stats.record_output(time.monotonic(), latency_ms)
+
+    def _publish_operator_state(self, status: OperatorStatus, stamp: Time, frame_id: str) -> None:
+        self._operator_state_publisher.publish(operator_state_message(status, stamp, frame_id))
+
+    def _publish_stopped_operator(self, reason: int) -> None:
+        """Tell controllers the operator outputs stop (deactivation, ~/enable false)."""
+        publisher = getattr(self, '_operator_state_publisher', None)
+        if publisher is None or self._state != 'active':
+            return
+        self._operator_state.reset()
+        status = stopped_status(reason)
+        self._publish_operator_state(status, self.get_clock().now().to_msg(), self._last_frame_id)
 
     def _broadcast_tf(self, job: _Job, result: FrameResult, hands: dict[str, Any]) -> None:
         if self._last_tf_stamp_ns - job.stamp_ns > TF_TIME_JUMP_NS:

@@ -335,6 +335,26 @@ def test_hands_array_keeps_only_usable_hands() -> None:
     assert conversions.operator_hands(result, None, 0.5) == {}
 
 
+def test_only_a_tracked_operator_whose_score_passes_drives_the_wrists() -> None:
+    """Operator outputs need a TRACKED person (observed in this image) with a presence score at
+    or above detection.person_threshold; a coasting (PREDICTED) operator publishes nothing."""
+    tracked = make_person('1')  # confidence 0.95
+    coasting = make_person('2', state=TrackState.PREDICTED)
+    result = FrameResult(stamp_s=1.0, frame_id='cam', frame_index=1, persons=(tracked, coasting))
+    assert set(conversions.operator_hands(result, '1', 0.5, 0.95)) == {'left', 'right'}
+    assert conversions.operator_hands(result, '1', 0.5, 0.96) == {}
+    assert conversions.operator_hands(result, '2', 0.5, 0.0) == {}
+
+
+def test_person_message_carries_the_joint_confidences() -> None:
+    scores = np.linspace(0.0, 1.0, 65)
+    person = dataclasses.replace(make_person('3'), joint_confidence=scores)
+    message = conversions.person_message(person, 'operator')
+    np.testing.assert_allclose(message.joint_confidence, scores, atol=1e-7)
+    np.testing.assert_allclose(message.keypoints_2d_confidence, scores, atol=1e-7)
+    np.testing.assert_allclose(message.root_velocity.x, 0.1)
+
+
 def test_wrist_pose_stamped_equals_the_hand_pose_wrist() -> None:
     person = make_person('5')
     header = conversions.make_header(stamp(), 'cam')
