@@ -62,7 +62,11 @@ from hmr_ros.models.hand_expert import build_hand_expert
 from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
 from hmr_ros.pipeline.detectors.follow import FollowFrontEnd, points_in_image
-from hmr_ros.pipeline.detectors.plugin import load_detector
+from hmr_ros.pipeline.detectors.plugin import (
+    BUILT_IN_DETECTORS,
+    DetectorOptions,
+    load_configured_detector,
+)
 from hmr_ros.pipeline.protocol import Frame, PipelineOptions, RuntimeSettings
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
 from hmr_ros.pipeline.smoothing import TrackFilterBank
@@ -656,7 +660,10 @@ def build_pipeline(
     """
     if detector is None and options.detector_plugin:
         # Before the models: a wrong plugin name fails in a second, not after loading weights.
-        detector = _load_detector_plugin(options.detector_plugin)
+        detector = _load_detector_plugin(
+            options.detector_plugin,
+            dataclasses.replace(options.detector, device=options.model.device),
+        )
     model_options = options.model
     device = resolve_device(model_options.device, 'model.device')
     precision = resolve_precision(model_options.precision, device)
@@ -722,15 +729,21 @@ def build_pipeline(
     return PipelineRunner(model, description, options, device, precision, detector)
 
 
-def _load_detector_plugin(entry_point: str) -> PersonDetector:
+def _load_detector_plugin(entry_point: str, options: DetectorOptions) -> PersonDetector:
     """The ``detection.plugin`` detector; any failure names the parameter."""
     try:
-        detector = load_detector(entry_point)
+        detector = load_configured_detector(entry_point, options)
     except Exception as error:  # import errors, the factory's own errors: all become one kind
+        hint = (
+            'check detection.weights and detection.onnx_format / detection.torchvision_model'
+            if entry_point in BUILT_IN_DETECTORS
+            else "set it to 'onnx', 'torchvision', 'package.module:factory' of an installed "
+            'module whose factory returns an object with detect(image_rgb, stamp_s), or to '
+            "'' for the built-in front-end"
+        )
         raise PipelineConfigurationError(
             f"detection.plugin '{entry_point}' cannot be used: {type(error).__name__}: {error}; "
-            "set it to 'package.module:factory' of an installed module whose factory returns "
-            "an object with detect(image_rgb, stamp_s), or to '' for the built-in front-end"
+            f'{hint}'
         ) from error
     logger.info('person detector from detection.plugin %s: %s', entry_point, type(detector))
     return detector

@@ -19,6 +19,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
+from hmr_ros.pipeline.detectors.onnx_detector import ONNX_FORMATS
+from hmr_ros.pipeline.detectors.plugin import DetectorOptions
 from hmr_ros.pipeline.operator_selection import OPERATOR_MODES, OperatorConfig
 from hmr_ros.pipeline.protocol import (
     ADAPTER_CHOICES,
@@ -201,7 +203,11 @@ class DetectionParams(ParameterGroup):
 
     max_persons: int = parameter(4, 'Most persons processed per image', value_range=(1, 64))
     person_threshold: float = parameter(
-        0.5, 'Smallest person detection score kept', value_range=(0.0, 1.0), dynamic=True
+        0.5,
+        "Smallest person-presence score kept (the detector's, else the body model's heatmap "
+        'score); applies on every path',
+        value_range=(0.0, 1.0),
+        dynamic=True,
     )
     min_box_px: float = parameter(
         48.0, 'Smallest person box side kept', unit='px', value_range=(0.0, 8192.0), dynamic=True
@@ -215,8 +221,28 @@ class DetectionParams(ParameterGroup):
     )
     plugin: str = parameter(
         '',
-        "Person detector 'package.module:factory' (factory() returns an object with "
-        'detect(image_rgb, stamp_s)); empty uses the built-in single-operator front-end',
+        "Person detector: 'onnx' (YOLOX/RTMDet export), 'torchvision', or "
+        "'package.module:factory' (factory() returns an object with detect(image_rgb, "
+        'stamp_s)); empty uses the built-in single-operator front-end',
+    )
+    weights: str = parameter(
+        '',
+        "The detector's model file: the .onnx export ('onnx') or the state dict "
+        "('torchvision'); passed as weights= to an entry point's factory when set",
+    )
+    onnx_format: str = parameter(
+        'yolox',
+        "Output layout of the 'onnx' detector's export",
+        choices=ONNX_FORMATS,
+    )
+    torchvision_model: str = parameter(
+        'fasterrcnn_resnet50_fpn_v2', "Architecture of the 'torchvision' detector"
+    )
+    class_id: int = parameter(
+        -1,
+        "Person class in the detector's labels; -1: COCO person (0 for 'onnx', 1 for "
+        "'torchvision')",
+        value_range=(-1, 10000),
     )
     external_slop_s: float = parameter(
         0.05,
@@ -632,6 +658,13 @@ def pipeline_options(params: HmrNodeParams) -> PipelineOptions:
         tracking_enable=params.tracking.enable,
         settings=runtime_settings(params),
         detector_plugin=params.detection.plugin,
+        detector=DetectorOptions(
+            weights=params.detection.weights,
+            onnx_format=params.detection.onnx_format,
+            torchvision_model=params.detection.torchvision_model,
+            class_id=params.detection.class_id,
+            device=model.device,
+        ),
     )
 
 
