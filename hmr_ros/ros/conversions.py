@@ -662,14 +662,19 @@ def wrist_pose_stamped(
     return message
 
 
-def empty_person_array(header: Header) -> PersonArray:
-    """What deactivation publishes so consumers and RViz clear (ZED's empty message)."""
-    return PersonArray(header=header)
+def empty_person_array(header: Header, frame_index: int = 0) -> PersonArray:
+    """What deactivation publishes so consumers and RViz clear (ZED's empty message).
+
+    Args:
+        header: The last published image's header (PersonArray.msg: a source image's stamp).
+        frame_index: That image's frame_index (no new frame was processed).
+    """
+    return PersonArray(header=header, frame_index=int(frame_index))
 
 
-def empty_hand_pose_array(header: Header) -> HandPoseArray:
+def empty_hand_pose_array(header: Header, frame_index: int = 0) -> HandPoseArray:
     """The hands counterpart of :func:`empty_person_array`."""
-    return HandPoseArray(header=header)
+    return HandPoseArray(header=header, frame_index=int(frame_index))
 
 
 # ---------------------------------------------------------------- static information

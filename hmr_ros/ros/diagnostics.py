@@ -56,6 +56,7 @@ class Event(str, enum.Enum):
     PUBLISH_ERROR = 'publish errors'
     NO_DETECTIONS = 'processed without matching detections'
     INVALID_DETECTIONS = 'invalid detections'
+    FUTURE_STAMP = 'refused: stamped in the future'
 
 
 INPUT_PROBLEMS = (
@@ -64,6 +65,7 @@ INPUT_PROBLEMS = (
     Event.INVALID_CAMERA_INFO,
     Event.NO_DETECTIONS,
     Event.INVALID_DETECTIONS,
+    Event.FUTURE_STAMP,
 )
 """Events that mean the input is wrong (WARN on ``input``)."""
 
@@ -284,6 +286,7 @@ def evaluate(
         ('invalid camera_info', str(counts[Event.INVALID_CAMERA_INFO])),
         ('without matching detections', str(counts[Event.NO_DETECTIONS])),
         ('invalid detections', str(counts[Event.INVALID_DETECTIONS])),
+        ('stamped in the future', str(counts[Event.FUTURE_STAMP])),
         ('image topic', settings.image_topic),
         ('camera_info topic', settings.camera_info_topic),
     )

@@ -76,6 +76,7 @@ from hmr_ros.ros.diagnostics import (
     evaluate,
 )
 from hmr_ros.ros.external_detections import DetectionBuffer
+from hmr_ros.ros.lifecycle_guard import InvalidTransitionGuard
 from hmr_ros.ros.operator_state import (
     OperatorStateTracker,
     OperatorStatus,
@@ -176,7 +177,7 @@ def operator_tracks(result: FrameResult) -> list[Track]:
     ]
 
 
-class HmrNode(LifecycleNode):
+class HmrNode(InvalidTransitionGuard, LifecycleNode):
     """Real-time SMPL-X human mesh recovery as an rclpy lifecycle node (see the module docstring).
 
     Args:
@@ -219,6 +220,7 @@ class HmrNode(LifecycleNode):
         self._last_accepted_s = -math.inf
         self._last_tf_stamp_ns = -1
         self._last_frame_id = self._params.input.default_frame_id
+        self._last_published: tuple[Time, str, int] | None = None  # stamp, frame, index
         self._last_qos_hint_s = -math.inf
         self._last_refusal_log_s: dict[Event, float] = {}
         self._image_topic = ''
@@ -308,6 +310,7 @@ class HmrNode(LifecycleNode):
         self._frames_accepted = 0
         self._last_accepted_s = -math.inf
         self._last_tf_stamp_ns = -1
+        self._last_published = None
         self._camera_info = None
         self._slot = FrameSlot()
         self._detections = DetectionBuffer() if self._detection_type is not None else None
@@ -329,11 +332,24 @@ class HmrNode(LifecycleNode):
         """Stop subscriptions and the worker; publish empty arrays so consumers clear."""
         self._stop_streaming()
         self._publish_stopped_operator(OperatorState.INACTIVE)
-        header = conversions.make_header(self.get_clock().now().to_msg(), self._last_frame_id)
-        self._persons_publisher.publish(conversions.empty_person_array(header))
-        self._hands_publisher.publish(conversions.empty_hand_pose_array(header))
+        self._publish_clearing_arrays()
         self._state = 'inactive'
         return super().on_deactivate(state)
+
+    def _publish_clearing_arrays(self) -> None:
+        """Empty persons and hands so consumers clear, as PersonArray.msg documents it.
+
+        They repeat the last published image's header and frame_index: the stamp stays a source
+        image's acquisition time and the index the count of processed frames. Nothing is sent
+        when nothing was published since activation (there is nothing to clear).
+        """
+        last = self._last_published
+        if last is None:
+            return
+        stamp, frame_id, frame_index = last
+        header = conversions.make_header(stamp, frame_id)
+        self._persons_publisher.publish(conversions.empty_person_array(header, frame_index))
+        self._hands_publisher.publish(conversions.empty_hand_pose_array(header, frame_index))
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Destroy publishers and the timer, close the pipeline."""
@@ -657,6 +673,21 @@ class HmrNode(LifecycleNode):
             self._last_refusal_log_s[event] = now_s
             self.get_logger().warning(f'image refused ({event.value}): {reason}')
 
+    def _stamped_in_the_future(self, stamp_ns: int, now_s: float) -> bool:
+        """Refuse (and count) an image stamped beyond input.max_future_stamp_ms ahead."""
+        limit_ms = self._params.input.max_future_stamp_ms
+        ahead_ms = (stamp_ns - self.get_clock().now().nanoseconds) / NANOSECONDS_PER_MILLISECOND
+        if limit_ms <= 0.0 or ahead_ms <= limit_ms:
+            return False
+        self._refuse(
+            Event.FUTURE_STAMP,
+            now_s,
+            f'image stamped {ahead_ms:.0f} ms ahead of the ROS clock, above '
+            f'input.max_future_stamp_ms {limit_ms:g}; synchronise the camera and robot clocks '
+            '(use_sim_time with bags)',
+        )
+        return True
+
     def _accept(
         self, message: Image | CompressedImage, decode: Callable[[Any], np.ndarray]
     ) -> None:
@@ -671,6 +702,8 @@ class HmrNode(LifecycleNode):
             self._stats.record_event(Event.SKIPPED_RATE, now_s)
             return
         stamp_ns = conversions.stamp_to_nanoseconds(message.header.stamp)
+        if self._stamped_in_the_future(stamp_ns, now_s):
+            return
         if params.max_input_age_ms > 0.0:
             age_ms = (self.get_clock().now().nanoseconds - stamp_ns) / NANOSECONDS_PER_MILLISECOND
             if age_ms > params.max_input_age_ms:
@@ -814,6 +847,7 @@ class HmrNode(LifecycleNode):
         self._last_frame_id = frame_id
         header = conversions.make_header(job.stamp, frame_id)
         processing_time_s = time.monotonic() - job.frame.received_monotonic_s
+        self._last_published = (job.stamp, frame_id, job.sequence)
         self._persons_publisher.publish(
             conversions.person_array_message(
                 result,

@@ -49,7 +49,7 @@ STAND_IN = {
     'model.use_test_assets': True,
     'model.device': 'cpu',
     'safety.min_hand_confidence': 0.0,  # the random hand path scores 0: let hands through
-    'tracking.max_coast_s': 0.2,
+    'tracking.max_coast_s': 1.0,  # the first unseen image coasts even on a loaded machine
 }
 
 
@@ -170,7 +170,7 @@ def test_a_lost_operator_flips_the_state_at_once(harness_factory) -> None:
     assert after.track_id == last.track_id
     time.sleep(0.3)
     assert h.with_stamp('left_hand/pose', after.header.stamp) == []
-    time.sleep(0.25)  # past tracking.max_coast_s: the next image ends the track
+    time.sleep(1.0)  # past tracking.max_coast_s: the next image ends the track
     reasons = [m.left_reason for m in feed(h, BLANK, 3)]
     assert reasons[0] == OperatorState.OPERATOR_LOST
     assert reasons[-1] == OperatorState.NO_OPERATOR
