@@ -23,9 +23,10 @@ require_ros_for_module()
 
 import torch  # noqa: E402
 from _scripted_pipeline import make_person  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.qos import QoSProfile, QoSReliabilityPolicy  # noqa: E402
 from sensor_msgs.msg import CameraInfo  # noqa: E402
-from std_srvs.srv import SetBool  # noqa: E402
+from std_srvs.srv import SetBool, Trigger  # noqa: E402
 from test_node import Harness, wait_for  # noqa: E402
 
 from hmr_ros.msg import OperatorState  # noqa: E402
@@ -188,6 +189,29 @@ def test_pausing_says_inactive(harness_factory) -> None:
     assert wait_for(
         lambda: h.messages('operator_state')[-1].left_reason == OperatorState.INACTIVE, 5.0
     )
+
+
+def test_track_ids_never_repeat_across_activations_and_configurations(harness_factory) -> None:
+    """REP 155 ids (letter first). After a reset the serial grows; a new configuration (as after
+    a restart) draws a new prefix, so a listener's stale body_<id> frames never collide."""
+    scores = {image_key(PERSON): 0.9}
+    h = harness_factory(overrides=STAND_IN, factory=scripted_factory(scores))
+    start(h)
+    first = feed(h, PERSON, 3)[-1].track_id
+    reset = h.peer.create_client(Trigger, 'hmr_node/reset_tracking')
+    assert reset.wait_for_service(timeout_sec=5.0)
+    reset.call_async(Trigger.Request())
+    time.sleep(0.3)
+    after_reset = feed(h, PERSON, 3)[-1].track_id
+    assert after_reset and after_reset != first
+    assert after_reset.split('_')[0] == first.split('_')[0]
+    assert h.node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert h.node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    h.start()
+    h.send_camera_info(camera_info())
+    reconfigured = feed(h, PERSON, 3)[-1].track_id
+    assert reconfigured[0].isalpha()
+    assert reconfigured.split('_')[0] != first.split('_')[0]
 
 
 # ---------------------------------------------------------------- the state rules, no node
