@@ -95,6 +95,9 @@ HAND_KEYPOINT_ROWS: dict[str, list[int]] = {
 }
 """Rows of the published joints holding each hand's 21 keypoints, MediaPipe/OpenPose order."""
 
+PREFETCH_BUDGET_BYTES = 2 * 3840 * 2160 * 3 * 4
+"""Float copies the uploader may hold ahead of use: two 4K UHD frames (about 200 MB)."""
+
 TEST_ASSET_VARIANTS = ('smplerx_tiny', 'hamer_tiny')
 """Variants built (randomly initialised) when ``model.use_test_assets`` is set."""
 
@@ -122,12 +125,21 @@ class FrameUploader:
     split moves the conversion off the worker thread.
 
     At most ``capacity`` prefetched frames are kept (the newest); older ones were dropped by the
-    one-slot hand-off anyway.
+    one-slot hand-off anyway. Their float copies (4 bytes per channel) together stay within
+    ``max_prefetch_bytes``: a frame too large for it is not prefetched but uploaded when used, so
+    a huge image costs one float copy, not one per prefetch slot (a 64 MB image raised the
+    node's memory by about 1 GB).
     """
 
-    def __init__(self, device: torch.device, capacity: int = 2) -> None:
+    def __init__(
+        self,
+        device: torch.device,
+        capacity: int = 2,
+        max_prefetch_bytes: int = PREFETCH_BUDGET_BYTES,
+    ) -> None:
         self._device = device
         self._capacity = capacity
+        self._max_prefetch_bytes = max_prefetch_bytes
         self._lock = threading.Lock()
         # (image array, device tensor, copy-done event or None), oldest first.
         self._ready: list[tuple[np.ndarray, torch.Tensor, torch.cuda.Event | None]] = []
@@ -136,11 +148,16 @@ class FrameUploader:
         self.prefetch_misses = 0
 
     def prefetch(self, image_rgb: np.ndarray) -> None:
-        """Start moving one image to the device (any thread)."""
+        """Start moving one image to the device (any thread); too large ones wait for upload."""
+        float_bytes = image_rgb.size * 4
+        if float_bytes > self._max_prefetch_bytes:
+            return
         tensor, event = self._start(image_rgb)
         with self._lock:
             self._ready.append((image_rgb, tensor, event))
             del self._ready[: -self._capacity]
+            while sum(entry[1].nbytes for entry in self._ready) > self._max_prefetch_bytes:
+                del self._ready[0]
 
     def upload(self, image_rgb: np.ndarray) -> torch.Tensor:
         """The image on the device, ready for the compute stream (worker thread)."""

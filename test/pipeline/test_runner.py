@@ -394,3 +394,23 @@ def test_stand_in_model_reports_nobody_at_the_default_threshold() -> None:
         assert pipeline.process(frame(index, BLANK)).persons == ()
         assert pipeline.process(frame(index + 3)).persons == ()
     pipeline.close()
+
+
+def test_uploader_does_not_hold_copies_of_huge_images() -> None:
+    """An image whose float copy exceeds the prefetch budget is not prefetched (one float copy
+    at upload instead of one per prefetch slot); smaller ones within the budget are."""
+    from hmr_ros.pipeline.runner import FrameUploader
+
+    small = np.zeros((10, 10, 3), np.uint8)
+    budget = small.size * 4 * 2  # room for two small frames
+    uploader = FrameUploader(torch.device('cpu'), capacity=4, max_prefetch_bytes=budget)
+    huge = np.zeros((100, 100, 3), np.uint8)
+    uploader.prefetch(huge)
+    assert uploader._ready == []
+    frames = [small.copy() for _ in range(3)]
+    for image in frames:
+        uploader.prefetch(image)
+    kept = [entry[0] for entry in uploader._ready]
+    assert len(kept) == 2 and kept[0] is frames[1] and kept[1] is frames[2]
+    assert uploader.upload(huge).shape == (1, 3, 100, 100)
+    assert (uploader.prefetch_hits, uploader.prefetch_misses) == (0, 1)
