@@ -8,6 +8,9 @@ reported in ``FrameResult.stage_times_ms``):
 1. ``detect``: person boxes from the configured source: a person detector
    (:class:`~hmr_ros.pipeline.detectors.base.PersonDetector`), boxes passed in by the caller, or
    the built-in front-end (whole image for one operator, then the previous frame's person box).
+   Every person the pipeline reports passes ``detection.person_threshold`` on a presence score:
+   the detector's, or for the built-in front-end the whole-body model's ``person_score``
+   (docs/teleoperation.md), applied after the model and before tracking.
 2. ``upload``: the RGB image to the model's device as float [0, 1] (a pinned staging buffer and
    an asynchronous copy on a side stream on CUDA; crops and resizing then happen on the device,
    inside the dual path).
