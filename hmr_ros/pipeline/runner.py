@@ -461,7 +461,7 @@ class PipelineRunner:
                 wrist_position_m=values['hand_wrist_position'][s],
                 wrist_rotation=values['hand_wrist_rotation'][s],
                 keypoints_m=values['hand_keypoints'][s],
-                keypoint_confidence=np.zeros((0,), np.float32),
+                keypoint_confidence=values['joint_confidence'][HAND_KEYPOINT_ROWS[side]],
                 finger_pose_aa=values['hand_finger_pose'][s],
             )
             for s, side in enumerate(('left', 'right'))

@@ -369,6 +369,10 @@ def test_blank_and_noise_images_give_no_persons(stand_in_pipeline: PipelineRunne
     assert person.tracking_state == TrackState.TRACKED
     assert person.confidence == pytest.approx(0.9)
     assert person.joint_confidence.shape == (len(PUBLISHED_JOINT_NAMES),)
+    for side, hand in (('left', person.left_hand), ('right', person.right_hand)):
+        np.testing.assert_array_equal(
+            hand.keypoint_confidence, person.joint_confidence[HAND_KEYPOINT_ROWS[side]]
+        )
     assert person.root_velocity_mps.shape == (3,)
 
 
