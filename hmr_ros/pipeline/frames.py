@@ -27,6 +27,10 @@ import numpy as np
 MAX_IMAGE_SIDE_PX = 8192
 """Default limit on an image's width and height; larger headers are treated as corrupt."""
 
+MAX_IMAGE_PIXELS = 7680 * 4320
+"""Default pixel budget of one image (8K UHD, 33 Mpx, 100 MB as RGB), checked from the header
+before anything is allocated: a decoded image never costs more than this times 3 bytes."""
+
 RGB_CHANNELS = 3
 
 ImageBuffer = Union[bytes, bytearray, memoryview, array.array, np.ndarray]
@@ -91,7 +95,9 @@ def _as_byte_array(data: ImageBuffer, what: str) -> np.ndarray:
         ) from error
 
 
-def _check_dimensions(width: int, height: int, max_side_px: int, what: str) -> None:
+def _check_dimensions(
+    width: int, height: int, max_side_px: int, what: str, max_pixels: int = MAX_IMAGE_PIXELS
+) -> None:
     """Reject empty and implausibly large images before touching the buffer."""
     for name, value in (('width', width), ('height', height)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -105,6 +111,12 @@ def _check_dimensions(width: int, height: int, max_side_px: int, what: str) -> N
             f'{what} is {width}x{height} pixels, above the limit of {max_side_px} pixels per '
             'side; the header is probably corrupt, or raise max_side_px if such images are '
             'intended'
+        )
+    if width * height > max_pixels:
+        raise ImageDecodeError(
+            f'{what} is {width}x{height} = {width * height / 1e6:.1f} Mpx, above the budget of '
+            f'{max_pixels / 1e6:.1f} Mpx per image; downscale it in the driver (image_proc '
+            'resize) or raise max_pixels'
         )
 
 
@@ -198,8 +210,18 @@ def decode_image(
     if spec.cv2_code >= 0:
         return np.asarray(cv2.cvtColor(pixels, spec.cv2_code))
     if spec.bytes_per_channel == 2:
-        high_bytes = (pixels >> 8).astype(np.uint8)
-        return np.ascontiguousarray(high_bytes[..., list(spec.rgb_order)])
+        # The high byte of each sample, read in place (one allocation: the RGB result).
+        high_bytes = np.ndarray(
+            shape=(height, width, spec.channels),
+            dtype=np.uint8,
+            buffer=flat,
+            offset=0 if is_bigendian else 1,
+            strides=(step, bytes_per_pixel, spec.bytes_per_channel),
+        )
+        rgb = np.empty((height, width, RGB_CHANNELS), np.uint8)
+        for channel, source in enumerate(spec.rgb_order):  # no temporaries, unlike fancy indexing
+            rgb[..., channel] = high_bytes[..., source]
+        return rgb
     if spec.rgb_order == (0, 1, 2):
         return pixels[..., :RGB_CHANNELS]
     if spec.rgb_order == (0, 0, 0):
@@ -237,6 +259,9 @@ def decode_compressed(
     flat = _as_byte_array(data, what)
     if flat.size == 0:
         raise ImageDecodeError(f'{what} has no data; the publisher sent an empty message')
+    declared = compressed_image_size(flat)
+    if declared is not None:  # refuse oversized images before OpenCV allocates them
+        _check_dimensions(declared[0], declared[1], max_side_px, what)
     try:
         bgr = cv2.imdecode(flat, cv2.IMREAD_COLOR)
     except cv2.error as error:
@@ -251,7 +276,49 @@ def decode_compressed(
         )
     height, width = bgr.shape[:2]
     _check_dimensions(width, height, max_side_px, what)
-    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=bgr))  # in place: no 2nd copy
+
+
+_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+_JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+"""JPEG start-of-frame markers (baseline, progressive, lossless ...), not DHT/JPG/DAC."""
+
+
+def compressed_image_size(data: np.ndarray) -> tuple[int, int] | None:
+    """``(width, height)`` declared in a PNG or JPEG header, without decoding; None if unknown.
+
+    PNG: the IHDR chunk right after the signature (width, height as big-endian uint32). JPEG:
+    the first start-of-frame segment (height, width as big-endian uint16 after the precision
+    byte), found by walking the marker segments from the start.
+
+    Args:
+        data: The compressed bytes as a flat uint8 array.
+    """
+    head = data[:32].tobytes()
+    if head.startswith(_PNG_SIGNATURE) and head[12:16] == b'IHDR':
+        return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+    if not head.startswith(b'\xff\xd8'):
+        return None
+    position, size = 2, int(data.size)
+    while position + 4 <= size:
+        if data[position] != 0xFF:
+            return None
+        marker = int(data[position + 1])
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            position += 2
+            continue
+        length = int(data[position + 2]) << 8 | int(data[position + 3])
+        if marker in _JPEG_SOF_MARKERS and position + 9 <= size:
+            height = int(data[position + 5]) << 8 | int(data[position + 6])
+            width = int(data[position + 7]) << 8 | int(data[position + 8])
+            return width, height
+        if marker == 0xDA or length < 2:  # start of scan before any frame header
+            return None
+        position += 2 + length
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 
 from hmr_ros.pipeline.detectors.base import Detections
+from hmr_ros.pipeline.detectors.plugin import DetectorOptions
 from hmr_ros.pipeline.frames import CameraIntrinsics
 from hmr_ros.pipeline.results import FrameResult, ModelDescription
 from hmr_ros.pipeline.smoothing import BODY_SMOOTHING, HAND_SMOOTHING, OneEuroConfig
@@ -200,10 +201,11 @@ class PipelineOptions:
         estimate_hands: Run the hand expert (False: body path only; hands come from SMPL-X).
         tracking_enable: Track persons across frames (False: every detection is a new id).
         settings: Initial runtime settings.
-        detector_plugin: A person detector named ``'package.module:factory'``
-            (``detection.plugin``), loaded with
-            :func:`hmr_ros.pipeline.detectors.plugin.load_detector`; '' uses the built-in
-            single-operator front-end.
+        detector_plugin: A person detector (``detection.plugin``): 'onnx' or 'torchvision'
+            (shipped, on ``detector.weights``) or ``'package.module:factory'``, loaded with
+            :func:`hmr_ros.pipeline.detectors.plugin.load_configured_detector`; '' uses the
+            built-in single-operator front-end.
+        detector: Settings of that detector (file, format, class).
     """
 
     model: ModelOptions = ModelOptions()
@@ -212,6 +214,7 @@ class PipelineOptions:
     tracking_enable: bool = True
     settings: RuntimeSettings = RuntimeSettings()
     detector_plugin: str = ''
+    detector: DetectorOptions = DetectorOptions()
 
     def __post_init__(self) -> None:
         if self.max_persons < 1:

@@ -56,7 +56,9 @@ class PersonResult:
         track_id: tracker id (a string, unique while tracked; never a frame index).
         tracking_state: see TrackState (values equal Person.msg's constants).
         track_age: frames since the track was created.
-        confidence: person detection score, 0..1.
+        confidence: person-presence score, 0..1: the detector's score when boxes come from a
+            detector or from outside, else the whole-body model's heatmap presence score; every
+            reported person had it at or above ``detection.person_threshold`` when last seen.
         box_px: (4,) x_min, y_min, x_max, y_max in source-image pixels.
         global_orient, body_pose, left_hand_pose, right_hand_pose, jaw_pose: SMPL-X axis-angle
             parameters, shapes (3,), (21, 3), (15, 3), (15, 3), (3,); hand poses absolute.
@@ -66,12 +68,16 @@ class PersonResult:
         root_position_m: (3,) pelvis, camera frame.
         root_rotation: (3, 3) pelvis global rotation in the camera frame (SMPL-X body axes:
             x to the person's left, y up, z forward out of the body).
-        root_velocity_mps: (3,) from the tracker; zeros when unknown.
+        root_velocity_mps: (3,) metres per second in the camera frame, from the tracker (rate
+            of the matched root positions); zeros when unknown.
         joints_m: (K, 3) camera frame, order of `joint_names` in the model info.
         keypoints_2d_px: (K, 2) projections of joints_m with the real intrinsics (K, and D
             for a raw image with distortion: pixels of the image as received).
         vertices_m: (10475, 3) camera frame, or shape (0, 3) when vertices were not requested.
         left_hand, right_hand: the two hands.
+        joint_confidence: (K,) per row of joints_m and keypoints_2d_px in [0, 1] (how
+            concentrated the heatmap that located the joint was; 0 for joints no heatmap
+            covers), or shape (0,) when the model gives none.
     """
 
     track_id: str
@@ -95,6 +101,7 @@ class PersonResult:
     vertices_m: np.ndarray
     left_hand: HandResult
     right_hand: HandResult
+    joint_confidence: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
 
 
 @dataclass(frozen=True)

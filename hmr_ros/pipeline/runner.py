@@ -8,6 +8,9 @@ reported in ``FrameResult.stage_times_ms``):
 1. ``detect``: person boxes from the configured source: a person detector
    (:class:`~hmr_ros.pipeline.detectors.base.PersonDetector`), boxes passed in by the caller, or
    the built-in front-end (whole image for one operator, then the previous frame's person box).
+   Every person the pipeline reports passes ``detection.person_threshold`` on a presence score:
+   the detector's, or for the built-in front-end the whole-body model's ``person_score``
+   (docs/teleoperation.md), applied after the model and before tracking.
 2. ``upload``: the RGB image to the model's device as float [0, 1] (a pinned staging buffer and
    an asynchronous copy on a side stream on CUDA; crops and resizing then happen on the device,
    inside the dual path).
@@ -68,7 +71,11 @@ from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.pipeline.backends import BackendOptions, InferenceBackend, create_backend
 from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
 from hmr_ros.pipeline.detectors.follow import FollowFrontEnd, points_in_image
-from hmr_ros.pipeline.detectors.plugin import load_detector
+from hmr_ros.pipeline.detectors.plugin import (
+    BUILT_IN_DETECTORS,
+    DetectorOptions,
+    load_configured_detector,
+)
 from hmr_ros.pipeline.protocol import Frame, PipelineOptions, RuntimeSettings
 from hmr_ros.pipeline.rectification import Rectification, Rectifier
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
@@ -98,6 +105,9 @@ HAND_KEYPOINT_ROWS: dict[str, list[int]] = {
 }
 """Rows of the published joints holding each hand's 21 keypoints, MediaPipe/OpenPose order."""
 
+PREFETCH_BUDGET_BYTES = 2 * 3840 * 2160 * 3 * 4
+"""Float copies the uploader may hold ahead of use: two 4K UHD frames (about 200 MB)."""
+
 TEST_ASSET_VARIANTS = ('smplerx_tiny', 'hamer_tiny')
 """Variants built (randomly initialised) when ``model.use_test_assets`` is set."""
 
@@ -125,12 +135,21 @@ class FrameUploader:
     split moves the conversion off the worker thread.
 
     At most ``capacity`` prefetched frames are kept (the newest); older ones were dropped by the
-    one-slot hand-off anyway.
+    one-slot hand-off anyway. Their float copies (4 bytes per channel) together stay within
+    ``max_prefetch_bytes``: a frame too large for it is not prefetched but uploaded when used, so
+    a huge image costs one float copy, not one per prefetch slot (a 64 MB image raised the
+    node's memory by about 1 GB).
     """
 
-    def __init__(self, device: torch.device, capacity: int = 2) -> None:
+    def __init__(
+        self,
+        device: torch.device,
+        capacity: int = 2,
+        max_prefetch_bytes: int = PREFETCH_BUDGET_BYTES,
+    ) -> None:
         self._device = device
         self._capacity = capacity
+        self._max_prefetch_bytes = max_prefetch_bytes
         self._lock = threading.Lock()
         # (image array, device tensor, copy-done event or None), oldest first.
         self._ready: list[tuple[np.ndarray, torch.Tensor, torch.cuda.Event | None]] = []
@@ -139,11 +158,16 @@ class FrameUploader:
         self.prefetch_misses = 0
 
     def prefetch(self, image_rgb: np.ndarray) -> None:
-        """Start moving one image to the device (any thread)."""
+        """Start moving one image to the device (any thread); too large ones wait for upload."""
+        float_bytes = image_rgb.size * 4
+        if float_bytes > self._max_prefetch_bytes:
+            return
         tensor, event = self._start(image_rgb)
         with self._lock:
             self._ready.append((image_rgb, tensor, event))
             del self._ready[: -self._capacity]
+            while sum(entry[1].nbytes for entry in self._ready) > self._max_prefetch_bytes:
+                del self._ready[0]
 
     def upload(self, image_rgb: np.ndarray) -> torch.Tensor:
         """The image on the device, ready for the compute stream (worker thread)."""
@@ -220,7 +244,6 @@ class PipelineRunner:
         self._hand_filters = TrackFilterBank(self._settings.hand_smoothing)
         self._last_estimates: dict[str, _PersonEstimate] = {}
         self._frame_index = 0
-        self._untracked_ids = 0
 
     # ------------------------------------------------------------------ FramePipeline protocol
     def describe(self) -> ModelDescription:
@@ -295,8 +318,9 @@ class PipelineRunner:
             # The whole image (or last frame's region) is where we looked, not the person's box:
             # track the box around the joints the model found.
             boxes = _keypoint_boxes(boxes, estimates, image_hw)
+        boxes, estimates = self._present_persons(boxes, estimates, following)
         with _timed(times, 'track'):
-            tracks = self._track(boxes, frame.stamp_s, following)
+            tracks = self._track(boxes, frame.stamp_s, following, estimates)
         with _timed(times, 'smooth'):
             persons = self._persons(tracks, estimates, frame.stamp_s)
         if following:
@@ -335,17 +359,51 @@ class PipelineRunner:
             for p in range(len(boxes))
         ]
 
-    def _track(self, boxes: Detections, stamp_s: float, following: bool) -> tuple[Track, ...]:
+    def _present_persons(
+        self, boxes: Detections, estimates: list[_PersonEstimate], following: bool
+    ) -> tuple[Detections, list[_PersonEstimate]]:
+        """The boxes (and their estimates) whose presence score passes person_threshold.
+
+        The presence score is the detector's where boxes come from a detector or from outside
+        (already filtered in ``_person_boxes``); with the built-in front-end, whose proposals
+        are only regions to look at, it is the whole-body model's ``person_score``.
+        """
+        if not estimates:
+            return boxes, estimates
+        settings = self._settings
+        min_box_px = settings.min_box_px
+        if following:
+            scores = np.array([e.values['person_score'] for e in estimates], np.float32)
+            boxes = Detections(boxes.boxes_px, scores.reshape(-1))
+            # A box around the joints is no detection box: the front-end judges its size.
+            min_box_px = 0.0
+        keep = boxes.kept_indices(settings.person_threshold, min_box_px, self._options.max_persons)
+        return (
+            Detections(boxes.boxes_px[keep], boxes.scores[keep]),
+            [estimates[i] for i in keep],
+        )
+
+    def _track(
+        self,
+        boxes: Detections,
+        stamp_s: float,
+        following: bool,
+        estimates: list[_PersonEstimate],
+    ) -> tuple[Track, ...]:
         if self._options.tracking_enable:
+            roots = np.array([e.values['root_position'] for e in estimates], np.float64)
             return self._tracker.update(
-                boxes.boxes_px, boxes.scores, stamp_s, single_person=following
+                boxes.boxes_px,
+                boxes.scores,
+                stamp_s,
+                single_person=following,
+                positions_m=roots.reshape(-1, 3),
             )
         tracks = []
         for index, (box, score) in enumerate(zip(boxes.boxes_px, boxes.scores, strict=True)):
-            self._untracked_ids += 1
             tracks.append(
                 Track(
-                    id=str(self._untracked_ids),
+                    id=self._tracker.new_id(),
                     state=TrackState.TRACKED,
                     box_px=tuple(float(v) for v in box),  # type: ignore[arg-type]
                     score=float(score),
@@ -425,7 +483,7 @@ class PipelineRunner:
                 wrist_position_m=values['hand_wrist_position'][s],
                 wrist_rotation=values['hand_wrist_rotation'][s],
                 keypoints_m=values['hand_keypoints'][s],
-                keypoint_confidence=np.zeros((0,), np.float32),
+                keypoint_confidence=values['joint_confidence'][HAND_KEYPOINT_ROWS[side]],
                 finger_pose_aa=values['hand_finger_pose'][s],
             )
             for s, side in enumerate(('left', 'right'))
@@ -446,12 +504,13 @@ class PipelineRunner:
             transl=values['transl'],
             root_position_m=values['root_position'],
             root_rotation=values['root_rotation'],
-            root_velocity_mps=np.zeros(3, np.float32),
+            root_velocity_mps=np.asarray(track.velocity_mps, np.float32),
             joints_m=values['joints'],
             keypoints_2d_px=values['keypoints_2d_px'],
             vertices_m=values['vertices'],
             left_hand=hands[0],
             right_hand=hands[1],
+            joint_confidence=values['joint_confidence'],
         )
 
     def _follow_operator(self, persons: list[PersonResult], image_hw: tuple[int, int]) -> None:
@@ -552,6 +611,8 @@ def _to_host(
         'hand_wrist_rotation': output.hand_wrist_rotation,
         'hand_keypoints': output.hand_keypoints,
         'hand_finger_pose': output.hand_finger_pose,
+        'person_score': output.person_score,
+        'joint_confidence': output.joint_confidence[:, joint_rows.to(output.joints.device)],
     }
     names = list(fields)
     flat = torch.cat([fields[name].float().reshape(len(output.transl), -1) for name in names], 1)
@@ -681,7 +742,10 @@ def build_pipeline(
     """
     if detector is None and options.detector_plugin:
         # Before the models: a wrong plugin name fails in a second, not after loading weights.
-        detector = _load_detector_plugin(options.detector_plugin)
+        detector = _load_detector_plugin(
+            options.detector_plugin,
+            dataclasses.replace(options.detector, device=options.model.device),
+        )
     model_options = options.model
     device = resolve_device(model_options.device, 'model.device')
     precision = resolve_precision(model_options.precision, device)
@@ -785,15 +849,21 @@ def _build_backend(
         ) from error
 
 
-def _load_detector_plugin(entry_point: str) -> PersonDetector:
+def _load_detector_plugin(entry_point: str, options: DetectorOptions) -> PersonDetector:
     """The ``detection.plugin`` detector; any failure names the parameter."""
     try:
-        detector = load_detector(entry_point)
+        detector = load_configured_detector(entry_point, options)
     except Exception as error:  # import errors, the factory's own errors: all become one kind
+        hint = (
+            'check detection.weights and detection.onnx_format / detection.torchvision_model'
+            if entry_point in BUILT_IN_DETECTORS
+            else "set it to 'onnx', 'torchvision', 'package.module:factory' of an installed "
+            'module whose factory returns an object with detect(image_rgb, stamp_s), or to '
+            "'' for the built-in front-end"
+        )
         raise PipelineConfigurationError(
             f"detection.plugin '{entry_point}' cannot be used: {type(error).__name__}: {error}; "
-            "set it to 'package.module:factory' of an installed module whose factory returns "
-            "an object with detect(image_rgb, stamp_s), or to '' for the built-in front-end"
+            f'{hint}'
         ) from error
     logger.info('person detector from detection.plugin %s: %s', entry_point, type(detector))
     return detector

@@ -19,7 +19,15 @@ Each :meth:`BoxTracker.update` call runs:
 4. Start tracks for unmatched detections, highest score first, up to ``max_tracks``.
 
 Time is the frame stamp in seconds (from the image header), never wall time, so replaying a bag
-gives the same ids and states.
+gives the same states.
+
+Ids are ``<prefix><serial>``: a random prefix per tracker that starts with a letter (REP 155:
+ids usable in TF frame names; a fresh prefix per run and per configured pipeline, so a listener
+holding ``body_<id>`` frames of an earlier activation or process never sees a new person take an
+old id) and a serial that only grows, also across :meth:`BoxTracker.reset`.
+
+When the caller passes each detection's 3D root position, every track also carries its root
+velocity in metres per second (the same exponential average as the box velocity).
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ import dataclasses
 import enum
 import logging
 import math
+import secrets
+import string
 from collections.abc import Sequence
 
 import numpy as np
@@ -38,6 +48,15 @@ Box = tuple[float, float, float, float]
 """``(x1, y1, x2, y2)`` pixels in the original image, ``x2 >= x1``, ``y2 >= y1``."""
 
 BOX_SIZE = 4
+TRACK_ID_PREFIX_LENGTH = 4
+"""Characters of the random id prefix: a letter, then letters or digits, then '_'."""
+
+
+def new_track_id_prefix() -> str:
+    """A random id prefix such as ``'kq7x_'`` (first character a lowercase letter, REP 155)."""
+    alphabet = string.ascii_lowercase + string.digits
+    rest = ''.join(secrets.choice(alphabet) for _ in range(TRACK_ID_PREFIX_LENGTH - 1))
+    return f'{secrets.choice(string.ascii_lowercase)}{rest}_'
 
 
 class TrackState(enum.IntEnum):
@@ -105,6 +124,8 @@ class Track:
         velocity_px_s: Rate of change of ``(x1, y1, x2, y2)``, pixels per second.
         detection_index: Index of the matched detection in this update's input, None when the
             track was not matched in this frame.
+        velocity_mps: Rate of change of the root position the caller passed, metres per second
+            in that position's frame; zeros until two positions were matched.
     """
 
     id: str
@@ -116,6 +137,7 @@ class Track:
     last_seen_s: float
     velocity_px_s: Box
     detection_index: int | None
+    velocity_mps: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def center_px(self) -> tuple[float, float]:
@@ -200,6 +222,10 @@ class _TrackMemory:
     hits: int
     last_seen_s: float
     has_velocity: bool = False
+    position_m: np.ndarray | None = None  # (3,) last matched root position
+    position_seen_s: float = 0.0
+    velocity_mps: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(3))
+    has_position_velocity: bool = False
 
     def predict(self, stamp_s: float) -> np.ndarray:
         """Constant-velocity box at ``stamp_s``, kept at non-negative width and height."""
@@ -220,7 +246,26 @@ class _TrackMemory:
             last_seen_s=self.last_seen_s,
             velocity_px_s=_as_box(self.velocity_px_s),
             detection_index=detection_index,
+            velocity_mps=(
+                float(self.velocity_mps[0]),
+                float(self.velocity_mps[1]),
+                float(self.velocity_mps[2]),
+            ),
         )
+
+    def absorb_position(self, position_m: np.ndarray, stamp_s: float, gain: float) -> None:
+        """Update the root velocity from a new matched position (non-finite ones are skipped)."""
+        if not np.all(np.isfinite(position_m)):
+            return
+        if self.position_m is not None and stamp_s > self.position_seen_s:
+            measured = (position_m - self.position_m) / (stamp_s - self.position_seen_s)
+            if self.has_position_velocity:
+                self.velocity_mps = gain * measured + (1.0 - gain) * self.velocity_mps
+            else:
+                self.velocity_mps = measured
+                self.has_position_velocity = True
+        self.position_m = position_m.copy()
+        self.position_seen_s = stamp_s
 
 
 def _as_box(values: np.ndarray) -> Box:
@@ -232,13 +277,29 @@ class BoxTracker:
     """Tracks people across frames from per-frame detection boxes (see the module docstring).
 
     Not thread-safe: call it from the inference worker only.
+
+    Args:
+        config: Settings; defaults of :class:`TrackerConfig` when None.
+        id_prefix: Prefix of every id; None draws a random one (:func:`new_track_id_prefix`).
+            Give a fixed one only for reproducible tests; it must start with a letter.
     """
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+    def __init__(self, config: TrackerConfig | None = None, id_prefix: str | None = None) -> None:
         self._config = config if config is not None else TrackerConfig()
+        if id_prefix is None:
+            id_prefix = new_track_id_prefix()
+        if not id_prefix[:1].isalpha():
+            raise ValueError(f'track id prefix must start with a letter (REP 155): {id_prefix!r}')
+        self._id_prefix = id_prefix
         self._tracks: list[_TrackMemory] = []
         self._next_id = 1
         self._last_stamp_s: float | None = None
+
+    def new_id(self) -> str:
+        """A fresh id from this tracker's sequence (also for callers that do not track)."""
+        serial = self._next_id
+        self._next_id += 1
+        return f'{self._id_prefix}{serial}'
 
     @property
     def config(self) -> TrackerConfig:
@@ -285,6 +346,7 @@ class BoxTracker:
         stamp_s: float,
         *,
         single_person: bool = False,
+        positions_m: np.ndarray | None = None,
     ) -> tuple[Track, ...]:
         """Advance the tracker by one frame.
 
@@ -297,6 +359,8 @@ class BoxTracker:
             single_person: The caller knows there is one person (the single-operator
                 front-end): one live track and one detection are the same person whatever their
                 IoU, so a fast move or a poor first box does not start a new id.
+            positions_m: ``(N, 3)`` root position of each detection (metres, any fixed frame),
+                for :attr:`Track.velocity_mps`; None leaves velocities at zero.
 
         Returns:
             Every track alive before or started in this frame, oldest id first: ``TENTATIVE``,
@@ -306,6 +370,11 @@ class BoxTracker:
             ValueError: Malformed boxes or scores, or a non-finite stamp.
         """
         boxes, confidences = _check_detections(boxes_px, scores)
+        positions = None
+        if positions_m is not None:
+            positions = np.asarray(positions_m, dtype=np.float64).reshape(-1, 3)
+            if len(positions) != len(boxes):
+                raise ValueError(f'{len(positions)} positions_m for {len(boxes)} boxes')
         if not math.isfinite(stamp_s):
             raise ValueError(f'stamp_s must be finite seconds, got {stamp_s}')
         report: list[Track] = []
@@ -336,6 +405,8 @@ class BoxTracker:
             column = detection_of.get(row)
             if column is not None:
                 self._absorb(track, boxes[column], float(confidences[column]), stamp_s)
+                if positions is not None:
+                    track.absorb_position(positions[column], stamp_s, config.velocity_gain)
                 report.append(track.report(track.box_px, column))
                 survivors.append(track)
                 continue
@@ -359,7 +430,7 @@ class BoxTracker:
                 )
                 break
             track = _TrackMemory(
-                id=str(self._next_id),
+                id=self.new_id(),
                 state=TrackState.TRACKED if config.min_hits <= 1 else TrackState.TENTATIVE,
                 box_px=boxes[column].copy(),
                 velocity_px_s=np.zeros(BOX_SIZE),
@@ -368,11 +439,13 @@ class BoxTracker:
                 hits=1,
                 last_seen_s=stamp_s,
             )
-            self._next_id += 1
+            if positions is not None:
+                track.absorb_position(positions[column], stamp_s, config.velocity_gain)
             survivors.append(track)
             report.append(track.report(track.box_px, column))
         self._tracks = survivors
-        report.sort(key=lambda track: int(track.id))
+        prefix_length = len(self._id_prefix)
+        report.sort(key=lambda track: int(track.id[prefix_length:]))  # oldest serial first
         return tuple(report)
 
     def _absorb(self, track: _TrackMemory, box: np.ndarray, score: float, stamp_s: float) -> None:

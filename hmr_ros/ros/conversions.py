@@ -19,12 +19,20 @@ Conventions (stated once, here and in ``ModelInfo``):
   canonical axes are x = the subject's left, y = up, z = front, so a body or joint frame is the
   SMPL-X joint's global rotation followed by the fixed axis remap x <- z, y <- x, z <- y
   (:data:`REP155_FROM_SMPLX`).
-- Hand frames (``output.hand_frame_convention``):
+- Hand frames (``output.hand_frame_convention``), all from the anatomy of a hand held up in front
+  of the camera, palm toward it, fingers up (the right thumb is then on the image's right, +x
+  optical, the left thumb on the image's left):
 
-  - ``'operator'`` (dex-retargeting style): x from the wrist to the middle-finger knuckle
-    (MCP), z the palm normal pointing out of the palm (the palmar side) for both hands,
-    y = z cross x. Because the two hands mirror each other, y then points toward the thumb on
-    the right hand and toward the little finger on the left hand.
+  - ``'operator'``: x from the wrist to the middle-finger knuckle (MCP), z the palm normal
+    pointing out of the palm (the palmar side) for both hands, y = z cross x. Because the two
+    hands mirror each other, y then points toward the little finger on the right hand and
+    toward the thumb on the left hand.
+  - ``'dex_retargeting'``: exactly the operator frame of dex-retargeting (the
+    ``estimate_frame_from_hand_points`` frame of its MediaPipe example followed by
+    ``OPERATOR2MANO_RIGHT/LEFT``), so ``HandPose.keypoints_wrist`` equals the ``joint_pos`` that
+    dex-retargeting's retargeters take: x the palm normal out of the palm, z from the wrist
+    toward the middle knuckle, y = z cross x (toward the thumb on the right hand, toward the
+    little finger on the left hand).
   - ``'smplx'``: the SMPL-X wrist joint's global rotation with the same remap as the body
     frames.
 
@@ -57,7 +65,10 @@ from hmr_ros.pipeline.frames import CameraIntrinsics, decode_compressed, decode_
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
 from hmr_ros.pipeline.tracking import TrackState
 
-HandFrameConvention = Literal['operator', 'smplx']
+HandFrameConvention = Literal['operator', 'dex_retargeting', 'smplx']
+
+KEYPOINT_HAND_FRAMES: tuple[str, ...] = ('operator', 'dex_retargeting')
+"""Hand frame conventions computed from the hand keypoints (the others come from SMPL-X)."""
 
 NANOSECONDS_PER_SECOND = 1_000_000_000
 
@@ -84,8 +95,15 @@ NUM_HAND_KEYPOINTS = 21
 NUM_HAND_POSE_VALUES = 45
 _MIN_AXIS_NORM_M = 1e-9  # below this, a hand is degenerate (collapsed keypoints)
 
+DEX_RETARGETING_OPERATOR2MANO: dict[str, np.ndarray] = {
+    'right': np.array([[0.0, 0.0, -1.0], [-1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+    'left': np.array([[0.0, 0.0, -1.0], [1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]),
+}
+"""dex-retargeting's ``OPERATOR2MANO_RIGHT`` and ``OPERATOR2MANO_LEFT`` (its
+``dex_retargeting/constants.py``): they turn its keypoint frame (columns x, normal, z) into the
+operator frame its retargeters read."""
+
 _SIDES = {'left': HandPose.LEFT, 'right': HandPose.RIGHT}
-_PUBLISHED_STATES = (TrackState.TRACKED, TrackState.PREDICTED)
 
 
 # ---------------------------------------------------------------- inputs
@@ -327,9 +345,12 @@ def operator_wrist_rotation(keypoints_m: np.ndarray, side: str) -> np.ndarray | 
     Steps:
         1. x = unit(middle MCP - wrist).
         2. across = index MCP - little-finger MCP (points toward the thumb side of the palm).
-        3. z = unit(x cross across) for the right hand, unit(across cross x) for the left: the
-           palm normal, out of the palm for both hands (right hand, palm facing forward, fingers
-           up: x up, across to the left, x cross across forward = out of the palm).
+        3. z = unit(across cross x) for the right hand, unit(x cross across) for the left: the
+           palm normal, out of the palm for both hands. Right hand held up, palm toward the
+           camera, fingers up: x is up (-y optical), the thumb is on the image's right, so
+           across is +x optical and across cross x = +x cross -y = -z optical, toward the
+           camera, out of the palm. The left hand's thumb is on the image's left (across is
+           -x optical), hence the swapped product.
         4. y = z cross x.
 
     Args:
@@ -340,8 +361,8 @@ def operator_wrist_rotation(keypoints_m: np.ndarray, side: str) -> np.ndarray | 
         ``(3, 3)`` columns x, y, z in the keypoints' frame, or None when the keypoints are
         collapsed or non-finite.
     """
-    points = np.asarray(keypoints_m, dtype=np.float64)
-    if points.shape != (NUM_HAND_KEYPOINTS, 3) or not np.all(np.isfinite(points)):
+    points = _hand_points(keypoints_m)
+    if points is None:
         return None
     forward = points[HAND_MIDDLE_MCP] - points[HAND_WRIST]
     across = points[HAND_INDEX_MCP] - points[HAND_PINKY_MCP]
@@ -349,13 +370,71 @@ def operator_wrist_rotation(keypoints_m: np.ndarray, side: str) -> np.ndarray | 
     if forward_norm < _MIN_AXIS_NORM_M:
         return None
     x_axis = forward / forward_norm
-    normal = np.cross(x_axis, across) if side == 'right' else np.cross(across, x_axis)
+    normal = np.cross(across, x_axis) if side == 'right' else np.cross(x_axis, across)
     normal_norm = np.linalg.norm(normal)
     if normal_norm < _MIN_AXIS_NORM_M:
         return None
     z_axis = normal / normal_norm
     y_axis = np.cross(z_axis, x_axis)
     return np.stack([x_axis, y_axis, z_axis], axis=1)
+
+
+def dex_retargeting_wrist_rotation(keypoints_m: np.ndarray, side: str) -> np.ndarray | None:
+    """dex-retargeting's operator frame from 21 hand keypoints (see the module docstring).
+
+    dex-retargeting builds a frame from the wrist, index MCP and middle MCP: the normal of the
+    plane through them; x = the wrist minus the middle MCP with its normal component removed;
+    z = x cross normal, with normal and z flipped together when z points away from the index
+    MCP (seen from the middle MCP); columns (x, normal, z). Its retargeters read
+    ``(keypoints - wrist) @ frame @ OPERATOR2MANO``, so the operator frame's axes in the
+    keypoints' frame are ``frame @ OPERATOR2MANO`` (:data:`DEX_RETARGETING_OPERATOR2MANO`).
+    dex-retargeting fits the plane by SVD; three points lie on their plane exactly, so its
+    normal is the cross product of two edges up to the sign, which the flip rule fixes anyway.
+
+    Args:
+        keypoints_m: ``(21, 3)`` OpenPose/MediaPipe order, any frame.
+        side: 'left' or 'right'.
+
+    Returns:
+        ``(3, 3)`` columns x, y, z in the keypoints' frame, or None when the three points are
+        collinear, collapsed or non-finite.
+    """
+    points = _hand_points(keypoints_m)
+    if points is None:
+        return None
+    wrist, index, middle = points[HAND_WRIST], points[HAND_INDEX_MCP], points[HAND_MIDDLE_MCP]
+    normal = np.cross(index - wrist, middle - wrist)
+    normal_norm = np.linalg.norm(normal)
+    if normal_norm < _MIN_AXIS_NORM_M**2:
+        return None
+    normal /= normal_norm
+    to_wrist = wrist - middle
+    x_axis = to_wrist - np.dot(to_wrist, normal) * normal
+    x_axis /= np.linalg.norm(x_axis)
+    z_axis = np.cross(x_axis, normal)
+    if np.dot(z_axis, index - middle) < 0.0:
+        normal, z_axis = -normal, -z_axis
+    frame = np.stack([x_axis, normal, z_axis], axis=1)
+    return frame @ DEX_RETARGETING_OPERATOR2MANO[side]
+
+
+def keypoint_wrist_rotation(
+    keypoints_m: np.ndarray, side: str, convention: HandFrameConvention
+) -> np.ndarray | None:
+    """The frame of a keypoint convention (:data:`KEYPOINT_HAND_FRAMES`); None if degenerate."""
+    if convention == 'dex_retargeting':
+        return dex_retargeting_wrist_rotation(keypoints_m, side)
+    if convention == 'operator':
+        return operator_wrist_rotation(keypoints_m, side)
+    raise ValueError(f'{convention!r} is not a keypoint hand frame ({KEYPOINT_HAND_FRAMES})')
+
+
+def _hand_points(keypoints_m: np.ndarray) -> np.ndarray | None:
+    """``(21, 3)`` float64 keypoints, or None when the shape is wrong or a value non-finite."""
+    points = np.asarray(keypoints_m, dtype=np.float64)
+    if points.shape != (NUM_HAND_KEYPOINTS, 3) or not np.all(np.isfinite(points)):
+        return None
+    return points
 
 
 def smplx_frame_rotation(smplx_rotation: np.ndarray) -> np.ndarray:
@@ -366,11 +445,11 @@ def smplx_frame_rotation(smplx_rotation: np.ndarray) -> np.ndarray:
 def hand_wrist_rotation(hand: HandResult, convention: HandFrameConvention) -> np.ndarray:
     """Wrist orientation of a hand in the camera frame, in the named convention.
 
-    'operator' falls back to 'smplx' when the keypoints are degenerate; a non-finite rotation
-    becomes the identity (an invalid hand's poses are to be ignored anyway).
+    The keypoint conventions fall back to 'smplx' when the keypoints are degenerate; a
+    non-finite rotation becomes the identity (an invalid hand's poses are to be ignored anyway).
     """
-    if convention == 'operator':
-        rotation = operator_wrist_rotation(hand.keypoints_m, hand.side)
+    if convention in KEYPOINT_HAND_FRAMES:
+        rotation = keypoint_wrist_rotation(hand.keypoints_m, hand.side, convention)
         if rotation is not None:
             return rotation
     smplx = np.asarray(hand.wrist_rotation, dtype=np.float64)
@@ -478,6 +557,9 @@ def person_message(person: PersonResult, convention: HandFrameConvention) -> Per
     message.transl = _float32(person.transl, 3)
     message.joints = _float32(person.joints_m)
     message.keypoints_2d = _float32(person.keypoints_2d_px)
+    # One score per joint locates both the 3D joint and its projection (the same heatmap).
+    message.joint_confidence = _float32(person.joint_confidence)
+    message.keypoints_2d_confidence = message.joint_confidence
     message.vertices = _float32(person.vertices_m)
     message.left_hand = hand_pose_message(person.left_hand, person, convention)
     message.right_hand = hand_pose_message(person.right_hand, person, convention)
@@ -542,18 +624,29 @@ def hand_pose_array_message(
 
 
 def operator_hands(
-    result: FrameResult, operator_id: str | None, min_confidence: float
+    result: FrameResult,
+    operator_id: str | None,
+    min_confidence: float,
+    min_person_score: float = 0.0,
 ) -> dict[str, HandResult]:
-    """The operator's usable hands by side ('left', 'right'); empty without an operator."""
+    """The operator's usable hands by side ('left', 'right'); empty without an operator.
+
+    Only a ``TRACKED`` operator (observed in this image, not coasting) whose presence score
+    (``confidence``) is at least ``min_person_score`` (``detection.person_threshold``) drives the
+    teleop outputs; its hands must pass :func:`hand_is_usable`.
+    """
     if operator_id is None:
         return {}
     for person in result.persons:
-        if person.track_id == operator_id and person.tracking_state in _PUBLISHED_STATES:
-            return {
-                hand.side: hand
-                for hand in (person.left_hand, person.right_hand)
-                if hand_is_usable(person, hand, min_confidence)
-            }
+        if person.track_id != operator_id:
+            continue
+        if person.tracking_state != TrackState.TRACKED or person.confidence < min_person_score:
+            return {}
+        return {
+            hand.side: hand
+            for hand in (person.left_hand, person.right_hand)
+            if hand_is_usable(person, hand, min_confidence)
+        }
     return {}
 
 
@@ -569,14 +662,19 @@ def wrist_pose_stamped(
     return message
 
 
-def empty_person_array(header: Header) -> PersonArray:
-    """What deactivation publishes so consumers and RViz clear (ZED's empty message)."""
-    return PersonArray(header=header)
+def empty_person_array(header: Header, frame_index: int = 0) -> PersonArray:
+    """What deactivation publishes so consumers and RViz clear (ZED's empty message).
+
+    Args:
+        header: The last published image's header (PersonArray.msg: a source image's stamp).
+        frame_index: That image's frame_index (no new frame was processed).
+    """
+    return PersonArray(header=header, frame_index=int(frame_index))
 
 
-def empty_hand_pose_array(header: Header) -> HandPoseArray:
+def empty_hand_pose_array(header: Header, frame_index: int = 0) -> HandPoseArray:
     """The hands counterpart of :func:`empty_person_array`."""
-    return HandPoseArray(header=header)
+    return HandPoseArray(header=header, frame_index=int(frame_index))
 
 
 # ---------------------------------------------------------------- static information

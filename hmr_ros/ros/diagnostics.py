@@ -57,6 +57,7 @@ class Event(str, enum.Enum):
     NO_DETECTIONS = 'processed without matching detections'
     INVALID_DETECTIONS = 'invalid detections'
     NO_TRANSFORM = 'skipped: no output.frame transform'
+    FUTURE_STAMP = 'refused: stamped in the future'
 
 
 INPUT_PROBLEMS = (
@@ -66,6 +67,7 @@ INPUT_PROBLEMS = (
     Event.NO_DETECTIONS,
     Event.INVALID_DETECTIONS,
     Event.NO_TRANSFORM,
+    Event.FUTURE_STAMP,
 )
 """Events that mean the input is wrong (WARN on ``input``)."""
 
@@ -286,6 +288,7 @@ def evaluate(
         ('invalid camera_info', str(counts[Event.INVALID_CAMERA_INFO])),
         ('without matching detections', str(counts[Event.NO_DETECTIONS])),
         ('invalid detections', str(counts[Event.INVALID_DETECTIONS])),
+        ('stamped in the future', str(counts[Event.FUTURE_STAMP])),
         ('image topic', settings.image_topic),
         ('camera_info topic', settings.camera_info_topic),
     )

@@ -54,7 +54,7 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_srvs.srv import SetBool, Trigger
 from tf2_msgs.msg import TFMessage
 
-from hmr_ros.msg import HandPoseArray, MeshTopology, ModelInfo, PersonArray
+from hmr_ros.msg import HandPoseArray, MeshTopology, ModelInfo, OperatorState, PersonArray
 from hmr_ros.pipeline.detectors.base import DetectionError, Detections
 from hmr_ros.pipeline.frame_change import change_frame
 from hmr_ros.pipeline.frames import FrameSlot, ImageDecodeError, IntrinsicsError
@@ -66,7 +66,7 @@ from hmr_ros.pipeline.protocol import (
     RuntimeSettings,
 )
 from hmr_ros.pipeline.results import FrameResult, ModelDescription
-from hmr_ros.pipeline.tracking import Track
+from hmr_ros.pipeline.tracking import Track, TrackState
 from hmr_ros.ros import conversions, qos, side_channels, tf_frames
 from hmr_ros.ros.diagnostics import (
     DiagnosticsSettings,
@@ -77,6 +77,13 @@ from hmr_ros.ros.diagnostics import (
     evaluate,
 )
 from hmr_ros.ros.external_detections import DetectionBuffer
+from hmr_ros.ros.lifecycle_guard import InvalidTransitionGuard
+from hmr_ros.ros.operator_state import (
+    OperatorStateTracker,
+    OperatorStatus,
+    operator_state_message,
+    stopped_status,
+)
 from hmr_ros.ros.output_frame import OutputFrame, TransformUnavailableError
 from hmr_ros.ros.params import (
     HmrNodeParams,
@@ -172,7 +179,7 @@ def operator_tracks(result: FrameResult) -> list[Track]:
     ]
 
 
-class HmrNode(LifecycleNode):
+class HmrNode(InvalidTransitionGuard, LifecycleNode):
     """Real-time SMPL-X human mesh recovery as an rclpy lifecycle node (see the module docstring).
 
     Args:
@@ -205,6 +212,7 @@ class HmrNode(LifecycleNode):
         self._control_lock = threading.Lock()
         self._pending = _PendingControl()
         self._operator = OperatorSelector(self._params.operator.to_config())
+        self._operator_state = OperatorStateTracker()
         self._slot: FrameSlot[_Job] | None = None
         self._worker: threading.Thread | None = None
         self._camera_info: CameraInfo | None = None
@@ -217,6 +225,7 @@ class HmrNode(LifecycleNode):
         self._last_accepted_s = -math.inf
         self._last_tf_stamp_ns = -1
         self._last_frame_id = self._params.input.default_frame_id
+        self._last_published: tuple[Time, str, int] | None = None  # stamp, frame, index
         self._last_qos_hint_s = -math.inf
         self._last_refusal_log_s: dict[Event, float] = {}
         self._image_topic = ''
@@ -310,6 +319,7 @@ class HmrNode(LifecycleNode):
         self._frames_accepted = 0
         self._last_accepted_s = -math.inf
         self._last_tf_stamp_ns = -1
+        self._last_published = None
         self._camera_info = None
         self._slot = FrameSlot()
         self._detections = DetectionBuffer() if self._detection_type is not None else None
@@ -330,11 +340,25 @@ class HmrNode(LifecycleNode):
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         """Stop subscriptions and the worker; publish empty arrays so consumers clear."""
         self._stop_streaming()
-        header = conversions.make_header(self.get_clock().now().to_msg(), self._last_frame_id)
-        self._persons_publisher.publish(conversions.empty_person_array(header))
-        self._hands_publisher.publish(conversions.empty_hand_pose_array(header))
+        self._publish_stopped_operator(OperatorState.INACTIVE)
+        self._publish_clearing_arrays()
         self._state = 'inactive'
         return super().on_deactivate(state)
+
+    def _publish_clearing_arrays(self) -> None:
+        """Empty persons and hands so consumers clear, as PersonArray.msg documents it.
+
+        They repeat the last published image's header and frame_index: the stamp stays a source
+        image's acquisition time and the index the count of processed frames. Nothing is sent
+        when nothing was published since activation (there is nothing to clear).
+        """
+        last = self._last_published
+        if last is None:
+            return
+        stamp, frame_id, frame_index = last
+        header = conversions.make_header(stamp, frame_id)
+        self._persons_publisher.publish(conversions.empty_person_array(header, frame_index))
+        self._hands_publisher.publish(conversions.empty_hand_pose_array(header, frame_index))
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         """Destroy publishers and the timer, close the pipeline."""
@@ -396,6 +420,12 @@ class HmrNode(LifecycleNode):
         self._tf_publisher = self.create_lifecycle_publisher(
             TFMessage, '/tf', qos.tf_qos(), qos_overriding_options=qos_options()
         )
+        self._operator_state_publisher = self.create_lifecycle_publisher(
+            OperatorState,
+            'operator_state',
+            qos.control_output_qos(),
+            qos_overriding_options=qos_options(),
+        )
         # Diagnostics report the inactive state too, so this one is not a lifecycle publisher.
         from diagnostic_msgs.msg import DiagnosticArray
 
@@ -416,6 +446,7 @@ class HmrNode(LifecycleNode):
             self._mesh_topology_publisher,
             self._tf_publisher,
             *self._side_channels.publishers,
+            self._operator_state_publisher,
         ]
 
     def _configure_output_frame(self, params: HmrNodeParams) -> str:
@@ -597,6 +628,8 @@ class HmrNode(LifecycleNode):
         self._enabled = bool(request.data)
         if not self._enabled and self._slot is not None:
             self._slot.clear()
+        if not self._enabled:
+            self._publish_stopped_operator(OperatorState.INACTIVE)
         response.success = True
         response.message = 'inference enabled' if self._enabled else 'inference paused'
         self.get_logger().info(response.message)
@@ -640,6 +673,7 @@ class HmrNode(LifecycleNode):
             if pending.reset:
                 pipeline.reset_tracking()
                 self._operator.reset()
+                self._operator_state.reset()
         except Exception as error:  # a bad setting must not kill the worker
             self.get_logger().error(
                 f'applying settings to the pipeline failed: {type(error).__name__}: {error}'
@@ -685,6 +719,21 @@ class HmrNode(LifecycleNode):
             self._last_refusal_log_s[event] = now_s
             self.get_logger().warning(f'image refused ({event.value}): {reason}')
 
+    def _stamped_in_the_future(self, stamp_ns: int, now_s: float) -> bool:
+        """Refuse (and count) an image stamped beyond input.max_future_stamp_ms ahead."""
+        limit_ms = self._params.input.max_future_stamp_ms
+        ahead_ms = (stamp_ns - self.get_clock().now().nanoseconds) / NANOSECONDS_PER_MILLISECOND
+        if limit_ms <= 0.0 or ahead_ms <= limit_ms:
+            return False
+        self._refuse(
+            Event.FUTURE_STAMP,
+            now_s,
+            f'image stamped {ahead_ms:.0f} ms ahead of the ROS clock, above '
+            f'input.max_future_stamp_ms {limit_ms:g}; synchronise the camera and robot clocks '
+            '(use_sim_time with bags)',
+        )
+        return True
+
     def _accept(
         self, message: Image | CompressedImage, decode: Callable[[Any], np.ndarray]
     ) -> None:
@@ -699,6 +748,8 @@ class HmrNode(LifecycleNode):
             self._stats.record_event(Event.SKIPPED_RATE, now_s)
             return
         stamp_ns = conversions.stamp_to_nanoseconds(message.header.stamp)
+        if self._stamped_in_the_future(stamp_ns, now_s):
+            return
         if params.max_input_age_ms > 0.0:
             age_ms = (self.get_clock().now().nanoseconds - stamp_ns) / NANOSECONDS_PER_MILLISECOND
             if age_ms > params.max_input_age_ms:
@@ -793,6 +844,9 @@ class HmrNode(LifecycleNode):
                 f'pipeline failed on a frame: {type(error).__name__}: {error}',
                 throttle_duration_sec=LOG_THROTTLE_S,
             )
+            self._publish_operator_state(
+                stopped_status(OperatorState.PIPELINE_ERROR), job.stamp, job.frame.frame_id
+            )
             return
         try:
             self._publish_result(job, result)
@@ -842,6 +896,7 @@ class HmrNode(LifecycleNode):
         self._last_frame_id = frame_id
         header = conversions.make_header(job.stamp, frame_id)
         processing_time_s = time.monotonic() - job.frame.received_monotonic_s
+        self._last_published = (job.stamp, frame_id, job.sequence)
         self._persons_publisher.publish(
             conversions.person_array_message(
                 result,
@@ -865,13 +920,33 @@ class HmrNode(LifecycleNode):
             for person in result.persons
         }
         operator_id = self._operator.select(operator_tracks(result), root_depth_m)
-        hands = conversions.operator_hands(result, operator_id, min_confidence)
+        person_threshold = params.detection.person_threshold
+        hands = conversions.operator_hands(result, operator_id, min_confidence, person_threshold)
         for side, hand in hands.items():
             self._wrist_publishers[side].publish(
                 conversions.wrist_pose_stamped(hand, header, convention)
             )
+        status = self._operator_state.update(
+            result,
+            operator_id,
+            hands,
+            operator_enabled=params.operator.mode != 'none',
+            person_threshold=person_threshold,
+        )
+        self._publish_operator_state(status, job.stamp, frame_id)
         if self._side_channels is not None and self._description is not None:
-            operator = next((p for p in result.persons if p.track_id == operator_id), None)
+            # The body channel follows the same gate as the wrists: a TRACKED operator whose
+            # presence score passes detection.person_threshold.
+            operator = next(
+                (
+                    p
+                    for p in result.persons
+                    if p.track_id == operator_id
+                    and p.tracking_state == TrackState.TRACKED
+                    and p.confidence >= person_threshold
+                ),
+                None,
+            )
             self._side_channels.publish(
                 result, header, operator, hands, self._description.joint_names, convention
             )
@@ -881,6 +956,18 @@ class HmrNode(LifecycleNode):
             self.get_clock().now().nanoseconds - job.stamp_ns
         ) / NANOSECONDS_PER_MILLISECOND
         self._stats.record_output(time.monotonic(), latency_ms)
+
+    def _publish_operator_state(self, status: OperatorStatus, stamp: Time, frame_id: str) -> None:
+        self._operator_state_publisher.publish(operator_state_message(status, stamp, frame_id))
+
+    def _publish_stopped_operator(self, reason: int) -> None:
+        """Tell controllers the operator outputs stop (deactivation, ~/enable false)."""
+        publisher = getattr(self, '_operator_state_publisher', None)
+        if publisher is None or self._state != 'active':
+            return
+        self._operator_state.reset()
+        status = stopped_status(reason)
+        self._publish_operator_state(status, self.get_clock().now().to_msg(), self._last_frame_id)
 
     def _broadcast_tf(self, job: _Job, result: FrameResult, hands: dict[str, Any]) -> None:
         if self._last_tf_stamp_ns - job.stamp_ns > TF_TIME_JUMP_NS:

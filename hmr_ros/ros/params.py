@@ -15,10 +15,13 @@ and the validation work without ROS.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
+from hmr_ros.pipeline.detectors.onnx_detector import ONNX_FORMATS
+from hmr_ros.pipeline.detectors.plugin import DetectorOptions
 from hmr_ros.pipeline.operator_selection import OPERATOR_MODES, OperatorConfig
 from hmr_ros.pipeline.protocol import (
     ADAPTER_CHOICES,
@@ -43,7 +46,7 @@ _SPEC_KEY = 'hmr_ros_parameter'
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
 INPUT_QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
-HAND_FRAME_CONVENTIONS = ('operator', 'smplx')
+HAND_FRAME_CONVENTIONS = ('operator', 'dex_retargeting', 'smplx')
 TF_JOINT_SETS = ('minimal', 'hands', 'full')
 TF_TREES = ('flat', 'kinematic')
 DETECTION_SOURCES = ('internal', 'external')
@@ -110,13 +113,18 @@ def _check_value(name: str, value: Any, default: Any, spec: ParameterSpec) -> No
     expected = type(default)
     if type(value) is not expected and not (expected is float and type(value) is int):
         raise ValueError(
-            f'{name} must be of type {expected.__name__}, got {value!r} ({type(value).__name__})'
+            f'{name} must be of type {_TYPE_NAMES.get(expected, expected.__name__)}, got '
+            f'{value!r} ({_TYPE_NAMES.get(type(value), type(value).__name__)})'
+            + (f'; range {spec.range_text}' if spec.range_text and not spec.choices else '')
         )
     if spec.choices and value not in spec.choices:
         raise ValueError(f'{name} {value!r} is not valid; choose one of {spec.range_text}')
     if spec.min_value is not None and spec.max_value is not None:
         if not (math.isfinite(value) and spec.min_value <= value <= spec.max_value):
             raise ValueError(f'{name} must be in {spec.range_text}, got {value}')
+
+
+_TYPE_NAMES = {bool: 'bool', int: 'integer', float: 'double', str: 'string'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +144,14 @@ class InputParams(ParameterGroup):
     max_input_age_ms: float = parameter(
         150.0,
         'Skip images older than this (ROS clock minus header stamp); 0 disables the check',
+        unit='ms',
+        value_range=(0.0, 60000.0),
+        dynamic=True,
+    )
+    max_future_stamp_ms: float = parameter(
+        500.0,
+        'Refuse images stamped more than this ahead of the ROS clock (unsynchronised clocks); '
+        '0 disables the check',
         unit='ms',
         value_range=(0.0, 60000.0),
         dynamic=True,
@@ -224,7 +240,11 @@ class DetectionParams(ParameterGroup):
 
     max_persons: int = parameter(4, 'Most persons processed per image', value_range=(1, 64))
     person_threshold: float = parameter(
-        0.5, 'Smallest person detection score kept', value_range=(0.0, 1.0), dynamic=True
+        0.5,
+        "Smallest person-presence score kept (the detector's, else the body model's heatmap "
+        'score); applies on every path',
+        value_range=(0.0, 1.0),
+        dynamic=True,
     )
     min_box_px: float = parameter(
         48.0, 'Smallest person box side kept', unit='px', value_range=(0.0, 8192.0), dynamic=True
@@ -238,8 +258,28 @@ class DetectionParams(ParameterGroup):
     )
     plugin: str = parameter(
         '',
-        "Person detector 'package.module:factory' (factory() returns an object with "
-        'detect(image_rgb, stamp_s)); empty uses the built-in single-operator front-end',
+        "Person detector: 'onnx' (YOLOX/RTMDet export), 'torchvision', or "
+        "'package.module:factory' (factory() returns an object with detect(image_rgb, "
+        'stamp_s)); empty uses the built-in single-operator front-end',
+    )
+    weights: str = parameter(
+        '',
+        "The detector's model file: the .onnx export ('onnx') or the state dict "
+        "('torchvision'); passed as weights= to an entry point's factory when set",
+    )
+    onnx_format: str = parameter(
+        'yolox',
+        "Output layout of the 'onnx' detector's export",
+        choices=ONNX_FORMATS,
+    )
+    torchvision_model: str = parameter(
+        'fasterrcnn_resnet50_fpn_v2', "Architecture of the 'torchvision' detector"
+    )
+    class_id: int = parameter(
+        -1,
+        "Person class in the detector's labels; -1: COCO person (0 for 'onnx', 1 for "
+        "'torchvision')",
+        value_range=(-1, 10000),
     )
     external_slop_s: float = parameter(
         0.05,
@@ -346,7 +386,8 @@ class OutputParams(ParameterGroup):
     )
     hand_frame_convention: str = parameter(
         'operator',
-        "Wrist orientation: 'operator' (x to middle knuckle, z palm normal) or 'smplx'",
+        "Wrist orientation: 'operator' (x to middle knuckle, z out of the palm), "
+        "'dex_retargeting' (dex-retargeting's operator frame) or 'smplx'",
         choices=HAND_FRAME_CONVENTIONS,
     )
     frame: str = parameter(
@@ -583,17 +624,33 @@ def declare_node_parameters(node: Node, params_type: type[P] = HmrNodeParams) ->
 
     Each parameter gets a descriptor with its description (unit and choices appended), an
     integer or floating-point range, and ``read_only`` unless it is dynamic. Values come from the
-    node's overrides (launch, YAML, command line) or the dataclass defaults.
+    node's overrides (launch, YAML, command line) or the dataclass defaults. Overrides are
+    checked against the specs first, so a wrong type or an out-of-range value ends in one line
+    naming the parameter and its type or range (not rclpy's traceback); an integer given for a
+    floating-point parameter is accepted as that number. Override names that match no parameter
+    are warned about with the nearest declared name (rclpy ignores them silently).
 
     Raises:
-        ValueError: An override is outside its choices or invalid as a whole (e.g.
-            ``operator.mode: id`` without ``operator.id``); the message names the parameter.
-        rclpy.exceptions.InvalidParameterValueException: An override outside a numeric range.
+        ValueError: An override of the wrong type, outside its range or choices, or invalid as a
+            whole (e.g. ``operator.mode: id`` without ``operator.id``); the message names it.
     """
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+    from rclpy.exceptions import ParameterException
+    from rclpy.parameter import Parameter
 
+    entries = list(parameter_entries(params_type))
+    overrides: dict[str, Any] = getattr(node, '_parameter_overrides', {})
+    _warn_unknown_overrides(node, overrides, [entry.name for entry in entries])
+    for entry in entries:
+        override = overrides.get(entry.name)
+        if override is None:
+            continue
+        value = _coerce(override.value, entry.default)
+        _check_value(entry.name, value, entry.default, entry.spec)
+        if value is not override.value:  # int given for a double: declare it as the double
+            overrides[entry.name] = Parameter(entry.name, value=value)
     declarations: list[Any] = []
-    for entry in parameter_entries(params_type):
+    for entry in entries:
         spec = entry.spec
         descriptor = ParameterDescriptor(description=_describe(entry), read_only=not spec.dynamic)
         if spec.choices:
@@ -612,8 +669,24 @@ def declare_node_parameters(node: Node, params_type: type[P] = HmrNodeParams) ->
                     )
                 ]
         declarations.append((entry.name, entry.default, descriptor))
-    declared = node.declare_parameters('', declarations)
+    try:
+        declared = node.declare_parameters('', declarations)
+    except ParameterException as error:  # a case the checks above missed: still one line
+        raise ValueError(str(error)) from error
     return parameters_from_values({p.name: p.value for p in declared}, params_type)
+
+
+_FOREIGN_PARAMETER_PREFIXES = ('qos_overrides.', 'use_sim_time', 'start_type_description_service')
+"""Override names rclpy itself declares (QoS overrides appear when topics are created)."""
+
+
+def _warn_unknown_overrides(node: Node, overrides: Mapping[str, Any], names: list[str]) -> None:
+    for name in sorted(set(overrides) - set(names)):
+        if name.startswith(_FOREIGN_PARAMETER_PREFIXES):
+            continue
+        nearest = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        hint = f"; did you mean '{nearest[0]}'?" if nearest else ' (see config/hmr_ros.yaml)'
+        node.get_logger().warning(f"unknown parameter '{name}' is ignored{hint}")
 
 
 def _describe(entry: ParameterEntry) -> str:
@@ -676,6 +749,13 @@ def pipeline_options(params: HmrNodeParams) -> PipelineOptions:
         tracking_enable=params.tracking.enable,
         settings=runtime_settings(params),
         detector_plugin=params.detection.plugin,
+        detector=DetectorOptions(
+            weights=params.detection.weights,
+            onnx_format=params.detection.onnx_format,
+            torchvision_model=params.detection.torchvision_model,
+            class_id=params.detection.class_id,
+            device=model.device,
+        ),
     )
 
 

@@ -49,11 +49,12 @@ from hmr_ros.ros.conversions import (
     HAND_MIDDLE_MCP,
     HAND_PINKY_MCP,
     HAND_WRIST,
+    KEYPOINT_HAND_FRAMES,
     NUM_HAND_KEYPOINTS,
     HandFrameConvention,
     axis_angle_to_rotation_matrix,
     hand_wrist_rotation,
-    operator_wrist_rotation,
+    keypoint_wrist_rotation,
     rotation_matrix_to_quaternion,
     smplx_frame_rotation,
 )
@@ -105,7 +106,8 @@ class TfSettings:
         prefix: Prepended to every frame name (``tf.prefix``).
         joints: 'minimal', 'hands' or 'full' (``tf.joints``).
         tree: 'flat' or 'kinematic' (``tf.tree``).
-        hand_frame_convention: 'operator' or 'smplx' (``output.hand_frame_convention``).
+        hand_frame_convention: 'operator', 'dex_retargeting' or 'smplx'
+            (``output.hand_frame_convention``).
     """
 
     prefix: str = ''
@@ -188,7 +190,7 @@ def _wrist_rotation(
     hand: HandResult = person.left_hand if side == 'left' else person.right_hand
     if hand.valid:
         return hand_wrist_rotation(hand, convention)
-    if convention == 'operator':
+    if convention in KEYPOINT_HAND_FRAMES:
         index = {name: i for i, name in enumerate(joint_names)}
         names = [WRIST_JOINTS[side]] + [f'{side}_{f}1' for f in ('index', 'middle', 'pinky')]
         if all(name in index for name in names):
@@ -199,7 +201,7 @@ def _wrist_rotation(
                 (HAND_WRIST, HAND_INDEX_MCP, HAND_MIDDLE_MCP, HAND_PINKY_MCP), names, strict=True
             ):
                 keypoints[slot] = joints[index[name]]
-            rotation = operator_wrist_rotation(keypoints, side)
+            rotation = keypoint_wrist_rotation(keypoints, side, convention)
             if rotation is not None:
                 return rotation
     return smplx_frame_rotation(smplx_rotations[SMPLX_JOINT_INDEX[WRIST_JOINTS[side]]])

@@ -16,6 +16,7 @@ EXPECTED = {
     'PersonArray',
     'ModelInfo',
     'MeshTopology',
+    'OperatorState',
 }
 
 

@@ -432,3 +432,69 @@ def test_frame_slot_under_a_producer_faster_than_the_consumer() -> None:
     assert slot.dropped > 0
     assert consumed == sorted(set(consumed))
     assert consumed[-1] == frames - 1
+
+
+# ---------------------------------------------------------------- decode memory
+
+
+def _peak_bytes(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+    """(result, peak bytes allocated while it ran; numpy and OpenCV outputs are traced)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        result = function(*args, **kwargs)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    ('encoding', 'bytes_per_pixel', 'bigendian'),
+    [('bgr8', 3, False), ('rgb16', 6, False), ('bgr16', 6, True), ('mono16', 2, False)],
+)
+def test_raw_decode_allocates_the_result_once(encoding, bytes_per_pixel, bigendian) -> None:
+    """A converted image costs one RGB array: no 16-bit temporaries, no second copy (a 64 MB
+    image raised the node's memory by about 1 GB)."""
+    width, height = 1024, 768
+    data = np.random.default_rng(3).integers(0, 256, width * height * bytes_per_pixel, np.uint8)
+    image, peak = _peak_bytes(
+        decode_image, data.tobytes(), width, height, width * bytes_per_pixel, encoding, bigendian
+    )
+    assert image.shape == (height, width, 3)
+    assert peak < 1.1 * image.nbytes
+    if bytes_per_pixel == 6:  # the high byte of each sample, per the endianness
+        samples = data.reshape(height, width, 3, 2)
+        high = samples[..., 0] if bigendian else samples[..., 1]
+        order = [2, 1, 0] if encoding.startswith('bgr') else [0, 1, 2]
+        np.testing.assert_array_equal(image, high[..., order])
+
+
+@pytest.mark.parametrize('extension', ['.png', '.jpg'])
+def test_compressed_decode_converts_in_place(extension) -> None:
+    bgr = np.random.default_rng(4).integers(0, 256, (600, 800, 3), np.uint8)
+    encoded = cv2.imencode(extension, bgr)[1].tobytes()
+    image, peak = _peak_bytes(decode_compressed, encoded, extension[1:])
+    assert image.shape == (600, 800, 3)
+    assert peak < 1.1 * image.nbytes + len(encoded)
+
+
+@pytest.mark.parametrize('extension', ['.png', '.jpg'])
+def test_compressed_header_size_matches_the_encoder(extension) -> None:
+    """The size OpenCV's encoder wrote (outside fact) is read back from the header alone."""
+    from hmr_ros.pipeline.frames import compressed_image_size
+
+    encoded = cv2.imencode(extension, np.zeros((37, 91, 3), np.uint8))[1]
+    assert compressed_image_size(encoded.ravel()) == (91, 37)
+    assert compressed_image_size(np.frombuffer(b'GIF89a' + bytes(30), np.uint8)) is None
+
+
+def test_oversized_compressed_images_are_refused_before_decoding() -> None:
+    """A PNG whose IHDR declares 20000 x 20000 (1.2 GB as RGB) is refused from its header,
+    allocating nothing of that size; raw images above the pixel budget likewise."""
+    png = bytearray(cv2.imencode('.png', np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    png[16:24] = (20000).to_bytes(4, 'big') * 2
+    with pytest.raises(ImageDecodeError, match='20000x20000'):
+        _peak_bytes(decode_compressed, bytes(png), 'png', max_side_px=30000)
+    with pytest.raises(ImageDecodeError, match='Mpx'):
+        decode_image(b'', 8000, 8000, 8000 * 3, 'rgb8')

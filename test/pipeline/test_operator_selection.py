@@ -111,11 +111,11 @@ def test_changing_the_mode_reselects_and_an_unchanged_config_keeps_the_operator(
 
 def test_works_on_real_tracker_output() -> None:
     """Two people through BoxTracker: the operator is confirmed on frame 2 and survives a gap."""
-    tracker = BoxTracker()
+    tracker = BoxTracker(id_prefix='p')
     selector = OperatorSelector()
     small, large = [0.0, 0.0, 50.0, 100.0], [200.0, 0.0, 400.0, 400.0]
     assert selector.select(tracker.update([small, large], [0.9, 0.9], 0.0)) is None
-    assert selector.select(tracker.update([small, large], [0.9, 0.9], 0.033)) == '2'
-    assert selector.select(tracker.update([small], [0.9], 0.066)) == '2'  # coasting
+    assert selector.select(tracker.update([small, large], [0.9, 0.9], 0.033)) == 'p2'
+    assert selector.select(tracker.update([small], [0.9], 0.066)) == 'p2'  # coasting
     frames = [tracker.update([small], [0.9], 0.066 + 0.033 * k) for k in range(1, 12)]
-    assert [selector.select(frame) for frame in frames][-1] == '1'
+    assert [selector.select(frame) for frame in frames][-1] == 'p1'

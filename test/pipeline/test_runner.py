@@ -18,7 +18,7 @@ from hmr_ros.checkpoints.safe_load import CheckpointNotFoundError
 from hmr_ros.models.devices import DeviceUnavailableError, resolve_device, resolve_precision
 from hmr_ros.pipeline.detectors.base import Detections
 from hmr_ros.pipeline.frames import CameraIntrinsics
-from hmr_ros.pipeline.protocol import Frame, ModelOptions, PipelineOptions
+from hmr_ros.pipeline.protocol import Frame, ModelOptions, PipelineOptions, RuntimeSettings
 from hmr_ros.pipeline.results import FrameResult
 from hmr_ros.pipeline.runner import (
     HAND_KEYPOINT_ROWS,
@@ -38,9 +38,17 @@ def frame(index: int, image: np.ndarray = IMAGE) -> Frame:
     return Frame(image, INTRINSICS, 100.0 + index / 30, 'camera_optical_frame', time.monotonic())
 
 
+# Random stand-in weights give near-uniform heatmaps, hence presence scores near 0 (see
+# test_stand_in_model_reports_nobody_at_the_default_threshold): tests of the rest of the pipeline
+# on the built-in front-end accept every proposal.
+ACCEPT_ALL = dataclasses.replace(RuntimeSettings(), person_threshold=0.0)
+
+
 @pytest.fixture(scope='module')
 def stand_in_pipeline() -> PipelineRunner:
-    return build_pipeline(PipelineOptions(model=ModelOptions(use_test_assets=True)))
+    return build_pipeline(
+        PipelineOptions(model=ModelOptions(use_test_assets=True), settings=ACCEPT_ALL)
+    )
 
 
 @pytest.fixture(scope='module')
@@ -119,7 +127,11 @@ def test_external_boxes_give_one_tracked_person_per_confident_box(
         np.array([[0, 0, 250, 500], [260, 0, 511, 500], [10, 10, 200, 200]]),
         np.array([0.9, 0.8, 0.2]),  # the last is below detection.person_threshold (0.5)
     )
-    result = stand_in_pipeline.process(frame(30), detections=boxes)
+    stand_in_pipeline.update_settings(RuntimeSettings())  # person_threshold 0.5
+    try:
+        result = stand_in_pipeline.process(frame(30), detections=boxes)
+    finally:
+        stand_in_pipeline.update_settings(ACCEPT_ALL)
     assert len(result.persons) == 2
     assert len({p.track_id for p in result.persons}) == 2
     np.testing.assert_allclose(result.persons[0].box_px, [0, 0, 250, 500])
@@ -191,7 +203,7 @@ def test_smoothing_moves_toward_the_new_measurement(stand_in_pipeline: PipelineR
     shifted = np.roll(IMAGE, 24, axis=1)
     raw_options = PipelineOptions(
         model=ModelOptions(use_test_assets=True),
-        settings=dataclasses.replace(PipelineOptions().settings, smoothing_enable=False),
+        settings=dataclasses.replace(ACCEPT_ALL, smoothing_enable=False),
     )
     raw = build_pipeline(raw_options)
     raw_results = [raw.process(frame(i, img)) for i, img in enumerate((IMAGE, shifted))]
@@ -215,7 +227,8 @@ def test_pipeline_from_official_layout_files(asset_dir: Path) -> None:
             whole_body_checkpoint=str(asset_dir / 'smpler_x_tiny.pth.tar'),
             hand_checkpoint=str(asset_dir / 'hamer_tiny.safetensors'),
             body_model_dir=str(asset_dir),
-        )
+        ),
+        settings=ACCEPT_ALL,
     )
     pipeline = build_pipeline(options)
     result: FrameResult = pipeline.process(frame(0))
@@ -300,3 +313,108 @@ def test_prefetched_frames_give_the_same_result(stand_in_pipeline: PipelineRunne
     stand_in_pipeline.prefetch(prefetched_frame)
     prefetched = stand_in_pipeline.process(prefetched_frame).persons[0]
     np.testing.assert_array_equal(plain.joints_m, prefetched.joints_m)
+
+
+# ---------------------------------------------------------------------- person presence
+
+BLANK = np.full_like(IMAGE, 128)
+NOISE = np.random.default_rng(0).integers(0, 256, IMAGE.shape, dtype=np.uint8)
+
+
+class ScriptedPresence(torch.nn.Module):
+    """The stand-in dual path with its person_score replaced by a scripted one per image.
+
+    Stands for a trained model: blank and noise images get the low scores of flat heatmaps,
+    the astronaut a confident one.
+    """
+
+    def __init__(self, model: torch.nn.Module, scores: dict[int, float]) -> None:
+        super().__init__()
+        self.model = model
+        self.scores = scores  # image_key -> score
+
+    def forward(self, image, boxes, batch_index, intrinsics):  # type: ignore[no-untyped-def]
+        output = self.model(image, boxes, batch_index, intrinsics)
+        key = round(float(image.double().mul(255).std()))
+        return output._replace(person_score=torch.full_like(output.person_score, self.scores[key]))
+
+
+def image_key(image: np.ndarray) -> int:
+    """Tells the test images apart: their pixel standard deviation, rounded (0, 74, ...)."""
+    return round(float(image.astype(np.float64).std()))
+
+
+def scripted_runner(stand_in: PipelineRunner, scores: dict[int, float]) -> PipelineRunner:
+    return PipelineRunner(
+        ScriptedPresence(stand_in._model, scores),
+        stand_in.describe(),
+        PipelineOptions(model=ModelOptions(use_test_assets=True)),
+        torch.device('cpu'),
+        torch.float32,
+    )
+
+
+def test_blank_and_noise_images_give_no_persons(stand_in_pipeline: PipelineRunner) -> None:
+    """Built-in front-end, default detection.person_threshold 0.5: images whose presence score
+    is low report nobody, on every frame (no track, hence no operator); a person image whose
+    score passes is reported with that score as its confidence."""
+    scores = {image_key(BLANK): 0.03, image_key(NOISE): 0.2, image_key(IMAGE): 0.9}
+    runner = scripted_runner(stand_in_pipeline, scores)
+    for index in range(6):
+        image = BLANK if index % 2 == 0 else NOISE
+        assert runner.process(frame(index, image)).persons == ()
+    results = [runner.process(frame(10 + i)) for i in range(3)]
+    assert [len(r.persons) for r in results] == [1, 1, 1]
+    person = results[-1].persons[0]
+    assert person.tracking_state == TrackState.TRACKED
+    assert person.confidence == pytest.approx(0.9)
+    assert person.joint_confidence.shape == (len(PUBLISHED_JOINT_NAMES),)
+    for side, hand in (('left', person.left_hand), ('right', person.right_hand)):
+        np.testing.assert_array_equal(
+            hand.keypoint_confidence, person.joint_confidence[HAND_KEYPOINT_ROWS[side]]
+        )
+    assert person.root_velocity_mps.shape == (3,)
+
+
+def test_a_person_whose_score_drops_is_no_longer_tracked(
+    stand_in_pipeline: PipelineRunner,
+) -> None:
+    """The first frame below the threshold turns the track PREDICTED (not observed), then LOST."""
+    scores = {image_key(IMAGE): 0.9, image_key(BLANK): 0.1}
+    runner = scripted_runner(stand_in_pipeline, scores)
+    states = [runner.process(frame(i)).persons[0].tracking_state for i in range(3)]
+    assert states[-1] == TrackState.TRACKED
+    after = [runner.process(frame(3 + i, BLANK)).persons for i in range(12)]
+    assert after[0][0].tracking_state == TrackState.PREDICTED
+    assert [p.tracking_state for persons in after for p in persons][-1] == TrackState.LOST
+    assert after[-1] == ()
+
+
+def test_stand_in_model_reports_nobody_at_the_default_threshold() -> None:
+    """Random weights give near-uniform heatmaps (peak mass near the uniform value), so their
+    presence score is far below 0.5: the stand-ins never invent a TRACKED operator."""
+    pipeline = build_pipeline(PipelineOptions(model=ModelOptions(use_test_assets=True)))
+    for index in range(3):
+        assert pipeline.process(frame(index, BLANK)).persons == ()
+        assert pipeline.process(frame(index + 3)).persons == ()
+    pipeline.close()
+
+
+def test_uploader_does_not_hold_copies_of_huge_images() -> None:
+    """An image whose float copy exceeds the prefetch budget is not prefetched (one float copy
+    at upload instead of one per prefetch slot); smaller ones within the budget are."""
+    from hmr_ros.pipeline.runner import FrameUploader
+
+    small = np.zeros((10, 10, 3), np.uint8)
+    budget = small.size * 4 * 2  # room for two small frames
+    uploader = FrameUploader(torch.device('cpu'), capacity=4, max_prefetch_bytes=budget)
+    huge = np.zeros((100, 100, 3), np.uint8)
+    uploader.prefetch(huge)
+    assert uploader._ready == []
+    frames = [small.copy() for _ in range(3)]
+    for image in frames:
+        uploader.prefetch(image)
+    kept = [entry[0] for entry in uploader._ready]
+    assert len(kept) == 2 and kept[0] is frames[1] and kept[1] is frames[2]
+    assert uploader.upload(huge).shape == (1, 3, 100, 100)
+    assert (uploader.prefetch_hits, uploader.prefetch_misses) == (0, 1)

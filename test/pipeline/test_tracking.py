@@ -64,7 +64,7 @@ def test_associate_greedy_takes_the_best_pair_first() -> None:
 
 
 def test_id_persists_over_a_moving_box_and_confirms_after_min_hits() -> None:
-    tracker = BoxTracker()
+    tracker = BoxTracker(id_prefix='p')
     states = []
     ids = set()
     for frame in range(20):
@@ -74,7 +74,7 @@ def test_id_persists_over_a_moving_box_and_confirms_after_min_hits() -> None:
         assert track.detection_index == 0
         assert track.hits == track.age_frames == frame + 1
         assert track.last_seen_s == frame * FRAME_S
-    assert ids == {'1'}
+    assert ids == {'p1'}
     assert states[0] == TrackState.TENTATIVE
     assert set(states[1:]) == {TrackState.TRACKED}
     # Velocity of every corner: 8 px per frame at 30 Hz = 240 px/s in x, none in y.
@@ -82,46 +82,46 @@ def test_id_persists_over_a_moving_box_and_confirms_after_min_hits() -> None:
 
 
 def test_min_hits_one_confirms_at_once() -> None:
-    tracker = BoxTracker(TrackerConfig(min_hits=1))
+    tracker = BoxTracker(TrackerConfig(min_hits=1), id_prefix='p')
     (track,) = tracker.update([box_at(0.0)], [0.8], 0.0)
     assert track.state == TrackState.TRACKED
 
 
 def test_a_new_person_gets_a_new_id_and_ids_are_not_detection_indices() -> None:
-    tracker = BoxTracker()
+    tracker = BoxTracker(id_prefix='p')
     tracker.update([box_at(0.0)], [0.9], 0.0)
     tracker.update([box_at(2.0)], [0.9], FRAME_S)
-    # The newcomer is listed first in the detections but must not take id '1'.
+    # The newcomer is listed first in the detections but must not take id 'p1'.
     tracks = by_id(tracker.update([box_at(500.0), box_at(4.0)], [0.8, 0.9], 2 * FRAME_S))
-    assert set(tracks) == {'1', '2'}
-    assert tracks['1'].detection_index == 1
-    assert tracks['1'].state == TrackState.TRACKED
-    assert tracks['2'].detection_index == 0
-    assert tracks['2'].state == TrackState.TENTATIVE
-    assert tracks['2'].box_px == tuple(box_at(500.0))
+    assert set(tracks) == {'p1', 'p2'}
+    assert tracks['p1'].detection_index == 1
+    assert tracks['p1'].state == TrackState.TRACKED
+    assert tracks['p2'].detection_index == 0
+    assert tracks['p2'].state == TrackState.TENTATIVE
+    assert tracks['p2'].box_px == tuple(box_at(500.0))
 
 
 def test_short_gap_coasts_as_predicted_and_reassociates_with_the_same_id() -> None:
     """Box moves 6 px per frame (180 px/s); missing for 5 frames (0.167 s < 0.3 s)."""
-    tracker = BoxTracker()
+    tracker = BoxTracker(id_prefix='p')
     for frame in range(5):
         tracker.update([box_at(6.0 * frame)], [0.9], frame * FRAME_S)
     for frame in range(5, 10):
         (track,) = tracker.update(np.zeros((0, 4)), np.zeros(0), frame * FRAME_S)
-        assert track.id == '1'
+        assert track.id == 'p1'
         assert track.state == TrackState.PREDICTED
         assert track.detection_index is None
         assert track.last_seen_s == 4 * FRAME_S
         # Constant-velocity prediction: x1 = 6 * frame.
         assert track.box_px[0] == pytest.approx(6.0 * frame, abs=1e-6)
     (track,) = tracker.update([box_at(60.0)], [0.7], 10 * FRAME_S)
-    assert (track.id, track.state, track.score) == ('1', TrackState.TRACKED, 0.7)
+    assert (track.id, track.state, track.score) == ('p1', TrackState.TRACKED, 0.7)
     assert track.hits == 6
     assert track.age_frames == 11
 
 
 def test_long_gap_reports_lost_once_then_the_track_is_gone() -> None:
-    tracker = BoxTracker()
+    tracker = BoxTracker(id_prefix='p')
     for frame in range(3):
         tracker.update([box_at(0.0)], [0.9], frame * FRAME_S)
     last_seen_s = 2 * FRAME_S
@@ -140,11 +140,11 @@ def test_long_gap_reports_lost_once_then_the_track_is_gone() -> None:
     assert states[-1] == [] and tracker.live_tracks == 0
     # The same person coming back is a new person.
     (track,) = tracker.update([box_at(0.0)], [0.9], stamp_s + FRAME_S)
-    assert track.id == '2'
+    assert track.id == 'p2'
 
 
 def test_unconfirmed_track_missed_once_is_lost() -> None:
-    tracker = BoxTracker(TrackerConfig(min_hits=3))
+    tracker = BoxTracker(TrackerConfig(min_hits=3), id_prefix='p')
     tracker.update([box_at(0.0)], [0.9], 0.0)
     (track,) = tracker.update([], [], FRAME_S)
     assert track.state == TrackState.LOST
@@ -159,7 +159,7 @@ def test_crossing_people_keep_their_ids() -> None:
     80*200 / (2*20000 - 16000) = 0.67. Matching to last positions would swap the ids; the
     constant-velocity prediction keeps them.
     """
-    tracker = BoxTracker()
+    tracker = BoxTracker(id_prefix='p')
     ids_a, ids_b = set(), set()
     for frame in range(40):
         a = box_at(20.0 * frame, y=100.0)
@@ -171,12 +171,12 @@ def test_crossing_people_keep_their_ids() -> None:
         assert len(tracks) == 2
         for track in tracks:
             (ids_a if track.box_px == tuple(a) else ids_b).add(track.id)
-    assert ids_a == {'1'} or ids_a == {'2'}
+    assert ids_a == {'p1'} or ids_a == {'p2'}
     assert len(ids_b) == 1 and ids_a != ids_b
 
 
 def test_max_tracks_limits_new_tracks_by_score() -> None:
-    tracker = BoxTracker(TrackerConfig(max_tracks=2))
+    tracker = BoxTracker(TrackerConfig(max_tracks=2), id_prefix='p')
     boxes = [box_at(0.0), box_at(300.0), box_at(600.0)]
     tracks = tracker.update(boxes, [0.5, 0.9, 0.7], 0.0)
     assert [track.detection_index for track in tracks] == [1, 2]
@@ -184,32 +184,32 @@ def test_max_tracks_limits_new_tracks_by_score() -> None:
 
 
 def test_reset_reports_lost_tracks_and_never_reuses_ids() -> None:
-    tracker = BoxTracker()
+    tracker = BoxTracker(id_prefix='p')
     tracker.update([box_at(0.0), box_at(300.0)], [0.9, 0.9], 0.0)
     lost = tracker.reset()
-    assert [(t.id, t.state) for t in lost] == [('1', TrackState.LOST), ('2', TrackState.LOST)]
+    assert [(t.id, t.state) for t in lost] == [('p1', TrackState.LOST), ('p2', TrackState.LOST)]
     assert tracker.live_tracks == 0
     (track,) = tracker.update([box_at(0.0)], [0.9], 0.0)
-    assert track.id == '3'
+    assert track.id == 'p3'
 
 
 def test_stamp_going_back_resets_and_reports_the_old_tracks_lost() -> None:
-    tracker = BoxTracker()
+    tracker = BoxTracker(id_prefix='p')
     tracker.update([box_at(0.0)], [0.9], 10.0)
     tracks = tracker.update([box_at(0.0)], [0.9], 1.0)
     assert [(t.id, t.state) for t in tracks] == [
-        ('1', TrackState.LOST),
-        ('2', TrackState.TENTATIVE),
+        ('p1', TrackState.LOST),
+        ('p2', TrackState.TENTATIVE),
     ]
 
 
 def test_set_config_keeps_tracks_and_applies_from_the_next_update() -> None:
-    tracker = BoxTracker()
+    tracker = BoxTracker(id_prefix='p')
     tracker.update([box_at(0.0)], [0.9], 0.0)
     tracker.update([box_at(0.0)], [0.9], FRAME_S)
     tracker.set_config(TrackerConfig(max_coast_s=0.0))
     (track,) = tracker.update([], [], 2 * FRAME_S)
-    assert (track.id, track.state) == ('1', TrackState.LOST)
+    assert (track.id, track.state) == ('p1', TrackState.LOST)
 
 
 @pytest.mark.parametrize(
@@ -223,11 +223,11 @@ def test_set_config_keeps_tracks_and_applies_from_the_next_update() -> None:
 )
 def test_update_rejects_malformed_detections(boxes: list, scores: list, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
-        BoxTracker().update(boxes, scores, 0.0)
+        BoxTracker(id_prefix='p').update(boxes, scores, 0.0)
 
 
 def test_outputs_are_frozen() -> None:
-    (track,) = BoxTracker().update([box_at(0.0)], [0.9], 0.0)
+    (track,) = BoxTracker(id_prefix='p').update([box_at(0.0)], [0.9], 0.0)
     with pytest.raises(AttributeError):
         track.state = TrackState.LOST  # type: ignore[misc]
     assert track.center_px == (50.0, 200.0)
@@ -236,15 +236,43 @@ def test_outputs_are_frozen() -> None:
 
 def test_single_person_mode_keeps_the_id_through_a_jump() -> None:
     """With one live track and one detection, single_person matches them at any IoU."""
-    tracker = BoxTracker(TrackerConfig(min_hits=2))
+    tracker = BoxTracker(TrackerConfig(min_hits=2), id_prefix='p')
     first = tracker.update([[0, 0, 100, 200]], [0.9], 0.0, single_person=True)
-    # A disjoint box: IoU 0, which would end the tentative track and start id '2'.
+    # A disjoint box: IoU 0, which would end the tentative track and start id 'p2'.
     jumped = tracker.update([[300, 0, 400, 200]], [0.9], 0.033, single_person=True)
     assert [t.id for t in jumped] == [first[0].id]
     assert jumped[0].state == TrackState.TRACKED
-    plain = BoxTracker(TrackerConfig(min_hits=2))
+    plain = BoxTracker(TrackerConfig(min_hits=2), id_prefix='p')
     plain.update([[0, 0, 100, 200]], [0.9], 0.0)
     assert [t.state for t in plain.update([[300, 0, 400, 200]], [0.9], 0.033)] == [
         TrackState.LOST,
         TrackState.TENTATIVE,
     ]
+
+
+def test_ids_start_with_a_letter_and_differ_between_trackers() -> None:
+    """REP 155: ids are usable in TF frame names (start with a letter); a new tracker (a new run
+    or a reconfigured pipeline) draws a new prefix, so its ids never repeat an old run's."""
+    first = [t.id for t in BoxTracker().update([box_at(0.0)], [0.9], 0.0)]
+    second = [t.id for t in BoxTracker().update([box_at(0.0)], [0.9], 0.0)]
+    assert first[0][0].isalpha() and second[0][0].isalpha()
+    assert first != second
+    with pytest.raises(ValueError, match='start with a letter'):
+        BoxTracker(id_prefix='7')
+
+
+def test_root_velocity_is_the_rate_of_the_matched_positions() -> None:
+    """Root at z = 2.0 m then 2.1 m 0.1 s later: 1 m/s along z (first difference, gain unused);
+    a third sample 2.3 m after 0.1 s measures 2 m/s, averaged with gain 0.5 to 1.5 m/s."""
+    tracker = BoxTracker(TrackerConfig(velocity_gain=0.5), id_prefix='p')
+    stamps, depths = (0.0, 0.1, 0.2), (2.0, 2.1, 2.3)
+    velocities = []
+    for stamp_s, depth in zip(stamps, depths, strict=True):
+        (track,) = tracker.update(
+            [box_at(0.0)], [0.9], stamp_s, positions_m=np.array([[0.0, 0.0, depth]])
+        )
+        velocities.append(track.velocity_mps)
+    np.testing.assert_allclose(velocities, [[0, 0, 0], [0, 0, 1.0], [0, 0, 1.5]], atol=1e-9)
+    (coasting,) = tracker.update([], [], 0.25)
+    assert coasting.state == TrackState.PREDICTED
+    np.testing.assert_allclose(coasting.velocity_mps, [0, 0, 1.5], atol=1e-9)

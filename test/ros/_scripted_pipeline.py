@@ -58,11 +58,14 @@ def make_hand(
 ) -> HandResult:
     """A hand whose 21 keypoints are a fixed flat hand placed by ``rotation`` at ``wrist_m``.
 
-    In the hand's own axes (a = toward the fingers, b = toward the thumb side for the right
-    hand, mirrored for the left), knuckles sit 9 cm along a; the index knuckle 2 cm toward the
-    thumb side, the little-finger knuckle 3 cm away from it; fingers continue 3 cm per joint.
+    The hand's own axes: a = toward the fingers, c = the palm normal out of the palm, b = c x a.
+    Anatomy fixes the thumb's side: hold a hand up in front of a camera, palm toward it, fingers
+    up (a = up = -y optical, c = toward the camera = -z optical, so b = -x optical); the right
+    hand's thumb is then on the image's right (+x optical = -b) and the left hand's thumb on the
+    image's left (+b). Knuckles sit 9 cm along a; the index knuckle 2 cm toward the thumb side,
+    the little-finger knuckle 3 cm away from it; fingers continue 3 cm per joint.
     """
-    thumb_sign = 1.0 if side == 'right' else -1.0
+    thumb_sign = -1.0 if side == 'right' else 1.0  # along b (see above)
     across = {'thumb': 0.04, 'index': 0.02, 'middle': 0.0, 'ring': -0.015, 'pinky': -0.03}
     base = {'thumb': 0.03, 'index': 0.09, 'middle': 0.09, 'ring': 0.085, 'pinky': 0.08}
     local = [np.zeros(3)]

@@ -111,12 +111,28 @@ def test_rep155_remap_of_a_person_facing_the_camera() -> None:
 # ---------------------------------------------------------------- hand frames
 
 
+PALM_TOWARD_CAMERA = np.stack([[0.0, -1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, -1.0]], axis=1)
+"""make_hand's axes (a fingers, b = c x a, c out of the palm) for a hand held up in front of the
+camera, palm toward it, fingers up: a = up = -y optical, c = toward the camera = -z optical,
+b = -x optical."""
+
+
+@pytest.mark.parametrize(('side', 'thumb_x_sign'), [('right', 1.0), ('left', -1.0)])
+def test_the_hand_fixture_follows_the_anatomy(side: str, thumb_x_sign: float) -> None:
+    """Anatomy: a person facing the camera holds a hand up, palm toward the camera, fingers up;
+    the right hand's thumb is then on the image's right (+x optical), the left hand's on the
+    image's left, and the fingertips above the wrist (-y optical)."""
+    hand = make_hand(side, np.array([0.0, 0.0, 1.0]), PALM_TOWARD_CAMERA)
+    thumb_tip, index_mcp, pinky_mcp, middle_tip = hand.keypoints_m[[4, 5, 17, 12]]
+    assert np.sign(thumb_tip[0]) == thumb_x_sign
+    assert np.sign(index_mcp[0] - pinky_mcp[0]) == thumb_x_sign
+    assert middle_tip[1] < -0.1
+
+
 @pytest.mark.parametrize('side', ['left', 'right'])
 def test_operator_frame_recovers_the_rotation_that_placed_the_hand(side: str) -> None:
-    """make_hand puts the knuckles along the hand's x axis and mirrors the thumb side with the
-    hand's y axis, so x = unit(middle MCP - wrist) = R e_x; across = index - pinky MCP =
-    (0.01, +-0.05, 0) in hand axes; z = x cross across (right) or across cross x (left) =
-    R e_z for both; hence the operator frame equals R."""
+    """make_hand's axes (a fingers, c out of the palm, b = c x a) are the operator frame's x, z
+    and y by definition, so the operator frame of a placed hand is the placing rotation."""
     rotation = axis_angle_matrix([0.4, -0.9, 1.3])
     hand = make_hand(side, np.array([0.2, 0.1, 1.5]), rotation)
     np.testing.assert_allclose(
@@ -126,12 +142,12 @@ def test_operator_frame_recovers_the_rotation_that_placed_the_hand(side: str) ->
 
 def test_operator_palm_normal_points_out_of_the_palm_for_both_hands() -> None:
     """Hands held up in front of a camera, palms toward it, fingers up: the palm normal z must
-    point at the camera (-z optical) for both hands, so y (= z cross x) points toward the thumb
-    on the right hand and toward the little finger on the left hand."""
+    point at the camera (-z optical) for both hands, and y = z cross x = -x optical, which is
+    toward the little finger of the right hand and toward the thumb of the left hand."""
     fingers_up = np.array([0.0, -1.0, 0.0])  # optical y is down
-    for side, thumb_dir in (('right', [-1.0, 0.0, 0.0]), ('left', [1.0, 0.0, 0.0])):
-        # A person facing the camera: their right thumb (palm forward) points to the camera's
-        # left (-x), their left thumb to the camera's right (+x).
+    # A person facing the camera: their right thumb (palm forward, fingers up) is on the
+    # image's right (+x), their left thumb on the image's left (-x).
+    for side, thumb_dir in (('right', [1.0, 0.0, 0.0]), ('left', [-1.0, 0.0, 0.0])):
         keypoints = np.zeros((21, 3))
         keypoints[9] = 0.09 * fingers_up
         keypoints[5] = 0.09 * fingers_up + 0.02 * np.asarray(thumb_dir)
@@ -140,8 +156,77 @@ def test_operator_palm_normal_points_out_of_the_palm_for_both_hands() -> None:
         assert frame is not None
         np.testing.assert_allclose(frame[:, 0], fingers_up, atol=1e-12)
         np.testing.assert_allclose(frame[:, 2], [0, 0, -1], atol=1e-12)
-        expected_y = thumb_dir if side == 'right' else -np.asarray(thumb_dir)
-        np.testing.assert_allclose(frame[:, 1], expected_y, atol=1e-12)
+        np.testing.assert_allclose(frame[:, 1], [-1, 0, 0], atol=1e-12)
+
+
+# dex-retargeting's published definition (example/vector_retargeting/single_hand_detector.py,
+# estimate_frame_from_hand_points, and dex_retargeting/constants.py OPERATOR2MANO_RIGHT/LEFT),
+# written here from that description with an SVD plane fit as it does, independently of the
+# cross-product form in conversions.py.
+OPERATOR2MANO = {
+    'right': np.array([[0, 0, -1], [-1, 0, 0], [0, 1, 0]], dtype=np.float64),
+    'left': np.array([[0, 0, -1], [1, 0, 0], [0, -1, 0]], dtype=np.float64),
+}
+
+
+def dex_frame_from_definition(keypoints: np.ndarray) -> np.ndarray:
+    """Columns (x, normal, z): normal of the best plane through wrist, index MCP, middle MCP
+    (SVD of the centred points, last right-singular vector); x = wrist - middle MCP made
+    orthogonal to it; z = x cross normal; both flipped when z . (index - middle MCP) < 0."""
+    three = keypoints[[0, 5, 9]]
+    x_vector = three[0] - three[2]
+    centred = three - three.mean(axis=0)
+    normal = np.linalg.svd(centred)[2][2]
+    x = x_vector - (x_vector @ normal) * normal
+    x /= np.linalg.norm(x)
+    z = np.cross(x, normal)
+    if z @ (centred[1] - centred[2]) < 0:
+        normal, z = -normal, -z
+    return np.stack([x, normal, z], axis=1)
+
+
+@pytest.mark.parametrize('side', ['left', 'right'])
+def test_dex_retargeting_frame_matches_the_published_definition(side: str) -> None:
+    """Same 21 points: our rotation is dex-retargeting's frame @ OPERATOR2MANO, and
+    keypoints_wrist is exactly its retargeting input (p - wrist) @ frame @ OPERATOR2MANO."""
+    rng = np.random.default_rng(5)
+    rotation = axis_angle_matrix([0.7, 0.3, -1.1])
+    hand = make_hand(side, np.array([0.1, -0.2, 0.9]), rotation)
+    keypoints = hand.keypoints_m + rng.normal(scale=0.004, size=(21, 3))  # not a flat hand
+    hand = dataclasses.replace(hand, keypoints_m=keypoints)
+    expected = dex_frame_from_definition(keypoints - keypoints[0]) @ OPERATOR2MANO[side]
+    ours = conversions.dex_retargeting_wrist_rotation(keypoints, side)
+    np.testing.assert_allclose(ours, expected, atol=1e-9)
+    assert np.isclose(np.linalg.det(ours), 1.0)
+    joint_pos = (
+        (keypoints - keypoints[0])
+        @ dex_frame_from_definition(keypoints - keypoints[0])
+        @ OPERATOR2MANO[side]
+    )
+    wrist_hand = dataclasses.replace(hand, wrist_position_m=keypoints[0])
+    person = make_person()
+    message = conversions.hand_pose_message(wrist_hand, person, 'dex_retargeting')
+    np.testing.assert_allclose(
+        np.asarray(message.keypoints_wrist).reshape(21, 3), joint_pos, atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(('side', 'thumb_side_y'), [('right', 1.0), ('left', -1.0)])
+def test_dex_retargeting_frame_of_a_hand_held_up(side: str, thumb_side_y: float) -> None:
+    """Palm toward the camera, fingers up (anatomy above). Worked through dex-retargeting's
+    definition by hand for the right hand: x_vec = wrist - middle = +y optical, z toward the
+    index = +x optical (thumb side), normal = z cross x = +z optical; frame @ OPERATOR2MANO_RIGHT
+    has columns -normal, z, -x_vec: x out of the palm (-z optical), y toward the thumb (+x
+    optical), z toward the fingers (-y optical). The left hand mirrors it: y toward the little
+    finger, again +x optical."""
+    hand = make_hand(side, np.array([0.0, 0.0, 1.0]), PALM_TOWARD_CAMERA)
+    frame = conversions.dex_retargeting_wrist_rotation(hand.keypoints_m, side)
+    assert frame is not None
+    np.testing.assert_allclose(frame[:, 0], [0, 0, -1], atol=1e-12)
+    np.testing.assert_allclose(frame[:, 1], [1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(frame[:, 2], [0, -1, 0], atol=1e-12)
+    thumb_tip = hand.keypoints_m[4] - hand.keypoints_m[0]
+    assert np.sign(thumb_tip @ frame[:, 1]) == thumb_side_y
 
 
 def test_operator_frame_is_none_for_collapsed_keypoints_and_falls_back_to_smplx() -> None:
@@ -248,6 +333,26 @@ def test_hands_array_keeps_only_usable_hands() -> None:
     assert conversions.operator_hands(result, '2', 0.5) == {}
     assert set(conversions.operator_hands(result, '1', 0.5)) == {'left', 'right'}
     assert conversions.operator_hands(result, None, 0.5) == {}
+
+
+def test_only_a_tracked_operator_whose_score_passes_drives_the_wrists() -> None:
+    """Operator outputs need a TRACKED person (observed in this image) with a presence score at
+    or above detection.person_threshold; a coasting (PREDICTED) operator publishes nothing."""
+    tracked = make_person('1')  # confidence 0.95
+    coasting = make_person('2', state=TrackState.PREDICTED)
+    result = FrameResult(stamp_s=1.0, frame_id='cam', frame_index=1, persons=(tracked, coasting))
+    assert set(conversions.operator_hands(result, '1', 0.5, 0.95)) == {'left', 'right'}
+    assert conversions.operator_hands(result, '1', 0.5, 0.96) == {}
+    assert conversions.operator_hands(result, '2', 0.5, 0.0) == {}
+
+
+def test_person_message_carries_the_joint_confidences() -> None:
+    scores = np.linspace(0.0, 1.0, 65)
+    person = dataclasses.replace(make_person('3'), joint_confidence=scores)
+    message = conversions.person_message(person, 'operator')
+    np.testing.assert_allclose(message.joint_confidence, scores, atol=1e-7)
+    np.testing.assert_allclose(message.keypoints_2d_confidence, scores, atol=1e-7)
+    np.testing.assert_allclose(message.root_velocity.x, 0.1)
 
 
 def test_wrist_pose_stamped_equals_the_hand_pose_wrist() -> None:

@@ -68,6 +68,12 @@ def demo_run(stand_ins: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
         ROS_DOMAIN_ID=str(domain),
         PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]),
     )
+    # Random stand-in weights score presence near 0 (flat heatmaps), so hmr_node would report
+    # nobody; accept the front-end's person to follow the stamps through every output.
+    accept_all = output / 'accept_all.yaml'
+    accept_all.write_text(
+        '/**/hmr_node:\n  ros__parameters:\n    detection:\n      person_threshold: 0.0\n'
+    )
     command = [
         sys.executable,
         str(REPO / 'scripts' / 'hmr_demo'),
@@ -76,6 +82,9 @@ def demo_run(stand_ins: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[
         '--output-dir',
         str(output),
         *model_arguments(stand_ins),
+        '--ros-args',
+        '--params-file',
+        str(accept_all),
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
     by_topic: dict[str, list[RecordedMessage]] = defaultdict(list)

@@ -55,6 +55,8 @@ REAL_PIPELINE = {
     # The random hand expert reports confidence 0: accept every hand so hands, wrist poses
     # and operator frames are produced and can be compared.
     'safety.min_hand_confidence': 0.0,
+    # Random weights score presence near 0 (flat heatmaps): accept the front-end's person.
+    'detection.person_threshold': 0.0,
 }
 # What the test expects for tf.joints minimal, written out here rather than taken from
 # tf_frames: the REP-120 frame name of each published joint name in ModelInfo.joint_names.

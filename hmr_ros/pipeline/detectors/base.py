@@ -63,12 +63,16 @@ class Detections:
             min_side_px: smallest accepted box width and height, pixels.
             max_count: keep at most this many boxes.
         """
+        keep = self.kept_indices(min_score, min_side_px, max_count)
+        return Detections(self.boxes_px[keep], self.scores[keep])
+
+    def kept_indices(self, min_score: float, min_side_px: float, max_count: int) -> np.ndarray:
+        """Indices of the boxes :meth:`filtered` keeps, in its order (best score first)."""
         sides = np.minimum(
             self.boxes_px[:, 2] - self.boxes_px[:, 0], self.boxes_px[:, 3] - self.boxes_px[:, 1]
         )
         keep = np.flatnonzero((self.scores >= min_score) & (sides >= min_side_px))
-        keep = keep[np.argsort(-self.scores[keep], kind='stable')][:max_count]
-        return Detections(self.boxes_px[keep], self.scores[keep])
+        return keep[np.argsort(-self.scores[keep], kind='stable')][:max_count]
 
 
 @runtime_checkable
