@@ -17,12 +17,19 @@ Mirroring: a left hand is processed as a flipped (mirrored) right hand. Reflecti
 the YZ-plane (x -> -x, M = diag(-1, 1, 1)) turns a rotation R into M R M; the rotation axis is a
 pseudo-vector, so its axis-angle (x, y, z) becomes (x, -y, -z).
 
-All functions are pure, batched over leading dimensions, and keep the input dtype and device
-(they run under autocast and on GPU).
+All torch functions are pure, batched over leading dimensions, and keep the input dtype and
+device (they run under autocast and on GPU).
+
+Host twins (suffix ``_np``): the node's per-frame work after the model (smoothing, TF, messages)
+runs on small numpy arrays, where a torch call costs more than the arithmetic. These functions are
+the one numpy implementation of quaternions and rotation matrices in the project, batched the same
+way, in float64, with quaternions in the ROS order ``(x, y, z, w)`` (``geometry_msgs/Quaternion``)
+and Hamilton's product (``i j = k``), the convention of ROS, Eigen and tf2.
 """
 
 from typing import Literal, get_args
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -269,3 +276,182 @@ def mirror_rotmat(rotmat: torch.Tensor) -> torch.Tensor:
     _check_last_dims(rotmat, (3, 3), 'rotmat')
     sign = rotmat.new_tensor(((1.0, -1.0, -1.0), (-1.0, 1.0, 1.0), (-1.0, 1.0, 1.0)))
     return rotmat * sign
+
+
+# ---------------------------------------------------------------------- host (numpy) twins
+
+QUATERNION_SIZE = 4
+_SMALL_ANGLE_NP_RAD = 1e-8
+"""Below this the numpy twins use series for sin/cos ratios (float64: error ~angle^2 * 1e-16)."""
+
+
+def axis_angle_to_rotmat_np(axis_angle: np.ndarray) -> np.ndarray:
+    """Rodrigues' formula in numpy, as :func:`axis_angle_to_rotmat`; exact at zero angle.
+
+    Args:
+        axis_angle: ``(..., 3)`` rotation vectors, radians.
+
+    Returns:
+        ``(..., 3, 3)`` float64 rotation matrices.
+    """
+    vectors = np.asarray(axis_angle, dtype=np.float64)
+    angle = np.linalg.norm(vectors, axis=-1)[..., None, None]
+    skew = np.zeros(vectors.shape[:-1] + (3, 3), dtype=np.float64)
+    skew[..., 0, 1], skew[..., 0, 2] = -vectors[..., 2], vectors[..., 1]
+    skew[..., 1, 0], skew[..., 1, 2] = vectors[..., 2], -vectors[..., 0]
+    skew[..., 2, 0], skew[..., 2, 1] = -vectors[..., 1], vectors[..., 0]
+    small = angle < _SMALL_ANGLE_NP_RAD
+    safe = np.where(small, 1.0, angle)
+    # sin(t)/t and (1 - cos t)/t^2 with their series limits 1 and 1/2 at t = 0.
+    a = np.where(small, 1.0, np.sin(safe) / safe)
+    b = np.where(small, 0.5, (1.0 - np.cos(safe)) / (safe * safe))
+    return np.eye(3) + a * skew + b * (skew @ skew)
+
+
+def nearest_rotation_np(rotmat: np.ndarray) -> np.ndarray:
+    """The proper rotation nearest to each matrix (Frobenius norm), by SVD: ``U diag(1,1,d) V^T``.
+
+    Network outputs in float32 are only nearly orthonormal; projecting them first makes every
+    later quaternion exact for the rotation actually meant.
+
+    Args:
+        rotmat: ``(..., 3, 3)``, finite.
+
+    Returns:
+        ``(..., 3, 3)`` float64, orthonormal with determinant +1.
+
+    Raises:
+        ValueError: wrong shape or non-finite entries.
+    """
+    matrices = np.asarray(rotmat, dtype=np.float64)
+    if matrices.shape[-2:] != (3, 3):
+        raise ValueError(f'rotation matrices must be (..., 3, 3), got {matrices.shape}')
+    if not np.all(np.isfinite(matrices)):
+        raise ValueError('rotation matrix has non-finite entries')
+    u, _, vt = np.linalg.svd(matrices)
+    sign = np.sign(np.linalg.det(u @ vt))
+    u[..., :, 2] *= np.where(sign == 0.0, 1.0, sign)[..., None]
+    return u @ vt
+
+
+def rotmat_to_quaternion_xyzw_np(rotmat: np.ndarray, *, project: bool = True) -> np.ndarray:
+    """Unit quaternions ``(x, y, z, w)`` with ``w >= 0`` of rotation matrices (Shepperd's method).
+
+    Steps:
+        1. Optionally project onto the nearest rotation (:func:`nearest_rotation_np`).
+        2. The four values ``4w^2, 4x^2, 4y^2, 4z^2`` follow from the diagonal
+           (``1 + tr``, ``1 + r00 - r11 - r22`` ...); the largest is at least 1, so the other
+           three components come from off-diagonal sums and differences divided by it, never
+           from the square root of a near-zero number (stable near 180 degrees).
+        3. Normalise, pick the sign with ``w >= 0``.
+
+    Args:
+        rotmat: ``(..., 3, 3)`` rotation matrices.
+        project: Project first. Pass False only for matrices that are orthonormal to float64
+            precision already (products of projected rotations and Rodrigues matrices).
+
+    Returns:
+        ``(..., 4)`` float64.
+
+    Raises:
+        ValueError: wrong shape or non-finite entries.
+    """
+    if project:
+        r = nearest_rotation_np(rotmat)
+    else:
+        r = np.asarray(rotmat, dtype=np.float64)
+        if r.shape[-2:] != (3, 3):
+            raise ValueError(f'rotation matrices must be (..., 3, 3), got {r.shape}')
+    r00, r01, r02 = r[..., 0, 0], r[..., 0, 1], r[..., 0, 2]
+    r10, r11, r12 = r[..., 1, 0], r[..., 1, 1], r[..., 1, 2]
+    r20, r21, r22 = r[..., 2, 0], r[..., 2, 1], r[..., 2, 2]
+    squares = np.stack(
+        (
+            1.0 + r00 - r11 - r22,
+            1.0 - r00 + r11 - r22,
+            1.0 - r00 - r11 + r22,
+            1.0 + r00 + r11 + r22,
+        ),
+        axis=-1,
+    )  # 4x^2, 4y^2, 4z^2, 4w^2
+    # Row k: 4 q_k q (x, y, z, w order), from the diagonal square and the off-diagonal terms.
+    candidates = np.stack(
+        (
+            np.stack((squares[..., 0], r01 + r10, r02 + r20, r21 - r12), axis=-1),
+            np.stack((r01 + r10, squares[..., 1], r12 + r21, r02 - r20), axis=-1),
+            np.stack((r02 + r20, r12 + r21, squares[..., 2], r10 - r01), axis=-1),
+            np.stack((r21 - r12, r02 - r20, r10 - r01, squares[..., 3]), axis=-1),
+        ),
+        axis=-2,
+    )
+    best = np.argmax(squares, axis=-1)[..., None, None]
+    quaternion = np.take_along_axis(candidates, best, axis=-2)[..., 0, :]
+    quaternion = quaternion / np.linalg.norm(quaternion, axis=-1, keepdims=True)
+    return np.where(quaternion[..., 3:] < 0.0, -quaternion, quaternion)
+
+
+def quaternion_xyzw_to_rotmat_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
+    """Rotation matrices of quaternions ``(x, y, z, w)`` (normalised first).
+
+    ``R = I + 2 w [v]x + 2 [v]x^2`` for the unit quaternion ``(v, w)``, written out per entry.
+
+    Args:
+        quaternion_xyzw: ``(..., 4)``, non-zero.
+
+    Returns:
+        ``(..., 3, 3)`` float64.
+    """
+    q = np.asarray(quaternion_xyzw, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    x, y, z, w = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
+    xx, yy, zz = x * x, y * y, z * z
+    xy, xz, yz = x * y, x * z, y * z
+    wx, wy, wz = w * x, w * y, w * z
+    rows = (
+        np.stack((1.0 - 2.0 * (yy + zz), 2.0 * (xy - wz), 2.0 * (xz + wy)), axis=-1),
+        np.stack((2.0 * (xy + wz), 1.0 - 2.0 * (xx + zz), 2.0 * (yz - wx)), axis=-1),
+        np.stack((2.0 * (xz - wy), 2.0 * (yz + wx), 1.0 - 2.0 * (xx + yy)), axis=-1),
+    )
+    return np.stack(rows, axis=-2)
+
+
+def quaternion_xyzw_conjugate_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
+    """``(-x, -y, -z, w)``: the inverse rotation of unit quaternions ``(..., 4)``."""
+    return np.asarray(quaternion_xyzw) * np.array([-1.0, -1.0, -1.0, 1.0])
+
+
+def quaternion_xyzw_multiply_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product ``a b`` of ``(..., 4)`` quaternions ``(x, y, z, w)``: b first, then a."""
+    a_vec, a_w = a[..., :3], a[..., 3:]
+    b_vec, b_w = b[..., :3], b[..., 3:]
+    vec = a_w * b_vec + b_w * a_vec + np.cross(a_vec, b_vec)
+    w = a_w * b_w - np.sum(a_vec * b_vec, axis=-1, keepdims=True)
+    return np.concatenate([vec, w], axis=-1)
+
+
+def quaternion_xyzw_log_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
+    """Rotation vectors ``(..., 3)``, radians, of unit quaternions ``(x, y, z, w)``, ``w >= 0``.
+
+    ``angle = 2 atan2(|v|, w)``, stable at both ends; ``angle / |v| -> 2 / w`` as ``|v| -> 0``.
+    """
+    q = np.asarray(quaternion_xyzw, dtype=np.float64)
+    vec, w = q[..., :3], q[..., 3]
+    sin_half = np.linalg.norm(vec, axis=-1)
+    angle = 2.0 * np.arctan2(sin_half, w)
+    small = sin_half < _SMALL_ANGLE_NP_RAD
+    scale = np.where(small, 2.0 / np.maximum(w, 0.5), angle / np.where(small, 1.0, sin_half))
+    return vec * scale[..., None]
+
+
+def quaternion_xyzw_exp_np(rotation_vector: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``(..., 4)`` ``(x, y, z, w)`` of rotation vectors ``(..., 3)``, radians.
+
+    ``(sin(t/2) r/t, cos(t/2))`` with ``t = |r|``; ``sin(t/2)/t -> 1/2 - t^2/48`` near 0.
+    """
+    r = np.asarray(rotation_vector, dtype=np.float64)
+    angle = np.linalg.norm(r, axis=-1)
+    small = angle < _SMALL_ANGLE_NP_RAD
+    scale = np.where(
+        small, 0.5 - angle**2 / 48.0, np.sin(0.5 * angle) / np.where(small, 1.0, angle)
+    )
+    return np.concatenate([r * scale[..., None], np.cos(0.5 * angle)[..., None]], axis=-1)

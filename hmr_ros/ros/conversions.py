@@ -43,6 +43,7 @@ from geometry_msgs.msg import Pose, PoseStamped
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat_np, rotmat_to_quaternion_xyzw_np
 from hmr_ros.msg import (
     Box2D,
     HandPose,
@@ -226,99 +227,12 @@ def seconds_to_duration(seconds: float) -> Duration:
 # ---------------------------------------------------------------- rotations
 
 
-def rotation_matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
-    """Unit quaternion ``(x, y, z, w)`` with ``w >= 0`` of rotation matrices.
+# One numpy implementation (hmr_ros.geometry.rotations), under the names this module exported.
+rotation_matrix_to_quaternion = rotmat_to_quaternion_xyzw_np
+"""Unit quaternions ``(x, y, z, w)``, ``w >= 0``, of near-rotations (SVD, then Shepperd)."""
 
-    The input is first projected onto the nearest rotation (SVD; network outputs in float32 are
-    only nearly orthonormal), then converted with Shepperd's method: the largest of ``w``,
-    ``x``, ``y``, ``z`` is computed from the diagonal and the others from off-diagonal sums,
-    so no square root of a near-zero number decides the result (stable near 180 degrees).
-
-    Args:
-        rotation: ``(..., 3, 3)``.
-
-    Returns:
-        ``(..., 4)`` float64.
-
-    Raises:
-        ValueError: Non-finite input.
-    """
-    matrices = np.asarray(rotation, dtype=np.float64)
-    if matrices.shape[-2:] != (3, 3):
-        raise ValueError(f'rotation matrices must be (..., 3, 3), got {matrices.shape}')
-    if not np.all(np.isfinite(matrices)):
-        raise ValueError('rotation matrix has non-finite entries')
-    u, _, vt = np.linalg.svd(matrices)
-    sign = np.sign(np.linalg.det(u @ vt))
-    sign = np.where(sign == 0.0, 1.0, sign)
-    u[..., :, 2] *= sign[..., None]
-    r = u @ vt
-    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
-    # 4 w^2 - 1 = trace, 4 x^2 - 1 = m00 - m11 - m22, ... : pick the largest component.
-    candidates = np.stack(
-        [
-            1.0 + m00 + m11 + m22,
-            1.0 + m00 - m11 - m22,
-            1.0 - m00 + m11 - m22,
-            1.0 - m00 - m11 + m22,
-        ],
-        axis=-1,
-    )
-    best = np.argmax(candidates, axis=-1)
-    quaternion = np.empty(r.shape[:-2] + (4,), dtype=np.float64)
-    for case in range(4):
-        mask = best == case
-        if not np.any(mask):
-            continue
-        m = r[mask]
-        s = 2.0 * np.sqrt(candidates[mask][:, case])  # 4 * |largest component|
-        if case == 0:
-            q = [
-                m[:, 2, 1] - m[:, 1, 2],
-                m[:, 0, 2] - m[:, 2, 0],
-                m[:, 1, 0] - m[:, 0, 1],
-                s * s / 4,
-            ]
-        elif case == 1:
-            q = [
-                s * s / 4,
-                m[:, 0, 1] + m[:, 1, 0],
-                m[:, 0, 2] + m[:, 2, 0],
-                m[:, 2, 1] - m[:, 1, 2],
-            ]
-        elif case == 2:
-            q = [
-                m[:, 0, 1] + m[:, 1, 0],
-                s * s / 4,
-                m[:, 1, 2] + m[:, 2, 1],
-                m[:, 0, 2] - m[:, 2, 0],
-            ]
-        else:
-            q = [
-                m[:, 0, 2] + m[:, 2, 0],
-                m[:, 1, 2] + m[:, 2, 1],
-                s * s / 4,
-                m[:, 1, 0] - m[:, 0, 1],
-            ]
-        quaternion[mask] = np.stack(q, axis=-1) / s[:, None]
-    quaternion /= np.linalg.norm(quaternion, axis=-1, keepdims=True)
-    return np.where(quaternion[..., 3:4] < 0.0, -quaternion, quaternion)
-
-
-def axis_angle_to_rotation_matrix(axis_angle: np.ndarray) -> np.ndarray:
-    """Rodrigues' formula, ``(..., 3)`` radians to ``(..., 3, 3)``; exact at zero angle."""
-    vectors = np.asarray(axis_angle, dtype=np.float64)
-    angle = np.linalg.norm(vectors, axis=-1)[..., None, None]
-    skew = np.zeros(vectors.shape[:-1] + (3, 3), dtype=np.float64)
-    skew[..., 0, 1], skew[..., 0, 2] = -vectors[..., 2], vectors[..., 1]
-    skew[..., 1, 0], skew[..., 1, 2] = vectors[..., 2], -vectors[..., 0]
-    skew[..., 2, 0], skew[..., 2, 1] = -vectors[..., 1], vectors[..., 0]
-    small = angle < 1e-8
-    safe = np.where(small, 1.0, angle)
-    # sin(t)/t and (1 - cos t)/t^2 with their series limits 1 and 1/2 at t = 0.
-    a = np.where(small, 1.0, np.sin(safe) / safe)
-    b = np.where(small, 0.5, (1.0 - np.cos(safe)) / (safe * safe))
-    return np.eye(3) + a * skew + b * (skew @ skew)
+axis_angle_to_rotation_matrix = axis_angle_to_rotmat_np
+"""Rodrigues' formula, ``(..., 3)`` radians to ``(..., 3, 3)``; exact at zero angle."""
 
 
 def operator_wrist_rotation(keypoints_m: np.ndarray, side: str) -> np.ndarray | None:
