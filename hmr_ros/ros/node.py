@@ -213,6 +213,7 @@ class HmrNode(LifecycleNode):
         self._last_tf_stamp_ns = -1
         self._last_frame_id = self._params.input.default_frame_id
         self._last_qos_hint_s = -math.inf
+        self._tf_serializer = tf_frames.TfSerializer()
         self._last_refusal_log_s: dict[Event, float] = {}
         self._image_topic = ''
         # Not '_publishers': rclpy's Node keeps its own publishers (parameter events) under that
@@ -851,25 +852,26 @@ class HmrNode(LifecycleNode):
             hand_frame_convention=_hand_frame_convention(params),
         )
         parent = job.frame.frame_id
-        poses = []
-        for person in result.persons:
-            poses.extend(
-                tf_frames.person_frame_poses(person, description.joint_names, parent, settings)
-            )
-        poses.extend(
-            tf_frames.operator_frame_poses(
-                hands,
-                parent,
-                params.tf.prefix,
-                {
-                    'left': params.operator.left_wrist_frame,
-                    'right': params.operator.right_wrist_frame,
-                },
-                settings.hand_frame_convention,
-            )
+        # Array path and CDR bytes (tf_frames.TfSerializer); tf_message is its reference.
+        frames = tf_frames.FrameArrays.concatenate(
+            [
+                tf_frames.person_frame_arrays(
+                    result.persons, description.joint_names, parent, settings
+                ),
+                tf_frames.operator_frame_arrays(
+                    hands,
+                    parent,
+                    params.tf.prefix,
+                    {
+                        'left': params.operator.left_wrist_frame,
+                        'right': params.operator.right_wrist_frame,
+                    },
+                    settings.hand_frame_convention,
+                ),
+            ]
         )
-        if poses:
-            self._tf_publisher.publish(tf_frames.tf_message(poses, job.stamp))
+        if frames.parents:
+            self._tf_publisher.publish(self._tf_serializer.serialize(frames, job.stamp))
             self._last_tf_stamp_ns = job.stamp_ns
 
     # ------------------------------------------------------------ diagnostics
