@@ -794,24 +794,11 @@ class HmrNode(LifecycleNode):
         self._last_frame_id = frame_id
         header = conversions.make_header(job.stamp, frame_id)
         processing_time_s = time.monotonic() - job.frame.received_monotonic_s
-        self._persons_publisher.publish(
-            conversions.person_array_message(
-                result,
-                header,
-                job.sequence,
-                processing_time_s,
-                convention,
-            )
+        persons_message, hands_message = conversions.frame_messages(
+            result, header, job.sequence, processing_time_s, convention, min_confidence
         )
-        self._hands_publisher.publish(
-            conversions.hand_pose_array_message(
-                result,
-                header,
-                job.sequence,
-                convention,
-                min_confidence,
-            )
-        )
+        self._persons_publisher.publish(persons_message)
+        self._hands_publisher.publish(hands_message)
         root_depth_m = {
             person.track_id: float(np.asarray(person.root_position_m).reshape(3)[2])
             for person in result.persons
