@@ -329,9 +329,42 @@ def nearest_rotation_np(rotmat: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(matrices)):
         raise ValueError('rotation matrix has non-finite entries')
     u, _, vt = np.linalg.svd(matrices)
-    sign = np.sign(np.linalg.det(u @ vt))
+    sign = np.sign(np.linalg.det(u) * np.linalg.det(vt))
     u[..., :, 2] *= np.where(sign == 0.0, 1.0, sign)[..., None]
     return u @ vt
+
+
+def _quaternion_outer_from_rotmat() -> tuple[np.ndarray, np.ndarray]:
+    """``(9, 16)`` map and ``(16,)`` offset from a flat rotation matrix to ``4 q q^T`` (xyzw).
+
+    The diagonal: ``4x^2 = 1 + r00 - r11 - r22``, ``4y^2 = 1 - r00 + r11 - r22``,
+    ``4z^2 = 1 - r00 - r11 + r22``, ``4w^2 = 1 + r00 + r11 + r22``; off the diagonal:
+    ``4xy = r01 + r10``, ``4xz = r02 + r20``, ``4yz = r12 + r21``, ``4xw = r21 - r12``,
+    ``4yw = r02 - r20``, ``4zw = r10 - r01`` (Shepperd's method).
+    """
+    terms = {
+        (0, 0): {(0, 0): 1, (1, 1): -1, (2, 2): -1},
+        (1, 1): {(0, 0): -1, (1, 1): 1, (2, 2): -1},
+        (2, 2): {(0, 0): -1, (1, 1): -1, (2, 2): 1},
+        (3, 3): {(0, 0): 1, (1, 1): 1, (2, 2): 1},
+        (0, 1): {(0, 1): 1, (1, 0): 1},
+        (0, 2): {(0, 2): 1, (2, 0): 1},
+        (1, 2): {(1, 2): 1, (2, 1): 1},
+        (0, 3): {(2, 1): 1, (1, 2): -1},
+        (1, 3): {(0, 2): 1, (2, 0): -1},
+        (2, 3): {(1, 0): 1, (0, 1): -1},
+    }
+    matrix = np.zeros((9, 16))
+    offset = np.zeros(16)
+    for (i, j), entries in terms.items():
+        for (row, column), sign in entries.items():
+            matrix[3 * row + column, 4 * i + j] = matrix[3 * row + column, 4 * j + i] = sign
+        if i == j:
+            offset[4 * i + j] = 1.0
+    return matrix, offset
+
+
+_ROTMAT_TO_QUATERNION_OUTER, _QUATERNION_OUTER_OFFSET = _quaternion_outer_from_rotmat()
 
 
 def rotmat_to_quaternion_xyzw_np(rotmat: np.ndarray, *, project: bool = True) -> np.ndarray:
@@ -339,11 +372,12 @@ def rotmat_to_quaternion_xyzw_np(rotmat: np.ndarray, *, project: bool = True) ->
 
     Steps:
         1. Optionally project onto the nearest rotation (:func:`nearest_rotation_np`).
-        2. The four values ``4w^2, 4x^2, 4y^2, 4z^2`` follow from the diagonal
-           (``1 + tr``, ``1 + r00 - r11 - r22`` ...); the largest is at least 1, so the other
-           three components come from off-diagonal sums and differences divided by it, never
-           from the square root of a near-zero number (stable near 180 degrees).
-        3. Normalise, pick the sign with ``w >= 0``.
+        2. ``4 q q^T`` is linear in the matrix entries (one matrix product): its diagonal holds
+           ``4x^2, 4y^2, 4z^2, 4w^2`` (``1 + tr`` for ``w``, ``1 + r00 - r11 - r22`` for ``x``
+           ...), its other entries the off-diagonal sums and differences.
+        3. The row of the largest diagonal value is ``4 q_k q``; that value is at least 1, so
+           no square root of a near-zero number decides the result (stable near 180 degrees).
+           Normalise it, pick the sign with ``w >= 0``.
 
     Args:
         rotmat: ``(..., 3, 3)`` rotation matrices.
@@ -362,38 +396,49 @@ def rotmat_to_quaternion_xyzw_np(rotmat: np.ndarray, *, project: bool = True) ->
         r = np.asarray(rotmat, dtype=np.float64)
         if r.shape[-2:] != (3, 3):
             raise ValueError(f'rotation matrices must be (..., 3, 3), got {r.shape}')
-    r00, r01, r02 = r[..., 0, 0], r[..., 0, 1], r[..., 0, 2]
-    r10, r11, r12 = r[..., 1, 0], r[..., 1, 1], r[..., 1, 2]
-    r20, r21, r22 = r[..., 2, 0], r[..., 2, 1], r[..., 2, 2]
-    squares = np.stack(
-        (
-            1.0 + r00 - r11 - r22,
-            1.0 - r00 + r11 - r22,
-            1.0 - r00 - r11 + r22,
-            1.0 + r00 + r11 + r22,
-        ),
-        axis=-1,
-    )  # 4x^2, 4y^2, 4z^2, 4w^2
-    # Row k: 4 q_k q (x, y, z, w order), from the diagonal square and the off-diagonal terms.
-    candidates = np.stack(
-        (
-            np.stack((squares[..., 0], r01 + r10, r02 + r20, r21 - r12), axis=-1),
-            np.stack((r01 + r10, squares[..., 1], r12 + r21, r02 - r20), axis=-1),
-            np.stack((r02 + r20, r12 + r21, squares[..., 2], r10 - r01), axis=-1),
-            np.stack((r21 - r12, r02 - r20, r10 - r01, squares[..., 3]), axis=-1),
-        ),
-        axis=-2,
-    )
-    best = np.argmax(squares, axis=-1)[..., None, None]
-    quaternion = np.take_along_axis(candidates, best, axis=-2)[..., 0, :]
-    quaternion = quaternion / np.linalg.norm(quaternion, axis=-1, keepdims=True)
-    return np.where(quaternion[..., 3:] < 0.0, -quaternion, quaternion)
+    batch = r.shape[:-2]
+    outer = r.reshape(-1, 9) @ _ROTMAT_TO_QUATERNION_OUTER + _QUATERNION_OUTER_OFFSET
+    outer = outer.reshape(-1, 4, 4)
+    best = np.argmax(outer[:, [0, 1, 2, 3], [0, 1, 2, 3]], axis=-1)
+    quaternion = outer[np.arange(outer.shape[0]), best]
+    quaternion /= np.sqrt(np.sum(quaternion * quaternion, axis=-1, keepdims=True))
+    quaternion *= np.where(quaternion[:, 3:] < 0.0, -1.0, 1.0)
+    return quaternion.reshape(*batch, QUATERNION_SIZE)
+
+
+def _rotmat_from_quaternion_outer() -> np.ndarray:
+    """``(16, 9)`` map from ``q q^T`` (xyzw, unit q) to the flat rotation matrix.
+
+    ``R = (w^2 - |v|^2) I + 2 v v^T + 2 w [v]x``; with ``x^2 + y^2 + z^2 + w^2 = 1`` every entry
+    is a quadratic form of q, e.g. ``r00 = x^2 - y^2 - z^2 + w^2``, ``r01 = 2 (xy - zw)``.
+    """
+    x, y, z, w = range(4)
+    entries = {
+        (0, 0): {(x, x): 1, (y, y): -1, (z, z): -1, (w, w): 1},
+        (1, 1): {(x, x): -1, (y, y): 1, (z, z): -1, (w, w): 1},
+        (2, 2): {(x, x): -1, (y, y): -1, (z, z): 1, (w, w): 1},
+        (0, 1): {(x, y): 2, (z, w): -2},
+        (1, 0): {(x, y): 2, (z, w): 2},
+        (0, 2): {(x, z): 2, (y, w): 2},
+        (2, 0): {(x, z): 2, (y, w): -2},
+        (1, 2): {(y, z): 2, (x, w): -2},
+        (2, 1): {(y, z): 2, (x, w): 2},
+    }
+    matrix = np.zeros((16, 9))
+    for (row, column), terms in entries.items():
+        for (i, j), weight in terms.items():
+            matrix[4 * i + j, 3 * row + column] = weight
+    return matrix
+
+
+_QUATERNION_OUTER_TO_ROTMAT = _rotmat_from_quaternion_outer()
 
 
 def quaternion_xyzw_to_rotmat_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
     """Rotation matrices of quaternions ``(x, y, z, w)`` (normalised first).
 
-    ``R = I + 2 w [v]x + 2 [v]x^2`` for the unit quaternion ``(v, w)``, written out per entry.
+    ``R = (w^2 - |v|^2) I + 2 v v^T + 2 w [v]x`` for the unit quaternion ``(v, w)``, computed
+    as one matrix product of ``q q^T``.
 
     Args:
         quaternion_xyzw: ``(..., 4)``, non-zero.
@@ -402,17 +447,11 @@ def quaternion_xyzw_to_rotmat_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
         ``(..., 3, 3)`` float64.
     """
     q = np.asarray(quaternion_xyzw, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    x, y, z, w = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    xx, yy, zz = x * x, y * y, z * z
-    xy, xz, yz = x * y, x * z, y * z
-    wx, wy, wz = w * x, w * y, w * z
-    rows = (
-        np.stack((1.0 - 2.0 * (yy + zz), 2.0 * (xy - wz), 2.0 * (xz + wy)), axis=-1),
-        np.stack((2.0 * (xy + wz), 1.0 - 2.0 * (xx + zz), 2.0 * (yz - wx)), axis=-1),
-        np.stack((2.0 * (xz - wy), 2.0 * (yz + wx), 1.0 - 2.0 * (xx + yy)), axis=-1),
-    )
-    return np.stack(rows, axis=-2)
+    batch = q.shape[:-1]
+    q = q.reshape(-1, 4)
+    q = q / np.sqrt(np.sum(q * q, axis=-1, keepdims=True))
+    outer = (q[:, :, None] * q[:, None, :]).reshape(-1, 16)
+    return (outer @ _QUATERNION_OUTER_TO_ROTMAT).reshape(*batch, 3, 3)
 
 
 def quaternion_xyzw_conjugate_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
@@ -420,13 +459,38 @@ def quaternion_xyzw_conjugate_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
     return np.asarray(quaternion_xyzw) * np.array([-1.0, -1.0, -1.0, 1.0])
 
 
+def _hamilton_product_tensor() -> np.ndarray:
+    """``(16, 4)`` map from ``a b^T`` (xyzw) to the Hamilton product ``a b``.
+
+    ``ab = (a_w b_v + b_w a_v + a_v x b_v, a_w b_w - a_v . b_v)``, so ``i j = k``, ``j i = -k``.
+    """
+    x, y, z, w = range(4)
+    terms = {
+        x: {(w, x): 1, (x, w): 1, (y, z): 1, (z, y): -1},
+        y: {(w, y): 1, (y, w): 1, (z, x): 1, (x, z): -1},
+        z: {(w, z): 1, (z, w): 1, (x, y): 1, (y, x): -1},
+        w: {(w, w): 1, (x, x): -1, (y, y): -1, (z, z): -1},
+    }
+    matrix = np.zeros((16, 4))
+    for component, entries in terms.items():
+        for (i, j), sign in entries.items():
+            matrix[4 * i + j, component] = sign
+    return matrix
+
+
+_HAMILTON_PRODUCT = _hamilton_product_tensor()
+
+
 def quaternion_xyzw_multiply_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product ``a b`` of ``(..., 4)`` quaternions ``(x, y, z, w)``: b first, then a."""
-    a_vec, a_w = a[..., :3], a[..., 3:]
-    b_vec, b_w = b[..., :3], b[..., 3:]
-    vec = a_w * b_vec + b_w * a_vec + np.cross(a_vec, b_vec)
-    w = a_w * b_w - np.sum(a_vec * b_vec, axis=-1, keepdims=True)
-    return np.concatenate([vec, w], axis=-1)
+    """Hamilton product ``a b`` of ``(..., 4)`` quaternions ``(x, y, z, w)``: b first, then a.
+
+    Computed as one matrix product of the outer product ``a b^T`` (16 terms) with the product's
+    sign table.
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    batch = a.shape[:-1]
+    outer = (a.reshape(-1, 4)[:, :, None] * b.reshape(-1, 4)[:, None, :]).reshape(-1, 16)
+    return (outer @ _HAMILTON_PRODUCT).reshape(*batch, QUATERNION_SIZE)
 
 
 def quaternion_xyzw_log_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
@@ -436,7 +500,7 @@ def quaternion_xyzw_log_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
     """
     q = np.asarray(quaternion_xyzw, dtype=np.float64)
     vec, w = q[..., :3], q[..., 3]
-    sin_half = np.linalg.norm(vec, axis=-1)
+    sin_half = np.sqrt(np.sum(vec * vec, axis=-1))
     angle = 2.0 * np.arctan2(sin_half, w)
     small = sin_half < _SMALL_ANGLE_NP_RAD
     scale = np.where(small, 2.0 / np.maximum(w, 0.5), angle / np.where(small, 1.0, sin_half))
@@ -449,7 +513,7 @@ def quaternion_xyzw_exp_np(rotation_vector: np.ndarray) -> np.ndarray:
     ``(sin(t/2) r/t, cos(t/2))`` with ``t = |r|``; ``sin(t/2)/t -> 1/2 - t^2/48`` near 0.
     """
     r = np.asarray(rotation_vector, dtype=np.float64)
-    angle = np.linalg.norm(r, axis=-1)
+    angle = np.sqrt(np.sum(r * r, axis=-1))
     small = angle < _SMALL_ANGLE_NP_RAD
     scale = np.where(
         small, 0.5 - angle**2 / 48.0, np.sin(0.5 * angle) / np.where(small, 1.0, angle)

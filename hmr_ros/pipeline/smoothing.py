@@ -478,18 +478,29 @@ class _Layout:
     key: tuple[tuple[str, tuple[int, ...]], ...]
 
 
+_LAYOUTS: dict[tuple[tuple[str, tuple[int, ...]], ...], _Layout] = {}
+
+
 def _layout(values: Mapping[str, np.ndarray]) -> _Layout:
     shapes = [(name, values[name].shape) for name in BODY_POSITION_CHANNELS if values[name].size]
-    body_positions = sum(int(np.prod(shape)) for _, shape in shapes)
-    wrists, relative = values['hand_wrist_position'], values['hand_keypoints']
-    shapes += [('wrists', wrists.shape), ('fingers', relative.shape)]
-    slices = {}
-    start = 0
-    for name, shape in shapes:
-        stop = start + int(np.prod(shape))
-        slices[name] = (start, stop, tuple(shape))
-        start = stop
-    return _Layout(slices, start, body_positions, tuple(shapes))
+    shapes += [
+        ('wrists', values['hand_wrist_position'].shape),
+        ('fingers', values['hand_keypoints'].shape),
+    ]
+    key = tuple(shapes)
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        slices = {}
+        start = body_positions = 0
+        for name, shape in shapes:
+            stop = start + math.prod(shape)
+            slices[name] = (start, stop, tuple(shape))
+            start = stop
+            if name in BODY_POSITION_CHANNELS:
+                body_positions = stop
+        layout = _Layout(slices, start, body_positions, key)
+        _LAYOUTS[key] = layout
+    return layout
 
 
 _ROOT_ROTATION = 0  # rotation rows: root (body settings), then the left and right wrists
@@ -530,7 +541,7 @@ class PersonSmoother:
         self._angular_speed = np.zeros((0, _NUM_ROTATIONS, ROTATION_VECTOR_SIZE))
         self._last_stamp_s = np.zeros(0)
         self._initialized = np.zeros(0, dtype=bool)
-        self._columns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._columns: tuple[np.ndarray, ...] | None = None
 
     def set_configs(self, body: OneEuroConfig, hands: OneEuroConfig) -> None:
         """New settings from the next frame on; state kept."""
@@ -648,17 +659,30 @@ class PersonSmoother:
             self._initialized = np.zeros(count, dtype=bool)
         self._ids = track_ids
 
-    def _column_settings(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Per position column: min cutoff (Hz), beta, and 0 (body) / 1 (hands) group."""
+    def _column_settings(self) -> tuple[np.ndarray, ...]:
+        """Settings per position column and per rotation (built once per layout and config).
+
+        Returns:
+            Per position column: min cutoff (Hz), beta, and 0 (body) / 1 (hands) group; the
+            speed cutoffs (Hz) of the two groups; per rotation (root, left, right wrist): min
+            cutoff, beta and speed cutoff.
+        """
         if self._columns is None:
             layout = self._layout
             assert layout is not None
             group = np.zeros(layout.num_positions, dtype=np.intp)
             group[layout.body_positions :] = 1
             configs = (self._body_config, self._hands_config)
-            min_cutoff = np.array([c.min_cutoff_hz for c in configs])[group]
-            beta = np.array([c.beta for c in configs])[group]
-            self._columns = (min_cutoff, beta, group)
+            rotations = (self._body_config, self._hands_config, self._hands_config)
+            self._columns = (
+                np.array([c.min_cutoff_hz for c in configs])[group],
+                np.array([c.beta for c in configs])[group],
+                group,
+                np.array([c.d_cutoff_hz for c in configs]),
+                np.array([c.min_cutoff_hz for c in rotations]),
+                np.array([c.beta for c in rotations]),
+                np.array([c.d_cutoff_hz for c in rotations]),
+            )
         return self._columns
 
     def _update(self, x: np.ndarray, quaternions: np.ndarray, stamp_s: float) -> None:
@@ -699,9 +723,8 @@ class PersonSmoother:
     def _step_positions(
         self, x: np.ndarray, value: np.ndarray, speed: np.ndarray, elapsed_s: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        min_cutoff, beta, group = self._column_settings()
+        min_cutoff, beta, group, d_cutoff = self._column_settings()[:4]
         elapsed = elapsed_s[:, None]
-        d_cutoff = np.array([self._body_config.d_cutoff_hz, self._hands_config.d_cutoff_hz])
         speed_alpha = np.asarray(smoothing_factor(elapsed, d_cutoff))[:, group]  # (rows, N)
         speed = speed_alpha * ((x - value) / elapsed) + (1.0 - speed_alpha) * speed
         alpha = smoothing_factor(elapsed, min_cutoff + beta * np.abs(speed))
@@ -715,11 +738,7 @@ class PersonSmoother:
         elapsed_s: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The :class:`QuaternionOneEuroFilter` step on ``(rows, 3, 4)`` (root, wrists)."""
-        body, hands = self._body_config, self._hands_config
-        configs = (body, hands, hands)  # root, left wrist, right wrist
-        d_cutoff = np.array([c.d_cutoff_hz for c in configs])
-        min_cutoff = np.array([c.min_cutoff_hz for c in configs])
-        beta = np.array([c.beta for c in configs])
+        min_cutoff, beta, d_cutoff = self._column_settings()[4:]
         elapsed = elapsed_s[:, None]
         q = np.where(np.sum(q * value, axis=-1, keepdims=True) < 0.0, -q, q)
         step = quaternion_xyzw_log_np(
@@ -727,12 +746,10 @@ class PersonSmoother:
         )
         speed_alpha = np.asarray(smoothing_factor(elapsed, d_cutoff))[..., None]
         speed = speed_alpha * (step / elapsed[..., None]) + (1.0 - speed_alpha) * speed
-        cutoff_hz = min_cutoff + beta * np.linalg.norm(speed, axis=-1)
-        alpha = smoothing_factor(elapsed, cutoff_hz)
-        moved = quaternion_xyzw_multiply_np(
-            value, quaternion_xyzw_exp_np(np.expand_dims(alpha, -1) * step)
-        )
-        return moved / np.linalg.norm(moved, axis=-1, keepdims=True), speed
+        cutoff_hz = min_cutoff + beta * np.sqrt(np.sum(speed * speed, axis=-1))
+        alpha = np.asarray(smoothing_factor(elapsed, cutoff_hz))
+        moved = quaternion_xyzw_multiply_np(value, quaternion_xyzw_exp_np(alpha[..., None] * step))
+        return moved / np.sqrt(np.sum(moved * moved, axis=-1, keepdims=True)), speed
 
     def _outputs(
         self, layout: _Layout, values: Sequence[Mapping[str, np.ndarray]]

@@ -279,20 +279,54 @@ def smplx_frame_rotation(smplx_rotation: np.ndarray) -> np.ndarray:
     return np.asarray(smplx_rotation, dtype=np.float64) @ REP155_FROM_SMPLX
 
 
+class _RecentWristRotations:
+    """The wrist rotations of the last few hands asked for, by object identity.
+
+    The node needs each hand's rotation up to three times per frame (messages, TF, wrist
+    poses); results are frozen dataclasses, so a rotation computed for one HandResult object
+    stays valid for it. Entries hold the hand itself, so an id is never reused while cached.
+    """
+
+    def __init__(self, capacity: int = 32) -> None:
+        self._capacity = capacity
+        self._entries: dict[tuple[int, str], tuple[HandResult, np.ndarray]] = {}
+
+    def get(self, hand: HandResult, convention: str) -> np.ndarray | None:
+        entry = self._entries.get((id(hand), convention))
+        return entry[1] if entry is not None and entry[0] is hand else None
+
+    def put(self, hand: HandResult, convention: str, rotation: np.ndarray) -> None:
+        if len(self._entries) >= self._capacity:
+            self._entries.pop(next(iter(self._entries)))
+        rotation.setflags(write=False)
+        self._entries[(id(hand), convention)] = (hand, rotation)
+
+
+_RECENT_WRIST_ROTATIONS = _RecentWristRotations()
+
+
 def hand_wrist_rotation(hand: HandResult, convention: HandFrameConvention) -> np.ndarray:
     """Wrist orientation of a hand in the camera frame, in the named convention.
 
     'operator' falls back to 'smplx' when the keypoints are degenerate; a non-finite rotation
-    becomes the identity (an invalid hand's poses are to be ignored anyway).
+    becomes the identity (an invalid hand's poses are to be ignored anyway). The result is
+    read-only and remembered for the hand object (:class:`_RecentWristRotations`).
     """
+    cached = _RECENT_WRIST_ROTATIONS.get(hand, convention)
+    if cached is not None:
+        return cached
+    rotation: np.ndarray | None = None
     if convention == 'operator':
         rotation = operator_wrist_rotation(hand.keypoints_m, hand.side)
-        if rotation is not None:
-            return rotation
-    smplx = np.asarray(hand.wrist_rotation, dtype=np.float64)
-    if smplx.shape != (3, 3) or not np.all(np.isfinite(smplx)):
-        return np.eye(3)
-    return smplx_frame_rotation(smplx)
+    if rotation is None:
+        smplx = np.asarray(hand.wrist_rotation, dtype=np.float64)
+        if smplx.shape != (3, 3) or not np.all(np.isfinite(smplx)):
+            rotation = np.eye(3)
+        else:
+            rotation = smplx_frame_rotation(smplx)
+    rotation = np.array(rotation, dtype=np.float64)
+    _RECENT_WRIST_ROTATIONS.put(hand, convention, rotation)
+    return rotation
 
 
 def keypoints_in_wrist_frame(
@@ -524,12 +558,15 @@ def _stacked_float32(persons: Sequence[Any], field: str, size: int) -> np.ndarra
         ) from error
 
 
-def _pose_from_lists(position: list[float], quaternion_xyzw: list[float]) -> Pose:
-    pose = Pose()
-    pose.position.x, pose.position.y, pose.position.z = position
-    orientation = pose.orientation
+def _fill_pose(pose: Pose, position: list[float], quaternion_xyzw: list[float]) -> None:
+    """Write into a message's own Pose (no new objects)."""
+    point, orientation = pose.position, pose.orientation
+    point.x, point.y, point.z = position
     orientation.x, orientation.y, orientation.z, orientation.w = quaternion_xyzw
-    return pose
+
+
+def _fill_box(box: Box2D, box_px: np.ndarray) -> None:
+    box.x_min, box.y_min, box.x_max, box.y_max = np.reshape(box_px, 4).astype(float).tolist()
 
 
 def frame_messages(
@@ -573,21 +610,6 @@ def frame_messages(
         np.concatenate([body_rotations, wrist_rotations])
     ).tolist()
     wrist_list = wrists.tolist()
-    hand_messages = []
-    for h, (hand, person) in enumerate(zip(hands, owners, strict=True)):
-        message = HandPose()
-        message.person_id = person.track_id
-        message.side = _SIDES[hand.side]
-        message.valid = bool(hand.valid)
-        message.confidence = float(hand.confidence)
-        message.tracking_state = int(person.tracking_state)
-        message.bbox = _box(hand.box_px)
-        message.wrist_pose = _pose_from_lists(wrist_list[h], quaternions[count + h])
-        message.keypoints = keypoints[h]
-        message.keypoints_wrist = keypoints_wrist[h].reshape(-1)
-        message.finger_pose = finger_pose[h]
-        message.keypoint_confidence = float32_sequence(hand.keypoint_confidence)
-        hand_messages.append(message)
     fixed = {
         field: _stacked_float32(persons, field, size)
         for field, size in (
@@ -601,14 +623,15 @@ def frame_messages(
     }
     roots = [_finite_position(p.root_position_m).tolist() for p in persons]
     person_messages = []
+    hand_messages = []
     for index, person in enumerate(persons):
         entry = Person()
         entry.id = person.track_id
         entry.tracking_state = int(person.tracking_state)
         entry.track_age = int(person.track_age)
         entry.confidence = float(person.confidence)
-        entry.bbox = _box(person.box_px)
-        entry.root_pose = _pose_from_lists(roots[index], quaternions[index])
+        _fill_box(entry.bbox, person.box_px)
+        _fill_pose(entry.root_pose, roots[index], quaternions[index])
         velocity = entry.root_velocity
         velocity.x, velocity.y, velocity.z = np.reshape(person.root_velocity_mps, 3).tolist()
         entry.global_orient = fixed['global_orient'][index]
@@ -622,8 +645,20 @@ def frame_messages(
         entry.joints = float32_sequence(person.joints_m)
         entry.keypoints_2d = float32_sequence(person.keypoints_2d_px)
         entry.vertices = float32_sequence(person.vertices_m)  # one conversion, no Python floats
-        entry.left_hand = hand_messages[2 * index]
-        entry.right_hand = hand_messages[2 * index + 1]
+        for h, message in ((2 * index, entry.left_hand), (2 * index + 1, entry.right_hand)):
+            hand = hands[h]
+            message.person_id = person.track_id
+            message.side = _SIDES[hand.side]
+            message.valid = bool(hand.valid)
+            message.confidence = float(hand.confidence)
+            message.tracking_state = int(person.tracking_state)
+            _fill_box(message.bbox, hand.box_px)
+            _fill_pose(message.wrist_pose, wrist_list[h], quaternions[count + h])
+            message.keypoints = keypoints[h]
+            message.keypoints_wrist = keypoints_wrist[h].reshape(-1)
+            message.finger_pose = finger_pose[h]
+            message.keypoint_confidence = float32_sequence(hand.keypoint_confidence)
+            hand_messages.append(message)
         person_messages.append(entry)
     people.persons = person_messages
     hands_message.hands = [

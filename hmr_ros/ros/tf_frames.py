@@ -385,19 +385,19 @@ class FrameArrays(NamedTuple):
         )
 
 
-def _fk_levels() -> list[np.ndarray]:
-    """SMPL-X joints grouped by depth in the tree (the root excluded), for batched FK."""
+def _fk_levels() -> list[tuple[np.ndarray, np.ndarray]]:
+    """(joints, their parents) per depth in the SMPL-X tree (the root excluded), for batched FK."""
     depth = [0] * len(SMPLX_PARENTS)
     for joint in range(1, len(SMPLX_PARENTS)):
         depth[joint] = depth[SMPLX_PARENTS[joint]] + 1
-    return [
-        np.array([j for j in range(1, len(depth)) if depth[j] == level])
-        for level in range(1, max(depth) + 1)
-    ]
+    levels = []
+    for level in range(1, max(depth) + 1):
+        joints = [j for j in range(1, len(depth)) if depth[j] == level]
+        levels.append((np.array(joints), np.array([SMPLX_PARENTS[j] for j in joints])))
+    return levels
 
 
 _FK_LEVELS = _fk_levels()
-_SMPLX_PARENT_INDEX = np.array([max(parent, 0) for parent in SMPLX_PARENTS])
 
 
 def smplx_global_rotations_batch(persons: Sequence[PersonResult]) -> np.ndarray:
@@ -414,28 +414,39 @@ def smplx_global_rotations_batch(persons: Sequence[PersonResult]) -> np.ndarray:
     """
     count = len(persons)
     num_joints = len(SMPLX_JOINT_NAMES)
-    local_aa = np.zeros((count, num_joints, 3))
-    root = np.empty((count, 3, 3))
-    body_rows = slice(1, 22)
-    for p, person in enumerate(persons):
-        try:
-            local_aa[p, body_rows] = np.reshape(person.body_pose, (-1, 3))
-            local_aa[p, 22] = np.reshape(person.jaw_pose, 3)
-            local_aa[p, 25:40] = np.reshape(person.left_hand_pose, (-1, 3))
-            local_aa[p, 40:55] = np.reshape(person.right_hand_pose, (-1, 3))
-        except ValueError as error:
-            raise ValueError(
-                f'SMPL-X pose parameters of person {person.track_id} do not give '
-                f'{num_joints} joint rotations: {error}'
-            ) from error
-        root[p] = person.root_rotation
+    try:
+        parts = [
+            np.zeros((count, 1, 3)),
+            np.asarray([p.body_pose for p in persons], dtype=np.float64).reshape(count, -1, 3),
+            np.asarray([p.jaw_pose for p in persons], dtype=np.float64).reshape(count, 1, 3),
+            np.zeros((count, 2, 3)),
+            np.asarray([p.left_hand_pose for p in persons], dtype=np.float64).reshape(
+                count, -1, 3
+            ),
+            np.asarray([p.right_hand_pose for p in persons], dtype=np.float64).reshape(
+                count, -1, 3
+            ),
+        ]
+        root = np.asarray([p.root_rotation for p in persons], dtype=np.float64).reshape(
+            count, 3, 3
+        )
+    except ValueError as error:
+        raise ValueError(
+            f'SMPL-X pose parameters of a person have the wrong size: {error}'
+        ) from error
+    local_aa = np.concatenate(parts, axis=1)
+    if local_aa.shape[1] != num_joints:
+        raise ValueError(
+            f'SMPL-X pose parameters give {local_aa.shape[1]} joint rotations; expected '
+            f'{num_joints}'
+        )
     if not np.all(np.isfinite(local_aa)):
         raise ValueError('SMPL-X pose parameters are not finite')
     local = axis_angle_to_rotation_matrix(local_aa)
     rotations = np.empty_like(local)
     rotations[:, 0] = nearest_rotation_np(root)
-    for joints in _FK_LEVELS:
-        rotations[:, joints] = rotations[:, _SMPLX_PARENT_INDEX[joints]] @ local[:, joints]
+    for joints, parents in _FK_LEVELS:
+        rotations[:, joints] = rotations[:, parents] @ local[:, joints]
     return rotations
 
 
@@ -535,7 +546,8 @@ def person_frame_arrays(
             )
     rotations[:, 0] = smplx_rotations[:, 0] @ REP155_FROM_SMPLX
     rotations[:, 1:] = smplx_rotations[:, plan.rotation_source] @ REP155_FROM_SMPLX
-    wrists = nearest_rotation_np(wrists)
+    if plan.wrist_slots:
+        wrists = nearest_rotation_np(wrists)
     for s, side in enumerate(SIDES):
         if side in plan.wrist_slots:
             rotations[:, 1 + plan.wrist_slots[side]] = wrists[:, s]
