@@ -21,8 +21,9 @@ echo '[demo] 2. convert the official-layout checkpoints to the project format (s
 hmr-ros convert-checkpoint "$assets/smpler_x_tiny.pth.tar" "$out/smplerx_tiny.safetensors"
 hmr-ros convert-checkpoint "$assets/hamer_tiny.ckpt" "$out/hamer_tiny.safetensors"
 
-echo "[demo] 3. ROS 2: image source + hmr_node + hmr_viz_node in one process for ${HMR_DEMO_SECONDS:-10} s on"
-echo '[demo]    data/astronaut.jpg, loading the converted files (recorded to a rosbag2 bag, then summarised)'
+echo "[demo] 3. ROS 2: image source (its own process, as a camera driver) + hmr_node + hmr_viz_node"
+echo "[demo]    for ${HMR_DEMO_SECONDS:-10} s on data/astronaut.jpg, loading the converted files"
+echo '[demo]    (recorded to a rosbag2 bag, then summarised; --camera-in-process keeps all in one process)'
 python "$repo/scripts/hmr_demo" --source "$repo/data/astronaut.jpg" \
   --duration "${HMR_DEMO_SECONDS:-10}" --output-dir "$out/ros" \
   --whole-body-checkpoint "$out/smplerx_tiny.safetensors" \

@@ -17,12 +17,19 @@ Mirroring: a left hand is processed as a flipped (mirrored) right hand. Reflecti
 the YZ-plane (x -> -x, M = diag(-1, 1, 1)) turns a rotation R into M R M; the rotation axis is a
 pseudo-vector, so its axis-angle (x, y, z) becomes (x, -y, -z).
 
-All functions are pure, batched over leading dimensions, and keep the input dtype and device
-(they run under autocast and on GPU).
+All torch functions are pure, batched over leading dimensions, and keep the input dtype and
+device (they run under autocast and on GPU).
+
+Host twins (suffix ``_np``): the node's per-frame work after the model (smoothing, TF, messages)
+runs on small numpy arrays, where a torch call costs more than the arithmetic. These functions are
+the one numpy implementation of quaternions and rotation matrices in the project, batched the same
+way, in float64, with quaternions in the ROS order ``(x, y, z, w)`` (``geometry_msgs/Quaternion``)
+and Hamilton's product (``i j = k``), the convention of ROS, Eigen and tf2.
 """
 
 from typing import Literal, get_args
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -269,3 +276,246 @@ def mirror_rotmat(rotmat: torch.Tensor) -> torch.Tensor:
     _check_last_dims(rotmat, (3, 3), 'rotmat')
     rows = torch.cat((-rotmat[..., :1, :], rotmat[..., 1:, :]), dim=-2)  # M R
     return torch.cat((-rows[..., :1], rows[..., 1:]), dim=-1)  # (M R) M
+
+
+# ---------------------------------------------------------------------- host (numpy) twins
+
+QUATERNION_SIZE = 4
+_SMALL_ANGLE_NP_RAD = 1e-8
+"""Below this the numpy twins use series for sin/cos ratios (float64: error ~angle^2 * 1e-16)."""
+
+
+def axis_angle_to_rotmat_np(axis_angle: np.ndarray) -> np.ndarray:
+    """Rodrigues' formula in numpy, as :func:`axis_angle_to_rotmat`; exact at zero angle.
+
+    Args:
+        axis_angle: ``(..., 3)`` rotation vectors, radians.
+
+    Returns:
+        ``(..., 3, 3)`` float64 rotation matrices.
+    """
+    vectors = np.asarray(axis_angle, dtype=np.float64)
+    angle = np.linalg.norm(vectors, axis=-1)[..., None, None]
+    skew = np.zeros(vectors.shape[:-1] + (3, 3), dtype=np.float64)
+    skew[..., 0, 1], skew[..., 0, 2] = -vectors[..., 2], vectors[..., 1]
+    skew[..., 1, 0], skew[..., 1, 2] = vectors[..., 2], -vectors[..., 0]
+    skew[..., 2, 0], skew[..., 2, 1] = -vectors[..., 1], vectors[..., 0]
+    small = angle < _SMALL_ANGLE_NP_RAD
+    safe = np.where(small, 1.0, angle)
+    # sin(t)/t and (1 - cos t)/t^2 with their series limits 1 and 1/2 at t = 0.
+    a = np.where(small, 1.0, np.sin(safe) / safe)
+    b = np.where(small, 0.5, (1.0 - np.cos(safe)) / (safe * safe))
+    return np.eye(3) + a * skew + b * (skew @ skew)
+
+
+def nearest_rotation_np(rotmat: np.ndarray) -> np.ndarray:
+    """The proper rotation nearest to each matrix (Frobenius norm), by SVD: ``U diag(1,1,d) V^T``.
+
+    Network outputs in float32 are only nearly orthonormal; projecting them first makes every
+    later quaternion exact for the rotation actually meant.
+
+    Args:
+        rotmat: ``(..., 3, 3)``, finite.
+
+    Returns:
+        ``(..., 3, 3)`` float64, orthonormal with determinant +1.
+
+    Raises:
+        ValueError: wrong shape or non-finite entries.
+    """
+    matrices = np.asarray(rotmat, dtype=np.float64)
+    if matrices.shape[-2:] != (3, 3):
+        raise ValueError(f'rotation matrices must be (..., 3, 3), got {matrices.shape}')
+    if not np.all(np.isfinite(matrices)):
+        raise ValueError('rotation matrix has non-finite entries')
+    u, _, vt = np.linalg.svd(matrices)
+    sign = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+    u[..., :, 2] *= np.where(sign == 0.0, 1.0, sign)[..., None]
+    return u @ vt
+
+
+def _quaternion_outer_from_rotmat() -> tuple[np.ndarray, np.ndarray]:
+    """``(9, 16)`` map and ``(16,)`` offset from a flat rotation matrix to ``4 q q^T`` (xyzw).
+
+    The diagonal: ``4x^2 = 1 + r00 - r11 - r22``, ``4y^2 = 1 - r00 + r11 - r22``,
+    ``4z^2 = 1 - r00 - r11 + r22``, ``4w^2 = 1 + r00 + r11 + r22``; off the diagonal:
+    ``4xy = r01 + r10``, ``4xz = r02 + r20``, ``4yz = r12 + r21``, ``4xw = r21 - r12``,
+    ``4yw = r02 - r20``, ``4zw = r10 - r01`` (Shepperd's method).
+    """
+    terms = {
+        (0, 0): {(0, 0): 1, (1, 1): -1, (2, 2): -1},
+        (1, 1): {(0, 0): -1, (1, 1): 1, (2, 2): -1},
+        (2, 2): {(0, 0): -1, (1, 1): -1, (2, 2): 1},
+        (3, 3): {(0, 0): 1, (1, 1): 1, (2, 2): 1},
+        (0, 1): {(0, 1): 1, (1, 0): 1},
+        (0, 2): {(0, 2): 1, (2, 0): 1},
+        (1, 2): {(1, 2): 1, (2, 1): 1},
+        (0, 3): {(2, 1): 1, (1, 2): -1},
+        (1, 3): {(0, 2): 1, (2, 0): -1},
+        (2, 3): {(1, 0): 1, (0, 1): -1},
+    }
+    matrix = np.zeros((9, 16))
+    offset = np.zeros(16)
+    for (i, j), entries in terms.items():
+        for (row, column), sign in entries.items():
+            matrix[3 * row + column, 4 * i + j] = matrix[3 * row + column, 4 * j + i] = sign
+        if i == j:
+            offset[4 * i + j] = 1.0
+    return matrix, offset
+
+
+_ROTMAT_TO_QUATERNION_OUTER, _QUATERNION_OUTER_OFFSET = _quaternion_outer_from_rotmat()
+
+
+def rotmat_to_quaternion_xyzw_np(rotmat: np.ndarray, *, project: bool = True) -> np.ndarray:
+    """Unit quaternions ``(x, y, z, w)`` with ``w >= 0`` of rotation matrices (Shepperd's method).
+
+    Steps:
+        1. Optionally project onto the nearest rotation (:func:`nearest_rotation_np`).
+        2. ``4 q q^T`` is linear in the matrix entries (one matrix product): its diagonal holds
+           ``4x^2, 4y^2, 4z^2, 4w^2`` (``1 + tr`` for ``w``, ``1 + r00 - r11 - r22`` for ``x``
+           ...), its other entries the off-diagonal sums and differences.
+        3. The row of the largest diagonal value is ``4 q_k q``; that value is at least 1, so
+           no square root of a near-zero number decides the result (stable near 180 degrees).
+           Normalise it, pick the sign with ``w >= 0``.
+
+    Args:
+        rotmat: ``(..., 3, 3)`` rotation matrices.
+        project: Project first. Pass False only for matrices that are orthonormal to float64
+            precision already (products of projected rotations and Rodrigues matrices).
+
+    Returns:
+        ``(..., 4)`` float64.
+
+    Raises:
+        ValueError: wrong shape or non-finite entries.
+    """
+    if project:
+        r = nearest_rotation_np(rotmat)
+    else:
+        r = np.asarray(rotmat, dtype=np.float64)
+        if r.shape[-2:] != (3, 3):
+            raise ValueError(f'rotation matrices must be (..., 3, 3), got {r.shape}')
+    batch = r.shape[:-2]
+    outer = r.reshape(-1, 9) @ _ROTMAT_TO_QUATERNION_OUTER + _QUATERNION_OUTER_OFFSET
+    outer = outer.reshape(-1, 4, 4)
+    best = np.argmax(outer[:, [0, 1, 2, 3], [0, 1, 2, 3]], axis=-1)
+    quaternion = outer[np.arange(outer.shape[0]), best]
+    quaternion /= np.sqrt(np.sum(quaternion * quaternion, axis=-1, keepdims=True))
+    quaternion *= np.where(quaternion[:, 3:] < 0.0, -1.0, 1.0)
+    return quaternion.reshape(*batch, QUATERNION_SIZE)
+
+
+def _rotmat_from_quaternion_outer() -> np.ndarray:
+    """``(16, 9)`` map from ``q q^T`` (xyzw, unit q) to the flat rotation matrix.
+
+    ``R = (w^2 - |v|^2) I + 2 v v^T + 2 w [v]x``; with ``x^2 + y^2 + z^2 + w^2 = 1`` every entry
+    is a quadratic form of q, e.g. ``r00 = x^2 - y^2 - z^2 + w^2``, ``r01 = 2 (xy - zw)``.
+    """
+    x, y, z, w = range(4)
+    entries = {
+        (0, 0): {(x, x): 1, (y, y): -1, (z, z): -1, (w, w): 1},
+        (1, 1): {(x, x): -1, (y, y): 1, (z, z): -1, (w, w): 1},
+        (2, 2): {(x, x): -1, (y, y): -1, (z, z): 1, (w, w): 1},
+        (0, 1): {(x, y): 2, (z, w): -2},
+        (1, 0): {(x, y): 2, (z, w): 2},
+        (0, 2): {(x, z): 2, (y, w): 2},
+        (2, 0): {(x, z): 2, (y, w): -2},
+        (1, 2): {(y, z): 2, (x, w): -2},
+        (2, 1): {(y, z): 2, (x, w): 2},
+    }
+    matrix = np.zeros((16, 9))
+    for (row, column), terms in entries.items():
+        for (i, j), weight in terms.items():
+            matrix[4 * i + j, 3 * row + column] = weight
+    return matrix
+
+
+_QUATERNION_OUTER_TO_ROTMAT = _rotmat_from_quaternion_outer()
+
+
+def quaternion_xyzw_to_rotmat_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
+    """Rotation matrices of quaternions ``(x, y, z, w)`` (normalised first).
+
+    ``R = (w^2 - |v|^2) I + 2 v v^T + 2 w [v]x`` for the unit quaternion ``(v, w)``, computed
+    as one matrix product of ``q q^T``.
+
+    Args:
+        quaternion_xyzw: ``(..., 4)``, non-zero.
+
+    Returns:
+        ``(..., 3, 3)`` float64.
+    """
+    q = np.asarray(quaternion_xyzw, dtype=np.float64)
+    batch = q.shape[:-1]
+    q = q.reshape(-1, 4)
+    q = q / np.sqrt(np.sum(q * q, axis=-1, keepdims=True))
+    outer = (q[:, :, None] * q[:, None, :]).reshape(-1, 16)
+    return (outer @ _QUATERNION_OUTER_TO_ROTMAT).reshape(*batch, 3, 3)
+
+
+def quaternion_xyzw_conjugate_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
+    """``(-x, -y, -z, w)``: the inverse rotation of unit quaternions ``(..., 4)``."""
+    return np.asarray(quaternion_xyzw) * np.array([-1.0, -1.0, -1.0, 1.0])
+
+
+def _hamilton_product_tensor() -> np.ndarray:
+    """``(16, 4)`` map from ``a b^T`` (xyzw) to the Hamilton product ``a b``.
+
+    ``ab = (a_w b_v + b_w a_v + a_v x b_v, a_w b_w - a_v . b_v)``, so ``i j = k``, ``j i = -k``.
+    """
+    x, y, z, w = range(4)
+    terms = {
+        x: {(w, x): 1, (x, w): 1, (y, z): 1, (z, y): -1},
+        y: {(w, y): 1, (y, w): 1, (z, x): 1, (x, z): -1},
+        z: {(w, z): 1, (z, w): 1, (x, y): 1, (y, x): -1},
+        w: {(w, w): 1, (x, x): -1, (y, y): -1, (z, z): -1},
+    }
+    matrix = np.zeros((16, 4))
+    for component, entries in terms.items():
+        for (i, j), sign in entries.items():
+            matrix[4 * i + j, component] = sign
+    return matrix
+
+
+_HAMILTON_PRODUCT = _hamilton_product_tensor()
+
+
+def quaternion_xyzw_multiply_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product ``a b`` of ``(..., 4)`` quaternions ``(x, y, z, w)``: b first, then a.
+
+    Computed as one matrix product of the outer product ``a b^T`` (16 terms) with the product's
+    sign table.
+    """
+    a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    batch = a.shape[:-1]
+    outer = (a.reshape(-1, 4)[:, :, None] * b.reshape(-1, 4)[:, None, :]).reshape(-1, 16)
+    return (outer @ _HAMILTON_PRODUCT).reshape(*batch, QUATERNION_SIZE)
+
+
+def quaternion_xyzw_log_np(quaternion_xyzw: np.ndarray) -> np.ndarray:
+    """Rotation vectors ``(..., 3)``, radians, of unit quaternions ``(x, y, z, w)``, ``w >= 0``.
+
+    ``angle = 2 atan2(|v|, w)``, stable at both ends; ``angle / |v| -> 2 / w`` as ``|v| -> 0``.
+    """
+    q = np.asarray(quaternion_xyzw, dtype=np.float64)
+    vec, w = q[..., :3], q[..., 3]
+    sin_half = np.sqrt(np.sum(vec * vec, axis=-1))
+    angle = 2.0 * np.arctan2(sin_half, w)
+    small = sin_half < _SMALL_ANGLE_NP_RAD
+    scale = np.where(small, 2.0 / np.maximum(w, 0.5), angle / np.where(small, 1.0, sin_half))
+    return vec * scale[..., None]
+
+
+def quaternion_xyzw_exp_np(rotation_vector: np.ndarray) -> np.ndarray:
+    """Unit quaternions ``(..., 4)`` ``(x, y, z, w)`` of rotation vectors ``(..., 3)``, radians.
+
+    ``(sin(t/2) r/t, cos(t/2))`` with ``t = |r|``; ``sin(t/2)/t -> 1/2 - t^2/48`` near 0.
+    """
+    r = np.asarray(rotation_vector, dtype=np.float64)
+    angle = np.sqrt(np.sum(r * r, axis=-1))
+    small = angle < _SMALL_ANGLE_NP_RAD
+    scale = np.where(
+        small, 0.5 - angle**2 / 48.0, np.sin(0.5 * angle) / np.where(small, 1.0, angle)
+    )
+    return np.concatenate([r * scale[..., None], np.cos(0.5 * angle)[..., None]], axis=-1)

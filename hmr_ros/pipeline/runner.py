@@ -52,11 +52,6 @@ from hmr_ros.body_models.joint_names import (
     smplx_output_joint_names,
 )
 from hmr_ros.body_models.smplx_layers import SMPLXBodyModel
-from hmr_ros.geometry.rotations import (
-    axis_angle_to_rotmat,
-    quaternion_to_axis_angle,
-    rotmat_to_quaternion,
-)
 from hmr_ros.models.devices import PRECISION_NAMES, resolve_device, resolve_precision
 from hmr_ros.models.dual_path import (
     AdapterRequest,
@@ -79,7 +74,7 @@ from hmr_ros.pipeline.detectors.plugin import (
 from hmr_ros.pipeline.protocol import Frame, PipelineOptions, RuntimeSettings
 from hmr_ros.pipeline.rectification import Rectification, Rectifier
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
-from hmr_ros.pipeline.smoothing import TrackFilterBank
+from hmr_ros.pipeline.smoothing import PersonSmoother
 from hmr_ros.pipeline.tracking import BoxTracker, Track, TrackState
 
 logger = logging.getLogger(__name__)
@@ -240,8 +235,9 @@ class PipelineRunner:
         self._rectifier = Rectifier()
         self._settings = options.settings
         self._tracker = BoxTracker(self._settings.tracking)
-        self._body_filters = TrackFilterBank(self._settings.body_smoothing)
-        self._hand_filters = TrackFilterBank(self._settings.hand_smoothing)
+        self._smoother = PersonSmoother(
+            self._settings.body_smoothing, self._settings.hand_smoothing, HAND_KEYPOINT_ROWS
+        )
         self._last_estimates: dict[str, _PersonEstimate] = {}
         self._frame_index = 0
 
@@ -254,14 +250,12 @@ class PipelineRunner:
         """New dynamic settings, in effect from the next frame; filter and track state kept."""
         self._settings = settings
         self._tracker.set_config(settings.tracking)
-        self._body_filters.set_config(settings.body_smoothing)
-        self._hand_filters.set_config(settings.hand_smoothing)
+        self._smoother.set_configs(settings.body_smoothing, settings.hand_smoothing)
 
     def reset_tracking(self) -> None:
         """Forget every track, filter and the followed person."""
         self._tracker.reset()
-        self._body_filters.reset()
-        self._hand_filters.reset()
+        self._smoother.reset()
         self._follow.reset()
         self._last_estimates.clear()
 
@@ -419,9 +413,8 @@ class PipelineRunner:
     def _persons(
         self, tracks: tuple[Track, ...], estimates: list[_PersonEstimate], stamp_s: float
     ) -> list[PersonResult]:
-        self._body_filters.sync_tracks(tracks)
-        self._hand_filters.sync_tracks(tracks)
-        persons = []
+        self._smoother.sync_tracks(tracks)
+        reported: list[tuple[Track, dict[str, np.ndarray]]] = []
         for track in tracks:
             if track.detection_index is not None:
                 self._last_estimates[track.id] = estimates[track.detection_index]
@@ -430,47 +423,16 @@ class PipelineRunner:
                 continue  # coasting before any estimate: not possible with BoxTracker
             if track.state == TrackState.LOST:
                 self._last_estimates.pop(track.id, None)
-            values = estimate.values
-            if self._settings.smoothing_enable and track.state != TrackState.LOST:
-                values = self._smoothed(track.id, values, stamp_s)
-            persons.append(self._person_result(track, values))
-        return persons
-
-    def _smoothed(
-        self, track_id: str, values: dict[str, np.ndarray], stamp_s: float
-    ) -> dict[str, np.ndarray]:
-        """One-Euro filtered copy of a person's values (body and hand settings).
-
-        Hands use the hand settings (teleoperation wants them responsive): the wrist position,
-        the finger keypoints relative to the wrist, and the wrist rotation. The filtered hand
-        keypoints are written back into the skeleton's hand rows, so a hand's wrist keypoint,
-        its wrist position and the skeleton's wrist joint stay the same point.
-        """
-        body, hands = self._body_filters, self._hand_filters
-        smoothed = dict(values)
-        for name in ('joints', 'keypoints_2d_px', 'transl', 'root_position', 'vertices'):
-            if values[name].size:
-                smoothed[name] = body.filter(track_id, name, values[name], stamp_s)
-        smoothed['root_rotation'] = _quaternion_to_matrix(
-            body.filter_rotation(
-                track_id, 'root', _matrix_to_quaternion(values['root_rotation']), stamp_s
+            reported.append((track, estimate.values))
+        if self._settings.smoothing_enable:
+            # One vectorised One-Euro update for every person still tracked (smoothing.py).
+            smoothed = [(t, v) for t, v in reported if t.state != TrackState.LOST]
+            filtered = self._smoother.smooth(
+                [t.id for t, _ in smoothed], [v for _, v in smoothed], stamp_s
             )
-        )
-        wrists = hands.filter(track_id, 'wrists', values['hand_wrist_position'], stamp_s)
-        relative = values['hand_keypoints'] - values['hand_keypoints'][:, :1]
-        keypoints = hands.filter(track_id, 'fingers', relative, stamp_s) + wrists[:, None]
-        smoothed['hand_wrist_position'] = wrists
-        smoothed['hand_keypoints'] = keypoints
-        joints = smoothed['joints'].copy()
-        for s, side in enumerate(('left', 'right')):
-            joints[HAND_KEYPOINT_ROWS[side]] = keypoints[s]
-        smoothed['joints'] = joints
-        smoothed['hand_wrist_rotation'] = _quaternion_to_matrix(
-            hands.filter_rotation(
-                track_id, 'wrist', _matrix_to_quaternion(values['hand_wrist_rotation']), stamp_s
-            )
-        )
-        return smoothed
+            by_id = {t.id: values for (t, _), values in zip(smoothed, filtered, strict=True)}
+            reported = [(t, by_id.get(t.id, v)) for t, v in reported]
+        return [self._person_result(track, values) for track, values in reported]
 
     def _person_result(self, track: Track, values: dict[str, np.ndarray]) -> PersonResult:
         min_confidence = self._settings.min_hand_confidence
@@ -645,20 +607,6 @@ def _joint_names_of(output: DualPathOutput) -> tuple[str, ...]:
         if len(names) == count:
             return names
     raise ValueError(f'unexpected number of SMPL-X output joints: {count}')
-
-
-def _matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) -> (..., 4) unit quaternions (x, y, z, w), the smoothing filters' order."""
-    wxyz = rotmat_to_quaternion(torch.from_numpy(np.ascontiguousarray(rotation))).numpy()
-    return np.concatenate([wxyz[..., 1:], wxyz[..., :1]], axis=-1)
-
-
-def _quaternion_to_matrix(quaternion_xyzw: np.ndarray) -> np.ndarray:
-    """(..., 4) quaternions (x, y, z, w) -> (..., 3, 3) float32 rotation matrices."""
-    xyzw = torch.from_numpy(np.ascontiguousarray(quaternion_xyzw, dtype=np.float64))
-    wxyz = torch.cat([xyzw[..., 3:], xyzw[..., :3]], dim=-1)
-    wxyz = wxyz / wxyz.norm(dim=-1, keepdim=True)
-    return axis_angle_to_rotmat(quaternion_to_axis_angle(wxyz)).float().numpy()
 
 
 # ---------------------------------------------------------------------- building

@@ -42,7 +42,9 @@ Conventions (stated once, here and in ``ModelInfo``):
 
 from __future__ import annotations
 
+import array
 import math
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -51,6 +53,7 @@ from geometry_msgs.msg import Pose, PoseStamped
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat_np, rotmat_to_quaternion_xyzw_np
 from hmr_ros.msg import (
     Box2D,
     HandPose,
@@ -244,99 +247,12 @@ def seconds_to_duration(seconds: float) -> Duration:
 # ---------------------------------------------------------------- rotations
 
 
-def rotation_matrix_to_quaternion(rotation: np.ndarray) -> np.ndarray:
-    """Unit quaternion ``(x, y, z, w)`` with ``w >= 0`` of rotation matrices.
+# One numpy implementation (hmr_ros.geometry.rotations), under the names this module exported.
+rotation_matrix_to_quaternion = rotmat_to_quaternion_xyzw_np
+"""Unit quaternions ``(x, y, z, w)``, ``w >= 0``, of near-rotations (SVD, then Shepperd)."""
 
-    The input is first projected onto the nearest rotation (SVD; network outputs in float32 are
-    only nearly orthonormal), then converted with Shepperd's method: the largest of ``w``,
-    ``x``, ``y``, ``z`` is computed from the diagonal and the others from off-diagonal sums,
-    so no square root of a near-zero number decides the result (stable near 180 degrees).
-
-    Args:
-        rotation: ``(..., 3, 3)``.
-
-    Returns:
-        ``(..., 4)`` float64.
-
-    Raises:
-        ValueError: Non-finite input.
-    """
-    matrices = np.asarray(rotation, dtype=np.float64)
-    if matrices.shape[-2:] != (3, 3):
-        raise ValueError(f'rotation matrices must be (..., 3, 3), got {matrices.shape}')
-    if not np.all(np.isfinite(matrices)):
-        raise ValueError('rotation matrix has non-finite entries')
-    u, _, vt = np.linalg.svd(matrices)
-    sign = np.sign(np.linalg.det(u @ vt))
-    sign = np.where(sign == 0.0, 1.0, sign)
-    u[..., :, 2] *= sign[..., None]
-    r = u @ vt
-    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
-    # 4 w^2 - 1 = trace, 4 x^2 - 1 = m00 - m11 - m22, ... : pick the largest component.
-    candidates = np.stack(
-        [
-            1.0 + m00 + m11 + m22,
-            1.0 + m00 - m11 - m22,
-            1.0 - m00 + m11 - m22,
-            1.0 - m00 - m11 + m22,
-        ],
-        axis=-1,
-    )
-    best = np.argmax(candidates, axis=-1)
-    quaternion = np.empty(r.shape[:-2] + (4,), dtype=np.float64)
-    for case in range(4):
-        mask = best == case
-        if not np.any(mask):
-            continue
-        m = r[mask]
-        s = 2.0 * np.sqrt(candidates[mask][:, case])  # 4 * |largest component|
-        if case == 0:
-            q = [
-                m[:, 2, 1] - m[:, 1, 2],
-                m[:, 0, 2] - m[:, 2, 0],
-                m[:, 1, 0] - m[:, 0, 1],
-                s * s / 4,
-            ]
-        elif case == 1:
-            q = [
-                s * s / 4,
-                m[:, 0, 1] + m[:, 1, 0],
-                m[:, 0, 2] + m[:, 2, 0],
-                m[:, 2, 1] - m[:, 1, 2],
-            ]
-        elif case == 2:
-            q = [
-                m[:, 0, 1] + m[:, 1, 0],
-                s * s / 4,
-                m[:, 1, 2] + m[:, 2, 1],
-                m[:, 0, 2] - m[:, 2, 0],
-            ]
-        else:
-            q = [
-                m[:, 0, 2] + m[:, 2, 0],
-                m[:, 1, 2] + m[:, 2, 1],
-                s * s / 4,
-                m[:, 1, 0] - m[:, 0, 1],
-            ]
-        quaternion[mask] = np.stack(q, axis=-1) / s[:, None]
-    quaternion /= np.linalg.norm(quaternion, axis=-1, keepdims=True)
-    return np.where(quaternion[..., 3:4] < 0.0, -quaternion, quaternion)
-
-
-def axis_angle_to_rotation_matrix(axis_angle: np.ndarray) -> np.ndarray:
-    """Rodrigues' formula, ``(..., 3)`` radians to ``(..., 3, 3)``; exact at zero angle."""
-    vectors = np.asarray(axis_angle, dtype=np.float64)
-    angle = np.linalg.norm(vectors, axis=-1)[..., None, None]
-    skew = np.zeros(vectors.shape[:-1] + (3, 3), dtype=np.float64)
-    skew[..., 0, 1], skew[..., 0, 2] = -vectors[..., 2], vectors[..., 1]
-    skew[..., 1, 0], skew[..., 1, 2] = vectors[..., 2], -vectors[..., 0]
-    skew[..., 2, 0], skew[..., 2, 1] = -vectors[..., 1], vectors[..., 0]
-    small = angle < 1e-8
-    safe = np.where(small, 1.0, angle)
-    # sin(t)/t and (1 - cos t)/t^2 with their series limits 1 and 1/2 at t = 0.
-    a = np.where(small, 1.0, np.sin(safe) / safe)
-    b = np.where(small, 0.5, (1.0 - np.cos(safe)) / (safe * safe))
-    return np.eye(3) + a * skew + b * (skew @ skew)
+axis_angle_to_rotation_matrix = axis_angle_to_rotmat_np
+"""Rodrigues' formula, ``(..., 3)`` radians to ``(..., 3, 3)``; exact at zero angle."""
 
 
 def operator_wrist_rotation(keypoints_m: np.ndarray, side: str) -> np.ndarray | None:
@@ -442,20 +358,54 @@ def smplx_frame_rotation(smplx_rotation: np.ndarray) -> np.ndarray:
     return np.asarray(smplx_rotation, dtype=np.float64) @ REP155_FROM_SMPLX
 
 
+class _RecentWristRotations:
+    """The wrist rotations of the last few hands asked for, by object identity.
+
+    The node needs each hand's rotation up to three times per frame (messages, TF, wrist
+    poses); results are frozen dataclasses, so a rotation computed for one HandResult object
+    stays valid for it. Entries hold the hand itself, so an id is never reused while cached.
+    """
+
+    def __init__(self, capacity: int = 32) -> None:
+        self._capacity = capacity
+        self._entries: dict[tuple[int, str], tuple[HandResult, np.ndarray]] = {}
+
+    def get(self, hand: HandResult, convention: str) -> np.ndarray | None:
+        entry = self._entries.get((id(hand), convention))
+        return entry[1] if entry is not None and entry[0] is hand else None
+
+    def put(self, hand: HandResult, convention: str, rotation: np.ndarray) -> None:
+        if len(self._entries) >= self._capacity:
+            self._entries.pop(next(iter(self._entries)))
+        rotation.setflags(write=False)
+        self._entries[(id(hand), convention)] = (hand, rotation)
+
+
+_RECENT_WRIST_ROTATIONS = _RecentWristRotations()
+
+
 def hand_wrist_rotation(hand: HandResult, convention: HandFrameConvention) -> np.ndarray:
     """Wrist orientation of a hand in the camera frame, in the named convention.
 
     The keypoint conventions fall back to 'smplx' when the keypoints are degenerate; a
     non-finite rotation becomes the identity (an invalid hand's poses are to be ignored anyway).
+    The result is read-only and remembered for the hand object (:class:`_RecentWristRotations`).
     """
+    cached = _RECENT_WRIST_ROTATIONS.get(hand, convention)
+    if cached is not None:
+        return cached
+    rotation: np.ndarray | None = None
     if convention in KEYPOINT_HAND_FRAMES:
         rotation = keypoint_wrist_rotation(hand.keypoints_m, hand.side, convention)
-        if rotation is not None:
-            return rotation
-    smplx = np.asarray(hand.wrist_rotation, dtype=np.float64)
-    if smplx.shape != (3, 3) or not np.all(np.isfinite(smplx)):
-        return np.eye(3)
-    return smplx_frame_rotation(smplx)
+    if rotation is None:
+        smplx = np.asarray(hand.wrist_rotation, dtype=np.float64)
+        if smplx.shape != (3, 3) or not np.all(np.isfinite(smplx)):
+            rotation = np.eye(3)
+        else:
+            rotation = smplx_frame_rotation(smplx)
+    rotation = np.array(rotation, dtype=np.float64)
+    _RECENT_WRIST_ROTATIONS.put(hand, convention, rotation)
+    return rotation
 
 
 def keypoints_in_wrist_frame(
@@ -675,6 +625,148 @@ def empty_person_array(header: Header, frame_index: int = 0) -> PersonArray:
 def empty_hand_pose_array(header: Header, frame_index: int = 0) -> HandPoseArray:
     """The hands counterpart of :func:`empty_person_array`."""
     return HandPoseArray(header=header, frame_index=int(frame_index))
+
+
+# ---------------------------------------------------------------- outputs, fast path
+
+
+def float32_sequence(values: np.ndarray) -> array.array:
+    """An ``array.array('f')`` for an unbounded ``float32[]`` field, filled in one conversion.
+
+    rosidl's setter copies an ``array.array`` of type code ``'f'`` with one memcpy and rclpy
+    publishes it with another (buffer protocol); a numpy array or a list would be converted
+    element by element in Python (2 ms for one SMPL-X mesh).
+    """
+    flat = np.asarray(values).reshape(-1)
+    sequence = array.array('f', bytes(4 * flat.size))
+    if flat.size:
+        np.frombuffer(sequence, dtype=np.float32)[:] = flat
+    return sequence
+
+
+def _stacked_float32(persons: Sequence[Any], field: str, size: int) -> np.ndarray:
+    """``(P, size)`` float32 of one fixed-size field of every person, in one conversion."""
+    try:
+        return np.asarray([getattr(p, field) for p in persons], dtype=np.float32).reshape(
+            len(persons), size
+        )
+    except ValueError as error:
+        raise ValueError(
+            f'expected {size} values of {field} per person for a fixed-size message array: {error}'
+        ) from error
+
+
+def _fill_pose(pose: Pose, position: list[float], quaternion_xyzw: list[float]) -> None:
+    """Write into a message's own Pose (no new objects)."""
+    point, orientation = pose.position, pose.orientation
+    point.x, point.y, point.z = position
+    orientation.x, orientation.y, orientation.z, orientation.w = quaternion_xyzw
+
+
+def _fill_box(box: Box2D, box_px: np.ndarray) -> None:
+    box.x_min, box.y_min, box.x_max, box.y_max = np.reshape(box_px, 4).astype(float).tolist()
+
+
+def frame_messages(
+    result: FrameResult,
+    header: Header,
+    frame_index: int,
+    processing_time_s: float,
+    convention: HandFrameConvention,
+    min_confidence: float,
+) -> tuple[PersonArray, HandPoseArray]:
+    """``PersonArray`` and ``HandPoseArray`` of one image, filled from contiguous arrays.
+
+    Same content as :func:`person_array_message` and :func:`hand_pose_array_message` (the
+    readable references; a test compares them), computed once for both: every hand's wrist
+    rotation, every quaternion in one call, every fixed-size field of all persons in one float32
+    conversion, and the ``float32[]`` fields (joints, vertices ...) as ``array.array`` filled
+    by numpy (:func:`float32_sequence`). The HandPose objects of usable hands are shared by both
+    messages.
+    """
+    persons = result.persons
+    people = PersonArray()
+    people.header = header
+    people.frame_index = int(frame_index)
+    people.processing_time = seconds_to_duration(processing_time_s)
+    hands_message = HandPoseArray()
+    hands_message.header = header
+    hands_message.frame_index = int(frame_index)
+    if not persons:
+        return people, hands_message
+    count = len(persons)
+    hands = [hand for person in persons for hand in (person.left_hand, person.right_hand)]
+    owners = [person for person in persons for _ in range(2)]
+    wrist_rotations = np.stack([hand_wrist_rotation(hand, convention) for hand in hands])
+    wrists = np.stack([_finite_position(hand.wrist_position_m) for hand in hands])
+    keypoints = _stacked_float32(hands, 'keypoints_m', 3 * NUM_HAND_KEYPOINTS)
+    offsets = keypoints.reshape(2 * count, NUM_HAND_KEYPOINTS, 3) - wrists[:, None]
+    keypoints_wrist = np.einsum('hkj,hji->hki', offsets, wrist_rotations).astype(np.float32)
+    finger_pose = _stacked_float32(hands, 'finger_pose_aa', NUM_HAND_POSE_VALUES)
+    body_rotations = np.stack([_safe_body_rotation(p.root_rotation) for p in persons])
+    quaternions = rotation_matrix_to_quaternion(
+        np.concatenate([body_rotations, wrist_rotations])
+    ).tolist()
+    wrist_list = wrists.tolist()
+    fixed = {
+        field: _stacked_float32(persons, field, size)
+        for field, size in (
+            ('global_orient', 3),
+            ('body_pose', 63),
+            ('left_hand_pose', NUM_HAND_POSE_VALUES),
+            ('right_hand_pose', NUM_HAND_POSE_VALUES),
+            ('jaw_pose', 3),
+            ('transl', 3),
+        )
+    }
+    roots = [_finite_position(p.root_position_m).tolist() for p in persons]
+    person_messages = []
+    hand_messages = []
+    for index, person in enumerate(persons):
+        entry = Person()
+        entry.id = person.track_id
+        entry.tracking_state = int(person.tracking_state)
+        entry.track_age = int(person.track_age)
+        entry.confidence = float(person.confidence)
+        _fill_box(entry.bbox, person.box_px)
+        _fill_pose(entry.root_pose, roots[index], quaternions[index])
+        velocity = entry.root_velocity
+        velocity.x, velocity.y, velocity.z = np.reshape(person.root_velocity_mps, 3).tolist()
+        entry.global_orient = fixed['global_orient'][index]
+        entry.body_pose = fixed['body_pose'][index]
+        entry.left_hand_pose = fixed['left_hand_pose'][index]
+        entry.right_hand_pose = fixed['right_hand_pose'][index]
+        entry.jaw_pose = fixed['jaw_pose'][index]
+        entry.transl = fixed['transl'][index]
+        entry.betas = float32_sequence(person.betas)
+        entry.expression = float32_sequence(person.expression)
+        entry.joints = float32_sequence(person.joints_m)
+        entry.keypoints_2d = float32_sequence(person.keypoints_2d_px)
+        entry.joint_confidence = float32_sequence(person.joint_confidence)
+        entry.keypoints_2d_confidence = entry.joint_confidence  # the same heatmap scores
+        entry.vertices = float32_sequence(person.vertices_m)  # one conversion, no Python floats
+        for h, message in ((2 * index, entry.left_hand), (2 * index + 1, entry.right_hand)):
+            hand = hands[h]
+            message.person_id = person.track_id
+            message.side = _SIDES[hand.side]
+            message.valid = bool(hand.valid)
+            message.confidence = float(hand.confidence)
+            message.tracking_state = int(person.tracking_state)
+            _fill_box(message.bbox, hand.box_px)
+            _fill_pose(message.wrist_pose, wrist_list[h], quaternions[count + h])
+            message.keypoints = keypoints[h]
+            message.keypoints_wrist = keypoints_wrist[h].reshape(-1)
+            message.finger_pose = finger_pose[h]
+            message.keypoint_confidence = float32_sequence(hand.keypoint_confidence)
+            hand_messages.append(message)
+        person_messages.append(entry)
+    people.persons = person_messages
+    hands_message.hands = [
+        message
+        for message, hand, person in zip(hand_messages, hands, owners, strict=True)
+        if hand_is_usable(person, hand, min_confidence)
+    ]
+    return people, hands_message
 
 
 # ---------------------------------------------------------------- static information

@@ -1,12 +1,15 @@
-"""``hmr_demo``: the live launch's node set in ONE process, recorded and measured.
+"""``hmr_demo``: the live launch's node set, recorded and measured, with a camera stand-in.
 
 ``ros2 launch`` (and rosbag2) are not installable everywhere the package runs (the PyPI ROS
-wheels lack them), so this runs what ``launch/live.launch.py`` starts, in one process, on a
-file instead of a camera:
+wheels lack them), so this runs what ``launch/live.launch.py`` starts on a file instead of a
+camera:
 
 - :class:`~hmr_ros.ros.image_source.ImageSourceNode` in ``/camera/color`` publishing
   ``image_raw`` and ``camera_info`` (an image with slow synthetic pan/zoom, or a video; assumed
-  intrinsics, see that module);
+  intrinsics, see that module). By default it runs in **its own process**, as a camera driver
+  does, so the images cross the DDS middleware and the figures are the ones a user with a real
+  driver sees (``input.qos`` choice, large-image delivery: docs/dds-large-images.md);
+  ``--camera-in-process`` runs it in the demo's process instead;
 - :class:`~hmr_ros.ros.node.HmrNode` in ``/hmr``, remapped to the camera topics as the launch
   file does, configured and activated here (its ``autostart``);
 - :class:`~hmr_ros.ros.visualization_node.HmrVisualizationNode` in ``/hmr``;
@@ -16,9 +19,10 @@ file instead of a camera:
   and ``ros2 bag play`` open it; a previous run's bag in the output folder is replaced)
   and measures every ``persons`` message as it arrives.
 
-All nodes spin in one ``MultiThreadedExecutor``; inference runs on hmr_node's own worker thread.
-After ``duration_s`` the source stops, the last frame finishes, hmr_node deactivates (its empty
-arrays are recorded too) and a summary is written to JSON and logged: input and output rates,
+The demo's nodes spin in one ``MultiThreadedExecutor``; inference runs on hmr_node's own worker
+thread. After ``duration_s`` the source stops (the camera process gets SIGINT), the last frame
+finishes, hmr_node deactivates (its empty arrays are recorded too) and a summary is written to
+JSON and logged: input and output rates,
 latency p50/p95/max of ``persons`` receipt time minus image stamp over every output (publish time
 plus local delivery; hmr_node's own publish-minus-stamp percentiles over its last statistics
 window are reported beside them), and every kind of dropped frame.
@@ -36,6 +40,9 @@ import dataclasses
 import json
 import logging
 import math
+import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -95,6 +102,9 @@ releases the GIL in every torch operation and must get it back after each; rclpy
 MultiThreadedExecutor can spin in Python while callbacks wait in its thread pool (rclpy issues
 #1223, #1452), and at 5 ms per hand-back a few hundred operations took seconds. With 0.5 ms the
 demo ran at its normal rate in every trial on a 2-core machine."""
+CAMERA_START_MAX_S = 30.0
+"""The camera process starts Python, rclpy and its reader within this."""
+CAMERA_STOP_MAX_S = 5.0
 SETTLE_POLL_S = 0.05
 SETTLE_MAX_S = 5.0
 """After the source stops, wait at most this long for the frame in progress."""
@@ -132,6 +142,8 @@ class DemoConfig:
         device: ``model.device``.
         node_parameters: further hmr_node parameters (dotted name, value).
         frame_id: the image source's optical frame.
+        camera_process: run the image source in its own process (as a camera driver), else in
+            the demo's process.
     """
 
     source: str = ''
@@ -146,6 +158,7 @@ class DemoConfig:
     device: str = 'auto'
     node_parameters: tuple[tuple[str, Any], ...] = ()
     frame_id: str = DEFAULT_FRAME_ID
+    camera_process: bool = True
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.duration_s) and self.duration_s > 0.0):
@@ -217,6 +230,12 @@ class _PersonsMonitor:
         )
         node.create_subscription(PersonArray, 'persons', self._on_persons, profile)
         node.create_subscription(ModelInfo, 'model_info', self._on_model_info, qos.latched_qos())
+        # The camera publishes one camera_info with every image (reliable): their count is the
+        # images published when the camera runs in another process.
+        self.camera_infos = 0
+        node.create_subscription(
+            CameraInfo, f'{CAMERA_NAMESPACE}/camera_info', self._on_camera_info, profile
+        )
 
     def _on_persons(self, message: PersonArray) -> None:
         receipt_ns = self._clock.now().nanoseconds
@@ -232,6 +251,10 @@ class _PersonsMonitor:
 
     def _on_model_info(self, message: ModelInfo) -> None:
         self.model_info = message
+
+    def _on_camera_info(self, message: CameraInfo) -> None:
+        with self._lock:
+            self.camera_infos += 1
 
     def snapshot(self) -> list[tuple[int, int, int, int]]:
         with self._lock:
@@ -356,6 +379,7 @@ def _run(config: DemoConfig, context: Context) -> dict[str, Any]:
     spinner: threading.Thread | None = None
     recorder: RecordingSubscriber | None = None
     source: ImageSourceNode | None = None
+    camera_process: subprocess.Popen[bytes] | None = None
     try:
         configure_started = time.monotonic()
         if hmr.trigger_configure() != TransitionCallbackReturn.SUCCESS:
@@ -380,24 +404,34 @@ def _run(config: DemoConfig, context: Context) -> dict[str, Any]:
         if hmr.trigger_activate() != TransitionCallbackReturn.SUCCESS:
             raise DemoError('hmr_node failed to activate; its error above names the cause')
 
-        source = ImageSourceNode(
-            context=context,
-            namespace=CAMERA_NAMESPACE,
-            parameter_overrides=[
-                Parameter('source', value=config.source),
-                Parameter('rate_hz', value=float(config.rate_hz)),
-                Parameter('frame_id', value=config.frame_id),
-            ],
-        )
-        nodes.append(source)
-        stream_started = time.monotonic()
-        executor.add_node(source)
-        _wait_streaming(config.duration_s, source)
-        executor.remove_node(source)
-        stream_s = time.monotonic() - stream_started
+        if config.camera_process:
+            camera_process = _start_camera_process(config, context)
+            stream_started = _wait_first_image(camera_process, monitor)
+            _wait_streaming(config.duration_s, camera_process)
+            stream_s = time.monotonic() - stream_started
+            _stop_camera_process(camera_process)
+            source_rate_hz = config.rate_hz
+        else:
+            source = ImageSourceNode(
+                context=context,
+                namespace=CAMERA_NAMESPACE,
+                parameter_overrides=[
+                    Parameter('source', value=config.source),
+                    Parameter('rate_hz', value=float(config.rate_hz)),
+                    Parameter('frame_id', value=config.frame_id),
+                ],
+            )
+            nodes.append(source)
+            stream_started = time.monotonic()
+            executor.add_node(source)
+            _wait_streaming(config.duration_s, source)
+            executor.remove_node(source)
+            stream_s = time.monotonic() - stream_started
+            source_rate_hz = source.rate_hz
         _settle(hmr)
         time.sleep(DELIVERY_WAIT_S)  # the last persons message reaches the monitor
-        published = source.frames_published  # after settling: no timer callback in flight
+        # After settling: no timer callback in flight (in-process), every camera_info delivered.
+        published = source.frames_published if source is not None else monitor.camera_infos
 
         statistics = hmr.statistics.snapshot(time.monotonic(), hmr.dropped_while_busy)
         samples = monitor.snapshot()
@@ -406,6 +440,8 @@ def _run(config: DemoConfig, context: Context) -> dict[str, Any]:
         time.sleep(DELIVERY_WAIT_S)
         model_info = monitor.model_info
     finally:
+        if camera_process is not None:
+            _stop_camera_process(camera_process)
         spinning.clear()
         if spinner is not None:
             spinner.join(timeout=5.0)
@@ -427,7 +463,8 @@ def _run(config: DemoConfig, context: Context) -> dict[str, Any]:
         configure_s=configure_s,
         statistics=statistics,
         model_info=model_info,
-        source_rate_hz=source.rate_hz,
+        source_rate_hz=source_rate_hz,
+        camera_process=config.camera_process,
     )
     config.summary_path.write_text(json.dumps(summary, indent=2) + '\n')
     return summary
@@ -438,11 +475,68 @@ def _spin(executor: MultiThreadedExecutor, spinning: threading.Event) -> None:
         executor.spin_once(timeout_sec=0.05)
 
 
-def _wait_streaming(duration_s: float, source: ImageSourceNode) -> None:
-    """Sleep ``duration_s`` (Ctrl-C ends early), or until a video without loop has ended."""
-    deadline = time.monotonic() + duration_s
+def _start_camera_process(config: DemoConfig, context: Context) -> subprocess.Popen[bytes]:
+    """``hmr_image_source`` in its own process, in the demo's ROS domain; logs to our stderr."""
+    parameters = [('rate_hz', repr(float(config.rate_hz))), ('frame_id', config.frame_id)]
+    if config.source:
+        parameters.append(('source', config.source))
+    command = [sys.executable, '-m', 'hmr_ros.ros.image_source', '--ros-args']
+    command += ['-r', f'__ns:={CAMERA_NAMESPACE}']
+    for name, value in parameters:
+        command += ['-p', f'{name}:={value}']
+    env = dict(os.environ, ROS_DOMAIN_ID=str(context.get_domain_id()))
+    return subprocess.Popen(command, env=env)
+
+
+def _wait_first_image(process: subprocess.Popen[bytes], monitor: _PersonsMonitor) -> float:
+    """When the camera process's first image arrived (monotonic seconds).
+
+    Raises:
+        DemoError: the process ended (bad source file, parameters) or sent nothing in time.
+    """
+    deadline = time.monotonic() + CAMERA_START_MAX_S
+    while monitor.camera_infos == 0:
+        code = process.poll()
+        if code is not None:
+            raise DemoError(
+                f'the camera process (hmr_image_source) exited with status {code} before '
+                'publishing; its error above names the cause'
+            )
+        if time.monotonic() > deadline:
+            raise DemoError(
+                f'the camera process published nothing within {CAMERA_START_MAX_S:g} s'
+            )
+        time.sleep(SETTLE_POLL_S)
+    return time.monotonic()
+
+
+def _stop_camera_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT (rclpy shuts down cleanly), then kill after CAMERA_STOP_MAX_S."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
     try:
-        while time.monotonic() < deadline and not source.finished:
+        process.wait(timeout=CAMERA_STOP_MAX_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _wait_streaming(duration_s: float, source: ImageSourceNode | subprocess.Popen[bytes]) -> None:
+    """Sleep ``duration_s`` (Ctrl-C ends early), or until the source ended.
+
+    The source has ended when a video without loop reached its end (in process) or the camera
+    process exited.
+    """
+    deadline = time.monotonic() + duration_s
+
+    def ended() -> bool:
+        if isinstance(source, ImageSourceNode):
+            return source.finished
+        return source.poll() is not None
+
+    try:
+        while time.monotonic() < deadline and not ended():
             time.sleep(SETTLE_POLL_S)
     except KeyboardInterrupt:
         logger.warning('interrupted: stopping early and writing what was measured')
@@ -473,6 +567,7 @@ def _summary(
     statistics: Any,
     model_info: ModelInfo | None,
     source_rate_hz: float,
+    camera_process: bool,
 ) -> dict[str, Any]:
     latencies_ms = [
         (receipt - stamp) / NANOSECONDS_PER_MILLISECOND for receipt, stamp, _, _ in samples
@@ -506,6 +601,7 @@ def _summary(
             'rate_hz': _rate(published, stream_s),
             'requested_rate_hz': source_rate_hz,
             'received_by_hmr_node': statistics.received,
+            'camera': 'separate process' if camera_process else 'in the demo process',
         },
         'output': {
             'persons_messages': len(samples),
@@ -563,8 +659,9 @@ def format_summary(summary: dict[str, Any]) -> str:
             'weights.note in the JSON says why)'
         )
     lines += [
-        f'  input    : {inputs["published"]} images published ({inputs["rate_hz"]:.1f} Hz), '
-        f'{inputs["received_by_hmr_node"]} received by hmr_node',
+        f'  input    : {inputs["published"]} images published ({inputs["rate_hz"]:.1f} Hz) by '
+        f'the camera ({inputs.get("camera", "?")}), {inputs["received_by_hmr_node"]} received '
+        'by hmr_node',
         f'  output   : {outputs["persons_messages"]} PersonArray ({outputs["rate_hz"]:.1f} Hz), '
         f'{outputs["messages_with_persons"]} with persons',
         f'  latency  : p50 {ms(latency["p50"])}, p95 {ms(latency["p95"])}, max '
@@ -588,8 +685,9 @@ def build_parser() -> argparse.ArgumentParser:
     """Command-line arguments of ``hmr_demo`` (ROS arguments after ``--ros-args``)."""
     parser = argparse.ArgumentParser(
         prog='hmr_demo',
-        description='Run image source + hmr_node + hmr_viz_node in one process for a while, '
-        'record the outputs to MCAP and report rates, latency and drops.',
+        description='Run an image source (its own process, as a camera driver) with hmr_node '
+        'and hmr_viz_node for a while, record the outputs to MCAP and report rates, latency '
+        'and drops.',
     )
     parser.add_argument('--source', default='', help='image or video file (default: bundled)')
     parser.add_argument('--duration', type=float, default=10.0, help='seconds (default 10)')
@@ -608,6 +706,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--hand-adapter-checkpoint', default='', help='hand adapter file')
     parser.add_argument('--body-adapter-checkpoint', default='', help='body adapter file')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda[:N]'")
+    parser.add_argument(
+        '--camera-in-process',
+        action='store_true',
+        help='run the image source in the demo process (no DDS transport for the images)',
+    )
     return parser
 
 
@@ -632,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             hand_adapter_checkpoint=args.hand_adapter_checkpoint,
             body_adapter_checkpoint=args.body_adapter_checkpoint,
             device=args.device,
+            camera_process=not args.camera_in_process,
         )
         summary = run_demo(config, ros_args=argv)
         logger.info(format_summary(summary))

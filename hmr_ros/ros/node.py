@@ -31,6 +31,7 @@ pipeline needs no locking.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import importlib
 import math
@@ -99,6 +100,10 @@ NODE_NAME = 'hmr_node'
 LOG_THROTTLE_S = 5.0
 """Repeated warnings about the same problem are logged at most this often."""
 QOS_HINT_THROTTLE_S = 10.0
+QOS_RECHECK_PERIOD_S = 0.5
+"""Under input.qos auto, how often the image publishers' reliability is checked."""
+DELIVERY_WARN_FRACTION = 0.8
+"""Warn when fewer than this share of the camera's frames arrive (estimated from stamps)."""
 WORKER_POLL_S = 0.1
 """The worker wakes this often without frames, to apply parameter changes and to stop."""
 WORKER_JOIN_S = 10.0
@@ -227,6 +232,10 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
         self._last_frame_id = self._params.input.default_frame_id
         self._last_published: tuple[Time, str, int] | None = None  # stamp, frame, index
         self._last_qos_hint_s = -math.inf
+        self._tf_serializer = tf_frames.TfSerializer()
+        self._image_qos_timer: Any = None
+        self._input_stamps_ns: collections.deque[int] = collections.deque(maxlen=90)
+        self._last_delivery_hint_s = -math.inf
         self._last_refusal_log_s: dict[Event, float] = {}
         self._image_topic = ''
         # Not '_publishers': rclpy's Node keeps its own publishers (parameter events) under that
@@ -321,6 +330,7 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
         self._last_tf_stamp_ns = -1
         self._last_published = None
         self._camera_info = None
+        self._input_stamps_ns.clear()
         self._slot = FrameSlot()
         self._detections = DetectionBuffer() if self._detection_type is not None else None
         try:
@@ -478,23 +488,11 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
         return change_frame(result, rotation, translation, self._output_frame.frame)
 
     def _create_subscriptions(self, params: HmrNodeParams) -> None:
-        image_qos = qos.image_qos(params.input.qos)
         info_qos = qos.camera_info_qos(params.input.qos)
-        if params.input.transport == 'compressed':
-            image_subscription = self.create_subscription(
-                CompressedImage,
-                'image/compressed',
-                self._on_compressed_image,
-                image_qos,
-                qos_overriding_options=qos.overriding_options(),
-            )
-        else:
-            image_subscription = self.create_subscription(
-                Image,
-                'image',
-                self._on_image,
-                image_qos,
-                qos_overriding_options=qos.overriding_options(),
+        image_subscription = self._subscribe_images(params)
+        if params.input.qos == qos.AUTO:
+            self._image_qos_timer = self.create_timer(
+                QOS_RECHECK_PERIOD_S, self._recheck_image_qos
             )
         info_subscription = self.create_subscription(
             CameraInfo,
@@ -504,7 +502,6 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
             qos_overriding_options=qos.overriding_options(),
         )
         self._image_topic = image_subscription.topic_name
-        self._image_reliability = image_qos.reliability
         self._subscriptions_active = [image_subscription, info_subscription]
         if self._detection_type is not None:
             self._subscriptions_active.append(
@@ -517,11 +514,57 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
                 )
             )
 
+    def _image_publishers_reliability(self, topic: str) -> list[QoSReliabilityPolicy]:
+        return [info.qos_profile.reliability for info in self.get_publishers_info_by_topic(topic)]
+
+    def _subscribe_images(self, params: HmrNodeParams) -> Any:
+        """The image subscription; under ``input.qos: auto`` with the publishers' reliability."""
+        compressed = params.input.transport == 'compressed'
+        topic = 'image/compressed' if compressed else 'image'
+        offered = []
+        if params.input.qos == qos.AUTO:
+            offered = self._image_publishers_reliability(self.resolve_topic_name(topic))
+        profile = qos.image_qos(params.input.qos, offered)
+        subscription = self.create_subscription(
+            CompressedImage if compressed else Image,
+            topic,
+            self._on_compressed_image if compressed else self._on_image,
+            profile,
+            qos_overriding_options=qos.image_overriding_options(params.input.qos),
+        )
+        self._image_reliability = profile.reliability
+        if params.input.qos == qos.AUTO:
+            found = (
+                f'{len(offered)} publisher(s) offering '
+                + '/'.join(sorted({policy.name.lower() for policy in offered}))
+                if offered
+                else 'no publisher yet'
+            )
+            self.get_logger().info(
+                f'input.qos auto: {found} on {subscription.topic_name}: image subscription '
+                f'{profile.reliability.name.lower()}, keep last {profile.depth}'
+            )
+        return subscription
+
+    def _recheck_image_qos(self) -> None:
+        """Follow the image publishers under ``input.qos: auto`` (timer, executor thread)."""
+        if not self._subscriptions_active:
+            return
+        offered = self._image_publishers_reliability(self._image_topic)
+        if qos.auto_image_reliability(offered) == self._image_reliability:
+            return
+        replaced = self._subscriptions_active[0]
+        self._subscriptions_active[0] = self._subscribe_images(self._params)
+        self.destroy_subscription(replaced)
+
     def _stop_streaming(self) -> None:
         """Destroy subscriptions, stop the worker (idempotent)."""
         for subscription in self._subscriptions_active:
             self.destroy_subscription(subscription)
         self._subscriptions_active = []
+        if self._image_qos_timer is not None:
+            self.destroy_timer(self._image_qos_timer)
+            self._image_qos_timer = None
         slot, worker = self._slot, self._worker
         if slot is not None:
             slot.close()
@@ -740,6 +783,7 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
         """Check, convert and hand one image to the worker; never runs the model."""
         now_s = time.monotonic()
         self._stats.record_input(now_s)
+        self._input_stamps_ns.append(conversions.stamp_to_nanoseconds(message.header.stamp))
         slot = self._slot
         if not self._enabled or slot is None:
             return
@@ -897,24 +941,11 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
         header = conversions.make_header(job.stamp, frame_id)
         processing_time_s = time.monotonic() - job.frame.received_monotonic_s
         self._last_published = (job.stamp, frame_id, job.sequence)
-        self._persons_publisher.publish(
-            conversions.person_array_message(
-                result,
-                header,
-                job.sequence,
-                processing_time_s,
-                convention,
-            )
+        persons_message, hands_message = conversions.frame_messages(
+            result, header, job.sequence, processing_time_s, convention, min_confidence
         )
-        self._hands_publisher.publish(
-            conversions.hand_pose_array_message(
-                result,
-                header,
-                job.sequence,
-                convention,
-                min_confidence,
-            )
-        )
+        self._persons_publisher.publish(persons_message)
+        self._hands_publisher.publish(hands_message)
         root_depth_m = {
             person.track_id: float(np.asarray(person.root_position_m).reshape(3)[2])
             for person in result.persons
@@ -992,25 +1023,26 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
             hand_frame_convention=_hand_frame_convention(params),
         )
         parent = result.frame_id
-        poses = []
-        for person in result.persons:
-            poses.extend(
-                tf_frames.person_frame_poses(person, description.joint_names, parent, settings)
-            )
-        poses.extend(
-            tf_frames.operator_frame_poses(
-                hands,
-                parent,
-                params.tf.prefix,
-                {
-                    'left': params.operator.left_wrist_frame,
-                    'right': params.operator.right_wrist_frame,
-                },
-                settings.hand_frame_convention,
-            )
+        # Array path and CDR bytes (tf_frames.TfSerializer); tf_message is its reference.
+        frames = tf_frames.FrameArrays.concatenate(
+            [
+                tf_frames.person_frame_arrays(
+                    result.persons, description.joint_names, parent, settings
+                ),
+                tf_frames.operator_frame_arrays(
+                    hands,
+                    parent,
+                    params.tf.prefix,
+                    {
+                        'left': params.operator.left_wrist_frame,
+                        'right': params.operator.right_wrist_frame,
+                    },
+                    settings.hand_frame_convention,
+                ),
+            ]
         )
-        if poses:
-            self._tf_publisher.publish(tf_frames.tf_message(poses, job.stamp))
+        if frames.parents:
+            self._tf_publisher.publish(self._tf_serializer.serialize(frames, job.stamp))
             self._last_tf_stamp_ns = job.stamp_ns
 
     # ------------------------------------------------------------ diagnostics
@@ -1053,6 +1085,8 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
         )
         if state == 'active' and snapshot.since_input_s > settings.stall_s:
             self._hint_missing_images(now_s, snapshot.elapsed_s, settings.stall_s)
+        elif state == 'active':
+            self._check_delivery(now_s)
 
     def _hint_missing_images(self, now_s: float, elapsed_s: float, stall_s: float) -> None:
         """Say why no image arrives: no publisher, or an incompatible QoS (issue #1 of users)."""
@@ -1067,20 +1101,29 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
                 'camera_info) to the camera topics'
             )
             return
-        offered = sorted({p.qos_profile.reliability.name.lower() for p in publishers})
-        requested = self._image_reliability.name.lower()
-        incompatible = (
-            self._image_reliability == QoSReliabilityPolicy.RELIABLE and 'best_effort' in offered
-        )
-        hint = (
-            f'the publisher offers {"/".join(offered)} but this node requests {requested}: set '
-            "input.qos to 'sensor_data'"
-            if incompatible
-            else f'the publisher offers {"/".join(offered)}, this node requests {requested}'
+        hint = qos.missing_images_hint(
+            self._image_reliability, [p.qos_profile.reliability for p in publishers]
         )
         self.get_logger().warning(
             f'no image for {stall_s:g} s although {len(publishers)} publisher(s) exist on '
             f'{topic}; {hint}'
+        )
+
+    def _check_delivery(self, now_s: float) -> None:
+        """Warn when the camera's stamps show that many of its frames do not arrive."""
+        if now_s - self._last_delivery_hint_s < QOS_HINT_THROTTLE_S:
+            return
+        fraction = qos.received_fraction(list(self._input_stamps_ns))
+        if fraction is None or fraction >= DELIVERY_WARN_FRACTION:
+            return
+        self._last_delivery_hint_s = now_s
+        topic = self._image_topic
+        offered = self._image_publishers_reliability(topic)
+        rate_hz = qos.source_rate_hz(list(self._input_stamps_ns))
+        hint = qos.missing_images_hint(self._image_reliability, offered, fraction)
+        self.get_logger().warning(
+            f'only {100 * fraction:.0f} % of the {rate_hz:.0f} Hz camera frames on {topic} '
+            f'arrive (from their stamps); {hint}'
         )
 
 

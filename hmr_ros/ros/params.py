@@ -45,7 +45,7 @@ ParameterValue = Union[bool, int, float, str]
 _SPEC_KEY = 'hmr_ros_parameter'
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
-INPUT_QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
+INPUT_QOS_CHOICES = ('auto', 'sensor_data', 'reliable', 'system_default')
 HAND_FRAME_CONVENTIONS = ('operator', 'dex_retargeting', 'smplx')
 TF_JOINT_SETS = ('minimal', 'hands', 'full')
 TF_TREES = ('flat', 'kinematic')
@@ -137,8 +137,9 @@ class InputParams(ParameterGroup):
         choices=INPUT_TRANSPORTS,
     )
     qos: str = parameter(
-        'sensor_data',
-        'QoS of the image and camera_info subscriptions (qos_overrides.* refine it)',
+        'auto',
+        'QoS of the image and camera_info subscriptions: auto matches the image publishers '
+        '(reliable ones get reliable keep-last-1, else best effort); qos_overrides.* refine it',
         choices=INPUT_QOS_CHOICES,
     )
     max_input_age_ms: float = parameter(

@@ -24,6 +24,7 @@ is the authority on who is present.
 from __future__ import annotations
 
 import dataclasses
+import struct
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -42,6 +43,7 @@ from hmr_ros.body_models.joint_names import (
     SMPLX_PARENTS,
     ros_frame_name,
 )
+from hmr_ros.geometry.rotations import nearest_rotation_np, rotmat_to_quaternion_xyzw_np
 from hmr_ros.pipeline.results import HandResult, PersonResult
 from hmr_ros.pipeline.tracking import TrackState
 from hmr_ros.ros.conversions import (
@@ -51,6 +53,7 @@ from hmr_ros.ros.conversions import (
     HAND_WRIST,
     KEYPOINT_HAND_FRAMES,
     NUM_HAND_KEYPOINTS,
+    REP155_FROM_SMPLX,
     HandFrameConvention,
     axis_angle_to_rotation_matrix,
     hand_wrist_rotation,
@@ -345,3 +348,346 @@ def tf_message(poses: Iterable[FramePose], stamp: Time) -> TFMessage:
         rotation.x, rotation.y, rotation.z, rotation.w = qx, qy, qz, qw
         message.transforms.append(transform)
     return message
+
+
+# ---------------------------------------------------------------- fast path: arrays and CDR bytes
+
+
+class FrameArrays(NamedTuple):
+    """Transforms as arrays, in message order (the fast path's :class:`FramePose` list).
+
+    Attributes:
+        parents: Parent frame id per transform.
+        children: Child frame id per transform.
+        translations_m: ``(T, 3)`` float64, metres, in the parent frame.
+        quaternions_xyzw: ``(T, 4)`` float64 unit quaternions, ``w >= 0``.
+    """
+
+    parents: tuple[str, ...]
+    children: tuple[str, ...]
+    translations_m: np.ndarray
+    quaternions_xyzw: np.ndarray
+
+    @staticmethod
+    def empty() -> FrameArrays:
+        """No transforms."""
+        return FrameArrays((), (), np.zeros((0, 3)), np.zeros((0, 4)))
+
+    @staticmethod
+    def concatenate(parts: Sequence[FrameArrays]) -> FrameArrays:
+        """All transforms of ``parts``, in order."""
+        parts = [part for part in parts if part.parents]
+        if not parts:
+            return FrameArrays.empty()
+        return FrameArrays(
+            tuple(name for part in parts for name in part.parents),
+            tuple(name for part in parts for name in part.children),
+            np.concatenate([part.translations_m for part in parts]),
+            np.concatenate([part.quaternions_xyzw for part in parts]),
+        )
+
+
+def _fk_levels() -> list[tuple[np.ndarray, np.ndarray]]:
+    """(joints, their parents) per depth in the SMPL-X tree (the root excluded), for batched FK."""
+    depth = [0] * len(SMPLX_PARENTS)
+    for joint in range(1, len(SMPLX_PARENTS)):
+        depth[joint] = depth[SMPLX_PARENTS[joint]] + 1
+    levels = []
+    for level in range(1, max(depth) + 1):
+        joints = [j for j in range(1, len(depth)) if depth[j] == level]
+        levels.append((np.array(joints), np.array([SMPLX_PARENTS[j] for j in joints])))
+    return levels
+
+
+_FK_LEVELS = _fk_levels()
+
+
+def smplx_global_rotations_batch(persons: Sequence[PersonResult]) -> np.ndarray:
+    """:func:`smplx_global_rotations` of several persons at once, one matmul per tree level.
+
+    The root rotations are projected onto the nearest rotation first, so every product is
+    orthonormal to float64 precision.
+
+    Returns:
+        ``(P, 55, 3, 3)`` float64.
+
+    Raises:
+        ValueError: wrong number of pose parameters, or non-finite ones.
+    """
+    count = len(persons)
+    num_joints = len(SMPLX_JOINT_NAMES)
+    try:
+        parts = [
+            np.zeros((count, 1, 3)),
+            np.asarray([p.body_pose for p in persons], dtype=np.float64).reshape(count, -1, 3),
+            np.asarray([p.jaw_pose for p in persons], dtype=np.float64).reshape(count, 1, 3),
+            np.zeros((count, 2, 3)),
+            np.asarray([p.left_hand_pose for p in persons], dtype=np.float64).reshape(
+                count, -1, 3
+            ),
+            np.asarray([p.right_hand_pose for p in persons], dtype=np.float64).reshape(
+                count, -1, 3
+            ),
+        ]
+        root = np.asarray([p.root_rotation for p in persons], dtype=np.float64).reshape(
+            count, 3, 3
+        )
+    except ValueError as error:
+        raise ValueError(
+            f'SMPL-X pose parameters of a person have the wrong size: {error}'
+        ) from error
+    local_aa = np.concatenate(parts, axis=1)
+    if local_aa.shape[1] != num_joints:
+        raise ValueError(
+            f'SMPL-X pose parameters give {local_aa.shape[1]} joint rotations; expected '
+            f'{num_joints}'
+        )
+    if not np.all(np.isfinite(local_aa)):
+        raise ValueError('SMPL-X pose parameters are not finite')
+    local = axis_angle_to_rotation_matrix(local_aa)
+    rotations = np.empty_like(local)
+    rotations[:, 0] = nearest_rotation_np(root)
+    for joints, parents in _FK_LEVELS:
+        rotations[:, joints] = rotations[:, parents] @ local[:, joints]
+    return rotations
+
+
+@dataclasses.dataclass(frozen=True)
+class _JointPlan:
+    """What one (joint names, settings) pair publishes, as index arrays."""
+
+    chosen: tuple[str, ...]
+    rows: np.ndarray  # (J,) rows of joints_m
+    rotation_source: np.ndarray  # (J,) SMPL-X joint whose global rotation orients the frame
+    wrist_slots: dict[str, int]  # side -> position in chosen (absent when not chosen)
+    parents: np.ndarray  # (J,) 0 = body frame, k = chosen[k - 1]; every joint finite
+    frame_names: tuple[str, ...]  # REP-120 names with prefix, without id
+
+
+_PLANS: dict[tuple[tuple[str, ...], TfSettings], _JointPlan] = {}
+
+
+def _joint_plan(joint_names: Sequence[str], settings: TfSettings) -> _JointPlan:
+    key = (tuple(joint_names), settings)
+    plan = _PLANS.get(key)
+    if plan is None:
+        chosen = tuple(selected_joints(joint_names, settings.joints))
+        index = {name: i for i, name in enumerate(joint_names)}
+        source = [SMPLX_JOINT_INDEX.get(_FINGERTIP_PARENT.get(j, j), 0) for j in chosen]
+        wrists = {side: chosen.index(w) for side, w in WRIST_JOINTS.items() if w in chosen}
+        plan = _JointPlan(
+            chosen,
+            np.array([index[j] for j in chosen], dtype=np.intp),
+            np.array(source, dtype=np.intp),
+            wrists,
+            _parent_slots(chosen, settings.tree, np.ones(len(chosen), dtype=bool)),
+            tuple(f'{settings.prefix}{joint_frame_name(j)}' for j in chosen),
+        )
+        if len(_PLANS) > 64:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    return plan
+
+
+def _parent_slots(chosen: Sequence[str], tree: str, present: np.ndarray) -> np.ndarray:
+    """Parent of each chosen joint: 0 for the body frame, k + 1 for ``chosen[k]``."""
+    slot = {name: k + 1 for k, name in enumerate(chosen) if present[k]}
+    parents = np.zeros(len(chosen), dtype=np.intp)
+    if tree != 'kinematic':
+        return parents
+    for k, joint in enumerate(chosen):
+        ancestor = _kinematic_parent(joint)
+        while ancestor is not None and ancestor not in slot:
+            ancestor = _kinematic_parent(ancestor)
+        parents[k] = slot.get(ancestor, 0) if ancestor is not None else 0
+    return parents
+
+
+def person_frame_arrays(
+    persons: Sequence[PersonResult],
+    joint_names: Sequence[str],
+    parent_frame: str,
+    settings: TfSettings,
+) -> FrameArrays:
+    """:func:`person_frame_poses` of every person, computed with array operations.
+
+    Same frames, parents and order as the readable builder (a test compares them); the
+    rotations are projected onto rotations once, at the inputs (root and wrist), instead of at
+    every output, which changes results by about 1e-12.
+
+    Args:
+        persons: The persons of one FrameResult.
+        joint_names: Names of ``joints_m`` rows (``ModelDescription.joint_names``).
+        parent_frame: The image's optical frame.
+        settings: Names, joint set, tree and hand convention.
+
+    Returns:
+        Per published person, the body frame then its selected joints.
+    """
+    published = [
+        person
+        for person in persons
+        if person.tracking_state in _PUBLISHED_STATES
+        and np.all(np.isfinite(np.asarray(person.root_position_m, dtype=np.float64)))
+    ]
+    if not published:
+        return FrameArrays.empty()
+    plan = _joint_plan(joint_names, settings)
+    count, num_chosen = len(published), len(plan.chosen)
+    smplx_rotations = smplx_global_rotations_batch(published)
+    # Camera-frame poses, slot 0 the body frame, slots 1.. the chosen joints.
+    positions = np.empty((count, 1 + num_chosen, 3))
+    rotations = np.empty((count, 1 + num_chosen, 3, 3))
+    wrists = np.empty((count, len(SIDES), 3, 3))
+    for p, person in enumerate(published):
+        positions[p, 0] = np.reshape(person.root_position_m, 3)
+        positions[p, 1:] = np.reshape(person.joints_m, (-1, 3))[plan.rows]
+        for s, side in enumerate(SIDES):
+            wrists[p, s] = _wrist_rotation(
+                person, side, joint_names, smplx_rotations[p], settings.hand_frame_convention
+            )
+    rotations[:, 0] = smplx_rotations[:, 0] @ REP155_FROM_SMPLX
+    rotations[:, 1:] = smplx_rotations[:, plan.rotation_source] @ REP155_FROM_SMPLX
+    if plan.wrist_slots:
+        wrists = nearest_rotation_np(wrists)
+    for s, side in enumerate(SIDES):
+        if side in plan.wrist_slots:
+            rotations[:, 1 + plan.wrist_slots[side]] = wrists[:, s]
+    finite = np.all(np.isfinite(positions[:, 1:]), axis=-1)  # (P, J)
+    parents = np.broadcast_to(plan.parents, (count, num_chosen)).copy()
+    for incomplete in np.flatnonzero(~np.all(finite, axis=1)).tolist():
+        parents[incomplete] = _parent_slots(plan.chosen, settings.tree, finite[incomplete])
+    rows = np.arange(count)[:, None]
+    parent_rotation = rotations[rows, parents]  # (P, J, 3, 3)
+    offset = positions[:, 1:] - positions[rows, parents]
+    translations = np.empty((count, 1 + num_chosen, 3))
+    relative = np.empty((count, 1 + num_chosen, 3, 3))
+    translations[:, 0] = positions[:, 0]
+    relative[:, 0] = rotations[:, 0]
+    translations[:, 1:] = np.einsum('pjki,pjk->pji', parent_rotation, offset)
+    relative[:, 1:] = np.swapaxes(parent_rotation, -1, -2) @ rotations[:, 1:]
+    keep = np.concatenate([np.ones((count, 1), dtype=bool), finite], axis=1)
+    quaternions = rotmat_to_quaternion_xyzw_np(relative[keep], project=False)
+    parent_names: list[str] = []
+    child_names: list[str] = []
+    for p, person in enumerate(published):
+        suffix = f'_{person.track_id}'
+        body = f'{settings.prefix}body{suffix}'
+        children = [f'{name}{suffix}' for name in plan.frame_names]
+        parent_names.append(parent_frame)
+        child_names.append(body)
+        kept: Iterable[int] = np.flatnonzero(finite[p]).tolist()
+        for k in kept:
+            parent = int(parents[p, k])
+            parent_names.append(body if parent == 0 else children[parent - 1])
+            child_names.append(children[k])
+    return FrameArrays(tuple(parent_names), tuple(child_names), translations[keep], quaternions)
+
+
+def operator_frame_arrays(
+    hands: dict[str, HandResult],
+    parent_frame: str,
+    prefix: str,
+    frame_names: dict[str, str],
+    convention: HandFrameConvention,
+) -> FrameArrays:
+    """:func:`operator_frame_poses` as arrays (at most two transforms)."""
+    poses = operator_frame_poses(hands, parent_frame, prefix, frame_names, convention)
+    if not poses:
+        return FrameArrays.empty()
+    return FrameArrays(
+        tuple(pose.parent for pose in poses),
+        tuple(pose.child for pose in poses),
+        np.stack([pose.translation_m for pose in poses]),
+        rotation_matrix_to_quaternion(np.stack([pose.rotation for pose in poses])),
+    )
+
+
+class _CdrTemplate(NamedTuple):
+    """A serialised TFMessage for fixed frame names, with the varying bytes located."""
+
+    data: bytes
+    stamp_offsets: np.ndarray  # (T,) byte offset of each header.stamp (int32 sec, uint32 ns)
+    value_indices: np.ndarray  # (T * 56,) byte indices of the 7 float64 of each transform
+
+
+_CDR_LITTLE_ENDIAN_HEADER = b'\x00\x01\x00\x00'  # plain CDR, little endian, no options
+_CDR_BODY_START = len(_CDR_LITTLE_ENDIAN_HEADER)
+_TRANSFORM_VALUES = 7  # translation x, y, z; rotation x, y, z, w
+_FLOAT64_BYTES = 8
+
+
+def _cdr_template(parents: tuple[str, ...], children: tuple[str, ...]) -> _CdrTemplate:
+    """Plain little-endian CDR of ``tf2_msgs/TFMessage`` with zero stamps and values.
+
+    Layout (alignment counted from the end of the 4-byte encapsulation header): uint32 count;
+    per transform: header.stamp (int32 sec, uint32 nanosec, 4-aligned), header.frame_id and
+    child_frame_id (uint32 length including the NUL, bytes, NUL; 4-aligned), then the
+    transform's seven float64 (8-aligned).
+    """
+    out = bytearray(_CDR_LITTLE_ENDIAN_HEADER)
+    out += struct.pack('<I', len(parents))
+    stamps = []
+    values = []
+
+    def align(size: int) -> None:
+        out.extend(b'\x00' * (-(len(out) - _CDR_BODY_START) % size))
+
+    def string(text: str) -> None:
+        encoded = text.encode('utf-8') + b'\x00'
+        align(4)
+        out.extend(struct.pack('<I', len(encoded)))
+        out.extend(encoded)
+
+    for parent, child in zip(parents, children, strict=True):
+        align(4)
+        stamps.append(len(out))
+        out.extend(b'\x00' * 8)
+        string(parent)
+        string(child)
+        align(_FLOAT64_BYTES)
+        values.append(len(out))
+        out.extend(b'\x00' * (_TRANSFORM_VALUES * _FLOAT64_BYTES))
+    byte_range = np.arange(_TRANSFORM_VALUES * _FLOAT64_BYTES)
+    return _CdrTemplate(
+        bytes(out),
+        np.array(stamps, dtype=np.intp),
+        (np.array(values, dtype=np.intp)[:, None] + byte_range).reshape(-1),
+    )
+
+
+class TfSerializer:
+    """Serialised ``/tf`` messages from :class:`FrameArrays`, without message objects.
+
+    The bytes of a TFMessage depend on the frame names only through a fixed layout, so the
+    layout is built once per set of names (a few per session: they change when persons come and
+    go) and each frame writes its stamp and the seven float64 of every transform into a copy
+    with one numpy scatter. Publish the result with ``publisher.publish(data)``: rclpy sends
+    ``bytes`` as an already serialised message. :func:`tf_message` is the readable reference; a
+    test deserialises these bytes and compares them with it.
+    """
+
+    def __init__(self, max_layouts: int = 16) -> None:
+        self._templates: dict[tuple[tuple[str, ...], tuple[str, ...]], _CdrTemplate] = {}
+        self._max_layouts = max_layouts
+
+    def serialize(self, frames: FrameArrays, stamp: Time) -> bytes:
+        """CDR bytes of the TFMessage of ``frames``, every header stamped ``stamp``."""
+        key = (frames.parents, frames.children)
+        template = self._templates.get(key)
+        if template is None:
+            template = _cdr_template(*key)
+            if len(self._templates) >= self._max_layouts:
+                self._templates.pop(next(iter(self._templates)))
+            self._templates[key] = template
+        if not frames.parents:
+            return template.data
+        data = bytearray(template.data)
+        view = np.frombuffer(data, dtype=np.uint8)
+        stamp_bytes = np.frombuffer(struct.pack('<iI', stamp.sec, stamp.nanosec), np.uint8)
+        view[template.stamp_offsets[:, None] + np.arange(8)] = stamp_bytes
+        values = np.concatenate([frames.translations_m, frames.quaternions_xyzw], axis=1)
+        view[template.value_indices] = (
+            np.ascontiguousarray(values, dtype='<f8').view(np.uint8).ravel()
+        )
+        return bytes(data)

@@ -1,4 +1,5 @@
-"""Tests for hmr_ros.ros.demo: the one-process demo on stand-in files, its recording and summary.
+"""Tests for hmr_ros.ros.demo: the demo (camera in its own process) on stand-in files, its
+recording and summary.
 
 The demo runs as its executable (scripts/hmr_demo) in a subprocess for 3 s on files written by
 ``hmr-ros make-test-assets`` (tiny random checkpoints in the project format, generated body
@@ -117,7 +118,11 @@ def test_recorded_persons_carry_published_image_stamps(demo_run) -> None:
     *outputs, last = persons
     assert last.persons == []  # deactivation: consumers clear
     stamps = [stamp_to_nanoseconds(m.header.stamp) for m in outputs]
-    assert set(stamps) <= image_stamps
+    # The camera runs in its own process (as a driver does): when the demo's process is
+    # starved, the recorder can miss a camera_info (reliable, but the source's writer keeps
+    # its last 5 only), so a few output stamps may lack their recorded image.
+    assert sum(stamp in image_stamps for stamp in stamps) >= 0.9 * len(stamps)
+    assert max(stamps) <= max(image_stamps)
     assert all(m.header.frame_id == DEFAULT_FRAME_ID for m in outputs)
     assert stamps == sorted(stamps)
     indices = [m.frame_index for m in outputs]
@@ -161,6 +166,7 @@ def test_summary_matches_the_recording(demo_run) -> None:
     summary = json.loads((demo_run['output'] / SUMMARY_NAME).read_text())
     topics = demo_run['topics']
     assert summary['input']['rate_hz'] > 0 and summary['output']['rate_hz'] > 0
+    assert summary['input']['camera'] == 'separate process'  # the default, as with a driver
     assert summary['duration_s'] == pytest.approx(DURATION_S, abs=0.5)
     assert summary['output']['persons_messages'] == len(topics['/hmr/persons']) - 1
     latency = summary['latency_ms']

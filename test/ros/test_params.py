@@ -87,7 +87,7 @@ def test_names_and_defaults_follow_the_interface_spec() -> None:
     expected = {
         'autostart': True,
         'input.transport': 'raw',
-        'input.qos': 'sensor_data',
+        'input.qos': 'auto',  # issue 10: match the image publishers' reliability
         'input.max_input_age_ms': 150.0,
         'input.max_rate_hz': 0.0,
         'input.default_frame_id': 'camera_optical_frame',

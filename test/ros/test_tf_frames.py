@@ -210,3 +210,104 @@ def test_tf_message_stamps_and_rotations() -> None:
     q = transform.transform.rotation
     np.testing.assert_allclose(quaternion_matrix([q.x, q.y, q.z, q.w]), rotation, atol=1e-9)
     assert transform.transform.translation.z == 3.0
+
+
+# ---------------------------------------------------------------- fast path
+
+
+def frame_mix() -> list:
+    """Four persons: tracked, predicted with one non-finite joint and float32 (nearly
+    orthonormal) rotations, invalid hands, and a LOST one (no frames)."""
+    coasting = make_person('3', state=TrackState.PREDICTED)
+    joints = coasting.joints_m.copy()
+    joints[JOINT_NAMES.index('left_index2')] = np.nan
+    noisy = coasting.root_rotation.astype(np.float32)  # orthonormal to about 1e-7 only
+    left = dataclasses.replace(
+        coasting.left_hand, wrist_rotation=coasting.left_hand.wrist_rotation.astype(np.float32)
+    )
+    coasting = dataclasses.replace(coasting, joints_m=joints, root_rotation=noisy, left_hand=left)
+    return [
+        make_person('7'),
+        coasting,
+        make_person('12', hands_valid=False, phase=0.7),
+        make_person('5', state=TrackState.LOST),
+    ]
+
+
+@pytest.mark.parametrize('joints', ['minimal', 'hands', 'full'])
+@pytest.mark.parametrize('tree', ['flat', 'kinematic'])
+@pytest.mark.parametrize('convention', ['operator', 'smplx'])
+def test_serialised_tf_equals_the_readable_builders_message(
+    joints: str, tree: str, convention: str
+) -> None:
+    """CDR bytes from the array path deserialise to the per-object reference's TFMessage.
+
+    Within 1e-6: the reference projects each output rotation onto a rotation, the fast path
+    projects its float32 inputs once (a float32 rotation is orthonormal to about 1e-7).
+    """
+    from rclpy.serialization import deserialize_message
+    from tf2_msgs.msg import TFMessage
+
+    persons = frame_mix()
+    settings = TfSettings(prefix='p_', joints=joints, tree=tree, hand_frame_convention=convention)
+    names = {'left': 'op_l', 'right': 'op_r'}
+    hands = {'left': persons[0].left_hand, 'right': persons[0].right_hand}
+    stamp = Time(sec=1_700_000_123, nanosec=456_789_012)
+    poses = [
+        pose
+        for person in persons
+        for pose in tf_frames.person_frame_poses(person, JOINT_NAMES, CAMERA, settings)
+    ]
+    poses += tf_frames.operator_frame_poses(hands, CAMERA, 'p_', names, convention)
+    expected = tf_frames.tf_message(poses, stamp)
+    arrays = tf_frames.FrameArrays.concatenate(
+        [
+            tf_frames.person_frame_arrays(persons, JOINT_NAMES, CAMERA, settings),
+            tf_frames.operator_frame_arrays(hands, CAMERA, 'p_', names, convention),
+        ]
+    )
+    serializer = tf_frames.TfSerializer()
+    data = serializer.serialize(arrays, stamp)
+    assert isinstance(data, bytes)
+    actual = deserialize_message(data, TFMessage)
+    assert len(actual.transforms) == len(expected.transforms) > 3
+    assert 'p_l_index2_3' not in {t.child_frame_id for t in actual.transforms}
+    for got, want in zip(actual.transforms, expected.transforms, strict=True):
+        assert got.header.stamp == want.header.stamp == stamp
+        assert (got.header.frame_id, got.child_frame_id) == (
+            want.header.frame_id,
+            want.child_frame_id,
+        )
+        t, u = got.transform, want.transform
+        np.testing.assert_allclose(
+            [t.translation.x, t.translation.y, t.translation.z],
+            [u.translation.x, u.translation.y, u.translation.z],
+            atol=1e-6,
+        )
+        np.testing.assert_allclose(
+            [t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w],
+            [u.rotation.x, u.rotation.y, u.rotation.z, u.rotation.w],
+            atol=1e-6,
+        )
+    # The cached layout serves the next frame with a new stamp.
+    later = Time(sec=1_700_000_124, nanosec=1)
+    again = deserialize_message(serializer.serialize(arrays, later), TFMessage)
+    assert {t.header.stamp.sec for t in again.transforms} == {later.sec}
+
+
+def test_serialised_tf_of_nothing_is_an_empty_message() -> None:
+    from rclpy.serialization import deserialize_message
+    from tf2_msgs.msg import TFMessage
+
+    empty = tf_frames.person_frame_arrays(
+        [make_person('5', state=TrackState.LOST)], JOINT_NAMES, CAMERA, TfSettings()
+    )
+    data = tf_frames.TfSerializer().serialize(empty, Time(sec=1))
+    assert deserialize_message(data, TFMessage).transforms == []
+
+
+def test_batched_forward_kinematics_equals_the_per_joint_loop() -> None:
+    persons = [make_person('7'), make_person('12', phase=1.0)]
+    batch = tf_frames.smplx_global_rotations_batch(persons)
+    for person, rotations in zip(persons, batch, strict=True):
+        np.testing.assert_allclose(rotations, tf_frames.smplx_global_rotations(person), atol=1e-12)
