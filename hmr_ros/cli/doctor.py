@@ -16,7 +16,7 @@ error is found, 0 otherwise (warnings alone do not fail). Checks, in order:
    ``model.device`` and ``model.precision`` resolve on this machine.
 4. DDS: RMW implementation, domain id, discovery range, the Fast DDS / Cyclone DDS profile
    files named by the environment (exist, parse), and the kernel's socket receive buffer limit
-   against the size of a camera frame (docs/troubleshooting.md explains why).
+   against what the large-image profile asks for (docs/dds-large-images.md explains why).
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ CHECKPOINT_PARAMETERS = (
     'model.hand_adapter_checkpoint',
     'model.body_adapter_checkpoint',
 )
-# A 1080p rgb8 frame (1920 x 1080 x 3 bytes): a socket buffer smaller than two of them drops
-# fragments of large best-effort samples under load.
-LARGE_FRAME_BYTES = 1920 * 1080 * 3
+# The UDP socket buffers config/fastdds_large_images.xml asks for (docs/dds-large-images.md);
+# the kernel caps a socket's receive buffer at net.core.rmem_max.
+PROFILE_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 RMEM_MAX_PATH = Path('/proc/sys/net/core/rmem_max')
 DOMAIN_ID_MAX = 232  # DDS port arithmetic (RTPS 7400 + 250 * domain) stays below 65535
 
@@ -402,20 +402,20 @@ def check_dds(environment: Mapping[str, str] | None = None) -> list[Finding]:
 
 
 def check_receive_buffer(path: Path = RMEM_MAX_PATH) -> Finding:
-    """net.core.rmem_max against two 1080p rgb8 frames."""
+    """net.core.rmem_max against the socket buffers of the large-image DDS profile."""
     try:
         rmem_max = int(path.read_text().strip())
     except (OSError, ValueError):
         return Finding('ok', 'dds', f'{path} not readable here (not Linux?): not checked')
-    wanted = 2 * LARGE_FRAME_BYTES
-    if rmem_max < wanted:
+    if rmem_max < PROFILE_SOCKET_BUFFER_BYTES:
         return Finding(
             'warn',
             'dds',
-            f'net.core.rmem_max is {rmem_max} bytes, less than two 1080p frames ({wanted}): '
-            'best-effort large images may lose fragments',
-            'sudo sysctl -w net.core.rmem_max=2147483647 (docs/troubleshooting.md), or use a '
-            'reliable camera publisher',
+            f'net.core.rmem_max is {rmem_max} bytes, below the {PROFILE_SOCKET_BUFFER_BYTES} '
+            'the large-image Fast DDS profile asks for: best-effort camera images lose '
+            'fragments',
+            f'sudo sysctl -w net.core.rmem_max={PROFILE_SOCKET_BUFFER_BYTES} and see '
+            'docs/dds-large-images.md, or use a reliable camera publisher',
         )
     return Finding('ok', 'dds', f'net.core.rmem_max {rmem_max} bytes')
 

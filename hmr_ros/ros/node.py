@@ -551,7 +551,9 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
         if not self._subscriptions_active:
             return
         offered = self._image_publishers_reliability(self._image_topic)
-        if qos.auto_image_reliability(offered) == self._image_reliability:
+        # With no publisher left there is nothing to match: keep the subscription until the
+        # next publisher's reliability decides (a camera restarting keeps its QoS).
+        if not offered or qos.auto_image_reliability(offered) == self._image_reliability:
             return
         replaced = self._subscriptions_active[0]
         self._subscriptions_active[0] = self._subscribe_images(self._params)

@@ -17,6 +17,8 @@ from hmr_ros.cli.doctor import (
 )
 from hmr_ros.cli.main import main
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope='module')
 def assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -147,10 +149,12 @@ def test_dds_profile_files_and_domain_are_checked(tmp_path: Path) -> None:
     assert any("ROS_DOMAIN_ID='300'" in m for m in messages)
 
 
-def test_receive_buffer_limit_is_compared_with_two_1080p_frames(tmp_path: Path) -> None:
-    """Two 1920 x 1080 rgb8 frames are 2 * 6,220,800 = 12,441,600 bytes."""
+def test_receive_buffer_limit_is_compared_with_the_profiles_buffers(tmp_path: Path) -> None:
+    """config/fastdds_large_images.xml asks for 4 MiB (4,194,304-byte) socket buffers."""
     limit = tmp_path / 'rmem_max'
-    limit.write_text('212992\n')  # Linux's default
+    limit.write_text('212992\n')  # Linux's usual default
     assert check_receive_buffer(limit).level == 'warn'
-    limit.write_text('12441600\n')
+    limit.write_text('4194304\n')
     assert check_receive_buffer(limit).level == 'ok'
+    profile = (REPO / 'config' / 'fastdds_large_images.xml').read_text()
+    assert '<receiveBufferSize>4194304</receiveBufferSize>' in profile
