@@ -71,5 +71,6 @@ def test_entries_reject_unknown_roles_and_interfaces() -> None:
 
 
 def test_layout_predicates_never_raise_on_odd_files() -> None:
-    for odd in (None, 3, [1, 2], {'state_dict': 5}, {'network': []}, {}):
+    odd_files: tuple[object, ...] = (None, 3, [1, 2], {'state_dict': 5}, {'network': []}, {})
+    for odd in odd_files:
         assert registry.detect_model(odd) is None
