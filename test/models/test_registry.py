@@ -25,7 +25,7 @@ def test_variant_tables_are_the_model_modules_own() -> None:
 
 @pytest.mark.parametrize(
     ('variant', 'family'),
-    [('smplerx_h32', 'smplerx'), ('hamer', 'hamer')],
+    [('smplerx_h32', 'smplerx'), ('hamer', 'hamer'), ('fastmetro_s_r50', 'fastmetro')],
 )
 def test_variant_names_find_their_family(variant: str, family: str) -> None:
     assert registry.entry_for_variant(variant).name == family
