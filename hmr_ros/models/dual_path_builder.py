@@ -58,6 +58,7 @@ from hmr_ros.models.registry import (
     ModelEntry,
     adapters_note,
     detect_model,
+    entry_for_variant,
     model_entry,
 )
 from hmr_ros.models.whole_body import WholeBodyModel, build_whole_body
@@ -376,10 +377,14 @@ def build_dual_path(
         CheckpointError: a file is unreadable, does not match, or holds another variant.
         BodyModelFileNotFoundError: the SMPL-X file (or FastMETRO's SMPL file) is missing.
         ValueError: config.adapters asks for an adapter without its file, or for adapters
-            the models cannot run.
+            the models cannot run; a variant name no registered model has.
     """
     device = torch.device(device)
     config = config or DualPathConfig()
+    # Unknown names fail before any file is read; the message lists the registered variants.
+    for requested, role in ((whole_body_variant, 'body'), (hand_variant, 'hand')):
+        if requested not in ('', 'auto'):
+            entry_for_variant(requested, role)  # type: ignore[arg-type]
     smplx_model = SMPLXBodyModel.from_folder(body_model_dir).to(device)
     whole_body, whole_body_info, body_entry = load_body_model(
         whole_body_file, body_model_dir, smplx_model, device, variant=whole_body_variant

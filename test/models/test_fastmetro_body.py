@@ -196,3 +196,10 @@ def test_requested_variant_must_match_the_file(fastmetro_files: dict[str, Path])
             fastmetro_files['dir'],
             whole_body_variant='fastmetro_s_r50',
         )
+
+
+def test_unknown_variant_names_fail_before_reading_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match='unknown body model variant .*known: .*fastmetro_s_r50'):
+        build_dual_path(
+            tmp_path / 'none.bin', tmp_path / 'none.ckpt', tmp_path, whole_body_variant='metro'
+        )
