@@ -22,6 +22,7 @@ EXPECTED_ARGUMENTS = {
     'camera_info',
     'namespace',
     'params_file',
+    'profile',
     'viz_params_file',
     'use_viz',
     'rviz',
