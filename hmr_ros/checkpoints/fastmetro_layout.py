@@ -8,9 +8,8 @@ of the files, each handled here:
 
 - ResNet-50 keys are numbered ``backbone.0.*`` ... ``backbone.7.*``: the official code keeps
   the torchvision children up to layer4 in an ``nn.Sequential`` (our module does the same).
-- HRNet-W64 files keep the ImageNet ``backbone.classifier.*`` the model never uses
-  (HRNET_UNUSED_PATTERNS); HRNet-W64 itself is not implemented in this build, so those files
-  are recognised and refused with that reason.
+- HRNet-W64 files (backbone keys ``backbone.conv1``, ``backbone.stage2`` ...) keep the ImageNet
+  ``backbone.classifier.*`` the model never uses (HRNET_UNUSED_PATTERNS): dropped here, listed.
 - Hand (FreiHAND) files have 21 joint and 195 vertex tokens and no learnable upsampling; the
   hand path needs MANO parameters, so they are recognised and refused.
 - Parametric ``_smpl`` files add ``smpl_parameter_regressor.regressor.*``.
@@ -48,14 +47,23 @@ BODY_TOKENS = (14, 431)
 HAND_TOKENS = (21, 195)
 PARAMETRIC_PREFIX = 'smpl_parameter_regressor.'
 
-FASTMETRO_SIZES: Mapping[tuple[str, int, int], str] = {
-    ('resnet', 512, 1): 'fastmetro_s_r50',
-    ('resnet', 512, 2): 'fastmetro_m_r50',
-    ('resnet', 512, 3): 'fastmetro_l_r50',
-    ('resnet', 32, 1): 'fastmetro_tiny',
+FASTMETRO_SIZES: Mapping[tuple[str, int, int, bool], str] = {
+    ('resnet', 512, 1, False): 'fastmetro_s_r50',
+    ('resnet', 512, 2, False): 'fastmetro_m_r50',
+    ('resnet', 512, 3, False): 'fastmetro_l_r50',
+    ('hrnet', 512, 3, False): 'fastmetro_l_h64',
+    ('hrnet', 512, 3, True): 'fastmetro_l_h64_smpl',
+    ('resnet', 32, 1, False): 'fastmetro_tiny',
+    ('hrnet', 32, 1, True): 'fastmetro_tiny_hrnet',
 }
-"""(backbone, transformer-1 width, layers) -> variant of hmr_ros.models.alternatives.fastmetro
-(a test checks that it agrees with the registered variants)."""
+"""(backbone, transformer-1 width, layers, parametric) -> variant of
+hmr_ros.models.alternatives.fastmetro (a test checks that it agrees with the registered
+variants)."""
+HRNET_CLASSIFIER_SHAPES = {
+    'backbone.classifier.weight': (1000, 2048),
+    'backbone.classifier.bias': (1000,),
+}
+"""The unused ImageNet head the released HRNet-W64 files carry."""
 
 _ENCODER_LAYER_KEY = re.compile(r'^transformer_1\.encoder\.layers\.(\d+)\.')
 
@@ -87,8 +95,8 @@ def fastmetro_state_dict_from_official(ckpt: Mapping[str, Any]) -> dict[str, tor
         DistributedDataParallel writes it, is removed).
 
     Raises:
-        CheckpointMismatchError: a FastMETRO file this build cannot run (hand model, HRNet-W64
-            backbone) or no FastMETRO layout; the message says which and why.
+        CheckpointMismatchError: a FastMETRO hand (FreiHAND) file, which the body path cannot
+            run, or no FastMETRO layout; the message says which and why.
     """
     state = {str(k).removeprefix(DDP_PREFIX): v for k, v in ckpt.items()}
     if CAMERA_TOKEN_KEY not in state:
@@ -108,17 +116,6 @@ def fastmetro_state_dict_from_official(ckpt: Mapping[str, Any]) -> dict[str, tor
                 'model only (use a HaMeR hand checkpoint for the hand path)'
             ),
         )
-    kind = _backbone_kind(state)
-    if kind == 'hrnet':
-        raise CheckpointMismatchError(
-            missing=[],
-            unexpected=sorted(k for k in state if k.startswith('backbone.'))[:3],
-            context=(
-                'this FastMETRO file has an HRNet-W64 backbone (FastMETRO-L-H64); HRNet-W64 is '
-                'not implemented in this hmr_ros build: use FastMETRO-S-R50 '
-                '(FastMETRO-S-R50_h36m_state_dict.bin or _3dpw_)'
-            ),
-        )
     return {k: v for k, v in state.items() if not k.startswith('backbone.classifier.')}
 
 
@@ -136,23 +133,33 @@ def detect_fastmetro_variant(state_dict: Mapping[str, Any]) -> str:
     layer_ids = {int(m.group(1)) for key in state_dict if (m := _ENCODER_LAYER_KEY.match(key))}
     layers = max(layer_ids) + 1 if layer_ids else 0
     kind = _backbone_kind(state_dict)
-    name = FASTMETRO_SIZES.get((kind, width, layers))
+    parametric = any(key.startswith(PARAMETRIC_PREFIX) for key in state_dict)
+    name = FASTMETRO_SIZES.get((kind, width, layers, parametric))
     if name is None:
         known = ', '.join(
-            f'{n}: {b}, width {w}, {d} layers' for (b, w, d), n in FASTMETRO_SIZES.items()
+            f'{n}: {b}, width {w}, {d} layers{", SMPL regressor" if r else ""}'
+            for (b, w, d, r), n in FASTMETRO_SIZES.items()
         )
+        regressor = ' with the SMPL parameter regressor' if parametric else ''
         raise ValueError(
-            f'unknown FastMETRO sizes: {kind} backbone, width {width}, {layers} layers; known '
-            f'variants: {known}'
-        )
-    if any(key.startswith(PARAMETRIC_PREFIX) for key in state_dict):
-        raise ValueError(
-            f'{name} with the SMPL parameter regressor: no such file was released for this '
-            'backbone (the _smpl files are FastMETRO-L-H64, HRNet-W64, not in this build)'
+            f'unknown FastMETRO sizes: {kind} backbone, width {width}, {layers} '
+            f'layers{regressor}; known variants: {known}'
         )
     return name
 
 
-def official_fastmetro_checkpoint(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """A released-style raw state dict from FastMetroBody's (same names, an OrderedDict)."""
-    return OrderedDict((key, value.detach().clone()) for key, value in state_dict.items())
+def official_fastmetro_checkpoint(
+    state_dict: Mapping[str, torch.Tensor], *, seed: int = 0
+) -> dict[str, Any]:
+    """A released-style raw state dict from FastMetroBody's (same names, an OrderedDict).
+
+    HRNet models get the unused ImageNet classifier the released files carry (random values).
+    """
+    checkpoint: dict[str, Any] = OrderedDict(
+        (key, value.detach().clone()) for key, value in state_dict.items()
+    )
+    if _backbone_kind(state_dict) == 'hrnet':
+        generator = torch.Generator().manual_seed(seed)
+        for key, shape in HRNET_CLASSIFIER_SHAPES.items():
+            checkpoint[key] = torch.randn(shape, generator=generator) * 0.01
+    return checkpoint

@@ -30,7 +30,7 @@ def _meta_state(variant: str) -> dict[str, torch.Tensor]:
 
 def test_size_table_agrees_with_the_registered_variants() -> None:
     assert set(FASTMETRO_SIZES.values()) == set(FASTMETRO_VARIANTS)
-    for (_, width, layers), name in FASTMETRO_SIZES.items():
+    for (_, width, layers, _), name in FASTMETRO_SIZES.items():
         state = _meta_state(name)
         assert state['cam_token_embed.weight'].shape[-1] == width
         assert f'transformer_1.encoder.layers.{layers - 1}.norm1.weight' in state
@@ -52,27 +52,32 @@ def test_ddp_prefix_is_removed() -> None:
     assert set(fastmetro_state_dict_from_official(state)) == set(_meta_state('fastmetro_tiny'))
 
 
-def test_hand_and_hrnet_files_are_refused_with_the_reason() -> None:
+def test_hand_files_are_refused_with_the_reason() -> None:
     hand = dict(_meta_state('fastmetro_tiny'))
     hand['joint_token_embed.weight'] = torch.empty(21, 32, device='meta')
     hand['vertex_token_embed.weight'] = torch.empty(195, 32, device='meta')
     with pytest.raises(CheckpointMismatchError, match='hand'):
         fastmetro_state_dict_from_official(hand)
-    # HRNet-W64 files: backbone.conv1/stage*/... and the unused ImageNet classifier.
-    hrnet = {
-        k: v for k, v in _meta_state('fastmetro_tiny').items() if not k.startswith('backbone')
-    }
-    hrnet['backbone.stage2.0.branches.0.0.conv1.weight'] = torch.empty(64, 64, 3, 3)
-    hrnet['backbone.classifier.weight'] = torch.empty(1000, 2048)
-    with pytest.raises(CheckpointMismatchError, match='HRNet-W64'):
-        fastmetro_state_dict_from_official(hrnet)
 
 
-def test_parametric_regressor_without_a_released_file_is_refused() -> None:
-    state = dict(_meta_state('fastmetro_tiny'))
-    state['smpl_parameter_regressor.regressor.3.weight'] = torch.empty(226, 1024)
+def test_hrnet_files_keep_an_unused_classifier_that_is_dropped() -> None:
+    ours = _meta_state('fastmetro_tiny_hrnet')
+    released = official_fastmetro_checkpoint({k: torch.zeros(v.shape) for k, v in ours.items()})
+    # The released HRNet-W64 files carry HRNet's ImageNet head (Linear 2048 -> 1000).
+    assert tuple(released['backbone.classifier.weight'].shape) == (1000, 2048)
+    converted = fastmetro_state_dict_from_official(released)
+    assert set(converted) == set(ours)
+    assert detect_fastmetro_variant(converted) == 'fastmetro_tiny_hrnet'
+
+
+def test_parametric_files_map_to_the_smpl_variants() -> None:
+    state = _meta_state('fastmetro_l_h64_smpl')
+    assert any(k.startswith('smpl_parameter_regressor.regressor.') for k in state)
+    assert detect_fastmetro_variant(state) == 'fastmetro_l_h64_smpl'
+    resnet_with_regressor = dict(_meta_state('fastmetro_tiny'))
+    resnet_with_regressor['smpl_parameter_regressor.regressor.3.weight'] = torch.empty(226, 1024)
     with pytest.raises(ValueError, match='SMPL parameter regressor'):
-        detect_fastmetro_variant(state)
+        detect_fastmetro_variant(resnet_with_regressor)
 
 
 def _write_released(path: Path, variant: str = 'fastmetro_tiny', seed: int = 0) -> Path:

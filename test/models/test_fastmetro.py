@@ -186,3 +186,66 @@ def test_decoder_mask_limits_vertex_tokens_to_their_ring(tmp_path: Path) -> None
     # Joint tokens attend to everything; a vertex token only to joints and its 1-ring.
     assert affected[:14].all()
     assert torch.equal(affected[14:], ring)
+
+
+def test_hrnet_w64_size_and_output() -> None:
+    from hmr_ros.models.backbones.hrnet import HRNet, hrnet_w64_config
+
+    with torch.device('meta'):
+        trunk = HRNet(hrnet_w64_config())
+        features = trunk(torch.empty(1, 3, 224, 224))
+    # HRNet-W64-C has 128.1M parameters with its 2048 -> 1000 classifier (HRNet paper;
+    # FastMETRO Table 2's CNN count); the classifier is not part of the trunk.
+    classifier = 2048 * 1000 + 1000
+    assert round((_count(trunk) + classifier) / 1e6, 1) == 128.1
+    assert tuple(features.shape) == (1, 2048, 7, 7)
+    keys = set(trunk.state_dict())
+    # Official names (hrnet_cls_net_featmaps): stem, layer1, transitions, stages with branches
+    # and fuse layers, the head's incre/downsample/final layers.
+    assert {
+        'conv1.weight',
+        'bn2.running_mean',
+        'layer1.0.downsample.0.weight',
+        'transition1.0.0.weight',
+        'transition1.1.0.0.weight',
+        'transition3.3.0.0.weight',
+        'stage2.0.branches.1.3.conv2.weight',
+        'stage3.3.fuse_layers.2.0.1.0.weight',
+        'stage4.2.fuse_layers.0.3.0.weight',
+        'incre_modules.3.0.downsample.0.weight',
+        'downsamp_modules.2.0.bias',
+        'final_layer.0.weight',
+    } <= keys
+
+
+def test_l_h64_and_parametric_counts_match_the_paper() -> None:
+    with torch.device('meta'):
+        model = build_fastmetro('fastmetro_l_h64')
+        parametric = build_fastmetro('fastmetro_l_h64_smpl')
+    classifier = 2048 * 1000 + 1000
+    upsampling = _count(model.coarse2intermediate_upsample)
+    # Paper Table 2: 153.0M overall = 128.1M CNN (with its classifier) + 24.9M transformer
+    # (without the learnable upsampling layer).
+    assert round((_count(model) + classifier - upsampling) / 1e6, 1) == 153.0
+    # The GraphCMR-style regressor: 9.73M (seed-systems study 2.1, official module counted).
+    assert parametric.smpl_parameter_regressor is not None
+    assert round(_count(parametric.smpl_parameter_regressor) / 1e6, 2) == 9.73
+
+
+def test_parametric_regressor_gives_rotations(tmp_path: Path) -> None:
+    from hmr_ros.models.alternatives.fastmetro import smpl_parameters
+
+    torch.manual_seed(4)
+    model = build_fastmetro('fastmetro_tiny_hrnet').eval()
+    model.set_mesh_assets(
+        load_fastmetro_mesh_assets(write_stand_in_mesh_npz(tmp_path / 'm.npz'), None)
+    )
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 224, 224))
+        rotations, betas = smpl_parameters(model, out)
+    assert tuple(rotations.shape) == (2, 24, 3, 3) and tuple(betas.shape) == (2, 10)
+    eye = torch.eye(3).expand(2, 24, 3, 3)
+    torch.testing.assert_close(rotations @ rotations.transpose(-1, -2), eye, atol=1e-5, rtol=0)
+    assert torch.allclose(torch.linalg.det(rotations), torch.ones(2, 24), atol=1e-5)
+    with pytest.raises(ValueError, match='not parametric'):
+        smpl_parameters(build_fastmetro('fastmetro_tiny'), out)

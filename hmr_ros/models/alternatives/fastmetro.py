@@ -28,9 +28,9 @@ published ``mesh_downsampling.npz`` (checkpoints.fastmetro_assets), whose vertex
 and order the weights are tied to; call ``set_mesh_assets`` before the first forward.
 
 Variants (layers per encoder and per decoder in both transformers): S 1, M 2, L 3. The
-published files are S-R50 and L-H64 (HRNet-W64); HRNet-W64 is not written yet, so L-H64 and
-its parametric ``_smpl`` files are recognised by checkpoints.fastmetro_layout and refused with
-that reason. M-R50 and L-R50 are the paper's Table 2 models (no released files).
+published files are S-R50 and L-H64 (HRNet-W64, models/backbones/hrnet.py), the latter also
+parametric (``_smpl``: + the SMPL parameter regressor, ``smpl_parameters``). M-R50 and L-R50
+are the paper's Table 2 models (no released files).
 """
 
 from __future__ import annotations
@@ -44,6 +44,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hmr_ros.models.backbones.hrnet import (
+    HRNet,
+    HRNetConfig,
+    hrnet_tiny_config,
+    hrnet_w64_config,
+)
 from hmr_ros.models.backbones.resnet import (
     ResNetConfig,
     resnet50_config,
@@ -68,6 +74,7 @@ __all__ = [
     'SMPLParameterRegressor',
     'build_fastmetro',
     'fastmetro_config',
+    'smpl_parameters',
     'sine_position_encoding',
 ]
 
@@ -113,7 +120,8 @@ class FastMetroConfig:
 
     Attributes:
         name: variant name (a FASTMETRO_VARIANTS key for the registered ones).
-        backbone: ResNet trunk sizes (ResNet-50 for the R50 variants).
+        backbone: ResNet trunk sizes (ResNet-50 for the R50 variants) or HRNet sizes
+            (HRNet-W64 for L-H64).
         num_layers: encoder layers = decoder layers, in both transformers (S 1, M 2, L 3).
         model_dims: widths of transformer 1 and 2 (512, 128).
         feedforward_dims: FFN widths of transformer 1 and 2 (2048, 512).
@@ -127,7 +135,7 @@ class FastMetroConfig:
     """
 
     name: str
-    backbone: ResNetConfig = field(default_factory=resnet50_config)
+    backbone: ResNetConfig | HRNetConfig = field(default_factory=resnet50_config)
     num_layers: int = 1
     model_dims: tuple[int, int] = (512, 128)
     feedforward_dims: tuple[int, int] = (2048, 512)
@@ -167,6 +175,39 @@ def fastmetro_l_r50() -> FastMetroConfig:
     return FastMetroConfig('fastmetro_l_r50', num_layers=3)
 
 
+def fastmetro_l_h64() -> FastMetroConfig:
+    """FastMETRO-L-H64: HRNet-W64 backbone, 3 + 3 layers; 153.0M (paper, Table 2)."""
+    return FastMetroConfig(
+        'fastmetro_l_h64',
+        backbone=hrnet_w64_config(),
+        num_layers=3,
+        official_checkpoint='FastMETRO-L-H64_3dpw_state_dict.bin',
+    )
+
+
+def fastmetro_l_h64_smpl() -> FastMetroConfig:
+    """Parametric FastMETRO-L-H64 (the ``_smpl`` files): + SMPL parameter regressor."""
+    return FastMetroConfig(
+        'fastmetro_l_h64_smpl',
+        backbone=hrnet_w64_config(),
+        num_layers=3,
+        parametric=True,
+        official_checkpoint='FastMETRO-L-H64_smpl_3dpw_state_dict.bin',
+    )
+
+
+def fastmetro_tiny_hrnet() -> FastMetroConfig:
+    """Test-only: tiny HRNet, parametric (the L-H64 _smpl layout in small)."""
+    return FastMetroConfig(
+        'fastmetro_tiny_hrnet',
+        backbone=hrnet_tiny_config(),
+        model_dims=(32, 16),
+        feedforward_dims=(64, 32),
+        num_heads=2,
+        parametric=True,
+    )
+
+
 def fastmetro_tiny() -> FastMetroConfig:
     """Test-only: tiny ResNet and 32/16-wide transformers; the real token and vertex counts."""
     return FastMetroConfig(
@@ -182,7 +223,10 @@ FASTMETRO_VARIANTS: dict[str, Callable[[], FastMetroConfig]] = {
     'fastmetro_s_r50': fastmetro_s_r50,
     'fastmetro_m_r50': fastmetro_m_r50,
     'fastmetro_l_r50': fastmetro_l_r50,
+    'fastmetro_l_h64': fastmetro_l_h64,
+    'fastmetro_l_h64_smpl': fastmetro_l_h64_smpl,
     'fastmetro_tiny': fastmetro_tiny,
+    'fastmetro_tiny_hrnet': fastmetro_tiny_hrnet,
 }
 """Registered FastMETRO body variants by name."""
 
@@ -446,7 +490,13 @@ class FastMetroBody(nn.Module):
         dim_1, dim_2 = config.model_dims
         ffn_1, ffn_2 = config.feedforward_dims
         layers, heads, dropout = config.num_layers, config.num_heads, config.dropout
-        self.backbone = resnet_trunk(config.backbone)
+        self.backbone: nn.Module
+        if isinstance(config.backbone, HRNetConfig):
+            self.backbone = HRNet(config.backbone)
+            backbone_channels = config.backbone.final_channels
+        else:
+            self.backbone = resnet_trunk(config.backbone)
+            backbone_channels = config.backbone.out_channels
         self.transformer_1 = Transformer(dim_1, heads, ffn_1, layers, dropout)
         self.transformer_2 = Transformer(dim_2, heads, ffn_2, layers, dropout)
         self.dim_reduce_enc_cam = nn.Linear(dim_1, dim_2)
@@ -457,7 +507,7 @@ class FastMetroBody(nn.Module):
         self.vertex_token_embed = nn.Embedding(NUM_COARSE_VERTICES, dim_1)
         self.xyz_regressor = nn.Linear(dim_2, 3)
         self.cam_predictor = nn.Linear(dim_2, 3)
-        self.conv_1x1 = nn.Conv2d(config.backbone.out_channels, dim_1, kernel_size=1)
+        self.conv_1x1 = nn.Conv2d(backbone_channels, dim_1, kernel_size=1)
         self.coarse2intermediate_upsample = nn.Linear(
             NUM_COARSE_VERTICES, NUM_INTERMEDIATE_VERTICES
         )
@@ -560,6 +610,19 @@ class FastMetroBody(nn.Module):
             vertices_intermediate=intermediate,
             vertices=fine,
         )
+
+
+def smpl_parameters(model: FastMetroBody, output: FastMetroOutput) -> tuple[Tensor, Tensor]:
+    """SMPL pose (B, 24, 3, 3) and betas (B, 10) of a parametric model's output.
+
+    The regressor reads the detached 1723-vertex mesh, as in the official code.
+
+    Raises:
+        ValueError: the model has no SMPL parameter regressor.
+    """
+    if model.smpl_parameter_regressor is None:
+        raise ValueError(f'{model.config.name} has no SMPL parameter regressor (not parametric)')
+    return model.smpl_parameter_regressor(output.vertices_intermediate.detach())
 
 
 def build_fastmetro(name: str) -> FastMetroBody:

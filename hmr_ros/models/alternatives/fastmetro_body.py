@@ -8,7 +8,8 @@ contract from FastMETRO's outputs (docs/seed-models.md, 'FastMETRO in the dual p
 - crop: square 224 x 224 around the person box grown 1.2 times (the SPIN/METRO box
   convention the released weights were trained with), ImageNet-normalised here;
 - body pose: SMPL joints regressed from the 6890-vertex mesh with the user's SMPL J_regressor,
-  then swing IK onto the SMPL-X rest skeleton (body_models/smpl_mapping.py);
+  then swing IK onto the SMPL-X rest skeleton (body_models/smpl_mapping.py); parametric models
+  (the ``_smpl`` files) give SMPL's own rotations of the 22 shared joints instead;
 - shape, expression, jaw, body fingers: zero (SMPL betas do not transfer to SMPL-X; fingers and
   wrists come from the hand path);
 - camera: FastMETRO's weak-perspective (s, tx, ty) becomes the SMPL-X ``transl`` in the virtual
@@ -38,6 +39,7 @@ from hmr_ros.geometry.rotations import rotmat_to_axis_angle, rotmat_to_rot6d
 from hmr_ros.models.alternatives.fastmetro import (
     FastMetroBody,
     FastMetroOutput,
+    smpl_parameters,
 )
 from hmr_ros.models.heads.smplx_head import (
     HAND_HEATMAP_DHW,
@@ -170,7 +172,11 @@ class FastMetroWholeBody(nn.Module):
         """
         out = self.fastmetro((crops - self.mean_rgb) / self.std_rgb)
         smpl_joints = torch.einsum('jv,bvc->bjc', self.smpl_joint_regressor, out.vertices.float())
-        local = swing_ik(smpl_joints[:, :NUM_SHARED_JOINTS], self.smplx_rest_joints)
+        if self.fastmetro.smpl_parameter_regressor is not None:
+            # Parametric files: SMPL's own rotations of the 22 joints SMPL-X shares.
+            local = smpl_parameters(self.fastmetro, out)[0][:, :NUM_SHARED_JOINTS].float()
+        else:
+            local = swing_ik(smpl_joints[:, :NUM_SHARED_JOINTS], self.smplx_rest_joints)
         return FastMetroStages(rotmat_to_rot6d(local, 'interleaved'), out, smpl_joints)
 
     def _crop_px(self, points: Tensor, camera: Tensor) -> Tensor:
