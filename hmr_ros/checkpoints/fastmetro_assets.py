@@ -47,7 +47,10 @@ __all__ = [
     'MeshAssetHashError',
     'SparseMatrix',
     'load_fastmetro_mesh_assets',
+    'mesh_assets_from_matrices',
     'read_mesh_npz',
+    'stand_in_mesh_assets',
+    'stand_in_mesh_matrices',
     'write_mesh_npz',
     'write_stand_in_mesh_npz',
 ]
@@ -316,16 +319,26 @@ def load_fastmetro_mesh_assets(
             f'{MESH_FILE_NAME} unchanged from {FASTMETRO_REPOSITORY}'
         )
     content = read_mesh_npz(path, ('A', 'U'))
-    adjacency, upsampling = content['A'], content['U']
+    return mesh_assets_from_matrices(content['A'], content['U'], digest, source=str(path))
+
+
+def mesh_assets_from_matrices(
+    adjacency: list[SparseMatrix], upsampling: list[SparseMatrix], sha256: str, source: str = ''
+) -> FastMetroMeshAssets:
+    """FastMETRO's mask and gather from the file's ``A`` and ``U`` levels.
+
+    Raises:
+        CorruptCheckpointError: levels of other sizes than 6890 / 1723 / 431.
+    """
     sizes = tuple(matrix.shape[0] for matrix in adjacency)
     if sizes != MESH_LEVEL_SIZES or upsampling[0].shape != MESH_LEVEL_SIZES[:2]:
         raise CorruptCheckpointError(
-            f'{path}: levels {sizes} and U[0] {upsampling[0].shape}; FastMETRO needs levels '
-            f'{MESH_LEVEL_SIZES} and U[0] {MESH_LEVEL_SIZES[:2]}'
+            f'{source or "mesh file"}: levels {sizes} and U[0] {upsampling[0].shape}; FastMETRO '
+            f'needs levels {MESH_LEVEL_SIZES} and U[0] {MESH_LEVEL_SIZES[:2]}'
         )
     coarse = torch.from_numpy(adjacency[2].to_dense() != 0)
     index, weight = _rows_as_gather(upsampling[0], 'U[0]')
-    return FastMetroMeshAssets(coarse, index, weight, digest)
+    return FastMetroMeshAssets(coarse, index, weight, sha256)
 
 
 # --- Stand-ins in the released format (tests, hmr-ros make-test-assets) ------------------------
@@ -392,12 +405,12 @@ def write_mesh_npz(path: str | Path, levels: dict[str, list[SparseMatrix]]) -> P
     return path
 
 
-def write_stand_in_mesh_npz(path: str | Path, *, seed: int = 0) -> Path:
-    """A random stand-in of the published file: same format and sizes, no SMPL geometry.
+def stand_in_mesh_matrices(*, seed: int = 0) -> dict[str, list[SparseMatrix]]:
+    """Random ``A`` and ``U`` levels with the published sizes, no SMPL geometry (tests, benches).
 
-    Level 2 adjacency is a ring (each coarse vertex joined to its two neighbours) plus random
-    chords; U[0] gives every fine vertex 3 random intermediate vertices with random weights
-    summing to about 1. Results computed with it are meaningless (tests only).
+    Level adjacencies are rings (each vertex joined to its two neighbours) plus random chords;
+    U[0] gives every fine vertex 3 distinct intermediate vertices with random weights summing to
+    about 1. Results computed with them are meaningless.
     """
     rng = np.random.default_rng(seed)
     fine, intermediate, coarse = MESH_LEVEL_SIZES
@@ -412,16 +425,25 @@ def write_stand_in_mesh_npz(path: str | Path, *, seed: int = 0) -> Path:
         return SparseMatrix.from_coo(rows, cols, np.ones(len(rows)), (size, size))
 
     def upsampling(rows: int, cols: int) -> SparseMatrix:
-        targets = np.stack([rng.choice(cols, 3, replace=False) for _ in range(rows)])
+        start = rng.integers(0, cols - 4, rows)[:, None]  # + at most 4 below: < cols
+        targets = start + np.sort(rng.choice(3, (rows, 3)), axis=1) + np.arange(3)  # distinct
         weights = rng.dirichlet(np.ones(3), rows) * rng.uniform(0.95, 1.05, (rows, 1))
         return SparseMatrix.from_coo(
             np.repeat(np.arange(rows), 3), targets.ravel(), weights.ravel(), (rows, cols)
         )
 
-    return write_mesh_npz(
-        path,
-        {
-            'A': [symmetric_graph(n, n // 4) for n in MESH_LEVEL_SIZES],
-            'U': [upsampling(fine, intermediate), upsampling(intermediate, coarse)],
-        },
-    )
+    return {
+        'A': [symmetric_graph(n, n // 4) for n in MESH_LEVEL_SIZES],
+        'U': [upsampling(fine, intermediate), upsampling(intermediate, coarse)],
+    }
+
+
+def stand_in_mesh_assets(*, seed: int = 0) -> FastMetroMeshAssets:
+    """FastMetroMeshAssets of stand_in_mesh_matrices (no file; sha256 empty)."""
+    matrices = stand_in_mesh_matrices(seed=seed)
+    return mesh_assets_from_matrices(matrices['A'], matrices['U'], '', source='stand-in')
+
+
+def write_stand_in_mesh_npz(path: str | Path, *, seed: int = 0) -> Path:
+    """stand_in_mesh_matrices written in the released format (write_mesh_npz)."""
+    return write_mesh_npz(path, stand_in_mesh_matrices(seed=seed))

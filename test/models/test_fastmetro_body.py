@@ -203,3 +203,22 @@ def test_unknown_variant_names_fail_before_reading_files(tmp_path: Path) -> None
         build_dual_path(
             tmp_path / 'none.bin', tmp_path / 'none.ckpt', tmp_path, whole_body_variant='metro'
         )
+
+
+def test_random_body_for_benchmarks_runs_in_the_dual_path(
+    smplx_body_model: SMPLXBodyModel,
+) -> None:
+    from hmr_ros.models.alternatives.fastmetro_body import random_fastmetro_whole_body
+    from hmr_ros.models.dual_path import DualPathModel
+
+    rest = smplx_rest_joints(smplx_body_model)
+    body = random_fastmetro_whole_body('fastmetro_tiny', rest, seed=3)
+    model = DualPathModel(body, build_hand_expert('hamer_tiny').eval(), smplx_body_model).eval()
+    image = torch.rand(1, 3, 200, 200)
+    intrinsics = intrinsics_matrix(torch.tensor([[250.0, 250.0]]), torch.tensor([[100.0, 100.0]]))
+    with torch.no_grad():
+        out = model(
+            image, torch.tensor([[40.0, 10.0, 160.0, 190.0]]), torch.zeros(1).long(), intrinsics
+        )
+    assert torch.isfinite(out.vertices).all()
+    assert model.mode_description == body.dual_path_note

@@ -528,6 +528,7 @@ class FastMetroBody(nn.Module):
             'upsample_weight', torch.zeros(NUM_FINE_VERTICES, UPSAMPLE_WEIGHTS_PER_VERTEX), False
         )
         self.mesh_assets_sha256 = ''
+        self.has_mesh_assets = False
 
     def set_mesh_assets(self, assets: FastMetroMeshAssets) -> None:
         """Attention mask and fixed upsampling from the published mesh file.
@@ -552,6 +553,7 @@ class FastMetroBody(nn.Module):
         self.upsample_index = index.to(device)
         self.upsample_weight = weight.to(device, self.upsample_weight.dtype)
         self.mesh_assets_sha256 = assets.sha256
+        self.has_mesh_assets = True
 
     def forward(self, crops: Tensor) -> FastMetroOutput:
         """Mesh and camera from person crops.
@@ -572,7 +574,7 @@ class FastMetroBody(nn.Module):
                 f'crops must be (B, 3, {size}, {size}) ImageNet-normalised RGB; got '
                 f'{tuple(crops.shape)}'
             )
-        if not self.mesh_assets_sha256 and not crops.is_meta:
+        if not self.has_mesh_assets and not crops.is_meta:
             raise RuntimeError(
                 'FastMETRO needs its mesh assets (attention mask, upsampling) before the first '
                 'forward: call set_mesh_assets(load_fastmetro_mesh_assets(path))'

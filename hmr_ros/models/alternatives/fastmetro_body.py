@@ -58,6 +58,7 @@ __all__ = [
     'FastMetroStages',
     'FastMetroWholeBody',
     'fastmetro_preprocessing',
+    'random_fastmetro_whole_body',
 ]
 
 FASTMETRO_CROP_SCALE = 1.2
@@ -241,3 +242,37 @@ class FastMetroWholeBody(nn.Module):
         """assemble(run_stages(crops)) without a body adapter offset."""
         stages = self.run_stages(crops)
         return self.assemble(stages, stages.body_pose_6d)
+
+
+def random_fastmetro_whole_body(
+    variant: str,
+    smplx_rest_joints: Tensor,
+    *,
+    seed: int = 0,
+    device: str | torch.device = 'cpu',
+) -> FastMetroWholeBody:
+    """A FastMETRO body model with random weights and stand-in mesh and SMPL assets.
+
+    For benchmarks (``hmr-ros bench`` rows) and tests: the work a forward does is that of the
+    real model, its outputs are meaningless.
+
+    Args:
+        variant: a registered FastMETRO variant.
+        smplx_rest_joints: (22, 3) rest joints of the SMPL-X layer (dual_path_builder.
+            smplx_rest_joints()[:22]).
+        seed: seeds weights and stand-ins.
+        device: where it runs.
+    """
+    from hmr_ros.checkpoints.fastmetro_assets import stand_in_mesh_assets
+    from hmr_ros.models.alternatives.fastmetro import build_fastmetro
+
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = build_fastmetro(variant)
+    network.set_mesh_assets(stand_in_mesh_assets(seed=seed))
+    # Stand-in SMPL J_regressor: each joint the mean of 8 random vertices.
+    picks = torch.rand(len(SMPL_JOINT_NAMES), 6890, generator=generator).argsort(dim=1)[:, :8]
+    regressor = torch.zeros(len(SMPL_JOINT_NAMES), 6890).scatter_(1, picks, 1 / 8)
+    body = FastMetroWholeBody(network, regressor, smplx_rest_joints[:NUM_SHARED_JOINTS].cpu())
+    return body.to(device).eval()
