@@ -43,6 +43,7 @@ __all__ = [
     'load_smpl_joint_regressor',
     'rotation_between',
     'swing_ik',
+    'write_smpl_joint_regressor_stand_in',
 ]
 
 SMPL_NUM_VERTICES = 6890
@@ -177,3 +178,18 @@ def load_smpl_joint_regressor(folder: str | Path) -> Tensor:
     if regressor.shape != (SMPL_NUM_JOINTS, SMPL_NUM_VERTICES):
         raise ValueError(f'{path}: J_regressor has shape {regressor.shape}, SMPL needs (24, 6890)')
     return torch.from_numpy(regressor)
+
+
+def write_smpl_joint_regressor_stand_in(folder: str | Path, *, seed: int = 0) -> Path:
+    """A stand-in ``SMPL_NEUTRAL.npz`` holding only what hmr_ros reads: ``J_regressor``.
+
+    Each of the 24 joints is the mean of 8 random vertices (rows sum to 1, as SMPL's do). Not
+    the licensed SMPL model: results computed with it are meaningless (tests, make-test-assets).
+    """
+    rng = np.random.default_rng(seed)
+    regressor = np.zeros((SMPL_NUM_JOINTS, SMPL_NUM_VERTICES), dtype=np.float32)
+    for joint in range(SMPL_NUM_JOINTS):
+        regressor[joint, rng.choice(SMPL_NUM_VERTICES, 8, replace=False)] = 1 / 8
+    path = Path(folder) / SMPL_FILE_NAMES[0]
+    np.savez(path, J_regressor=regressor)
+    return path

@@ -222,3 +222,35 @@ def test_random_body_for_benchmarks_runs_in_the_dual_path(
         )
     assert torch.isfinite(out.vertices).all()
     assert model.mode_description == body.dual_path_note
+
+
+def test_pipeline_on_make_test_assets_files_reports_fastmetro(tmp_path: Path) -> None:
+    import time as time_module
+
+    from hmr_ros.cli.assets import make_test_assets
+    from hmr_ros.pipeline.frames import CameraIntrinsics
+    from hmr_ros.pipeline.protocol import Frame, ModelOptions, PipelineOptions
+    from hmr_ros.pipeline.runner import build_pipeline
+
+    names = {p.name for p in make_test_assets(tmp_path, variants=('fastmetro_tiny', 'hamer_tiny'))}
+    assert {'mesh_downsampling.npz', 'SMPL_NEUTRAL.npz', 'fastmetro_tiny.safetensors'} <= names
+    options = PipelineOptions(
+        model=ModelOptions(
+            whole_body_variant='fastmetro_tiny',
+            whole_body_checkpoint=str(tmp_path / 'fastmetro_tiny.safetensors'),
+            hand_checkpoint=str(tmp_path / 'hamer_tiny.safetensors'),
+            body_model_dir=str(tmp_path),
+            device='cpu',
+        )
+    )
+    pipeline = build_pipeline(options)
+    description = pipeline.describe()
+    assert description.model_version == 'fastmetro_tiny+hamer_tiny'
+    assert description.synthetic_weights  # test-only variant: stand-ins, said loudly
+    assert 'cannot run with FastMETRO' in description.weights_note
+    image = (np.random.default_rng(0).random((240, 320, 3)) * 255).astype(np.uint8)
+    intrinsics = CameraIntrinsics(fx=300.0, fy=300.0, cx=159.5, cy=119.5, width=320, height=240)
+    result = pipeline.process(
+        Frame(image, intrinsics, 1.0, 'camera_optical_frame', time_module.monotonic())
+    )
+    assert len(result.persons) == 1
