@@ -78,8 +78,9 @@ ModelRole = Literal['body', 'hand']
 INTERFACES: Mapping[str, str] = {
     'smplerx': 'body: SMPLer-X stages (6D body pose, betas, virtual-camera translation, hand '
     'boxes, hand features for the body adapter)',
-    'fastmetro': 'body: SMPL mesh -> SMPL-X body pose by swing IK on the 22-joint tree, '
-    'weak-perspective camera, no hand boxes (taken from projected wrist and hand joints)',
+    'fastmetro': 'body: SMPL mesh -> SMPL-X body pose by swing IK on the 22-joint tree (the '
+    "regressor's SMPL rotations for parametric files), weak-perspective camera, no hand boxes "
+    '(taken from projected wrist and hand joints)',
     'hamer': 'hand: MANO pose/shape, wrist-relative joints and vertices, 2D keypoints',
     'cmr': 'hand: MANO-topology mesh, 2D keypoints and silhouette (CMR)',
 }
