@@ -254,3 +254,16 @@ def test_pipeline_on_make_test_assets_files_reports_fastmetro(tmp_path: Path) ->
         Frame(image, intrinsics, 1.0, 'camera_optical_frame', time_module.monotonic())
     )
     assert len(result.persons) == 1
+
+
+def test_pose_is_solved_in_float32_under_autocast(body: FastMetroWholeBody) -> None:
+    # The pipeline runs the body model under fp16 autocast on a GPU; bf16 on the CPU stands in.
+    crops = torch.rand(2, 3, 224, 224)
+    with torch.no_grad(), torch.autocast('cpu', dtype=torch.bfloat16):
+        stages = body.run_stages(crops)
+    assert stages.body_pose_6d.dtype == torch.float32
+    from hmr_ros.geometry.rotations import rot6d_to_rotmat
+
+    rotations = rot6d_to_rotmat(stages.body_pose_6d, 'interleaved').reshape(-1, 3, 3)
+    eye = torch.eye(3).expand_as(rotations)
+    torch.testing.assert_close(rotations @ rotations.transpose(1, 2), eye, atol=1e-5, rtol=0)

@@ -28,6 +28,7 @@ The HMR-Adapters read SMPLer-X features this model does not have: they cannot ru
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -104,6 +105,13 @@ class FastMetroWholeBodyConfig:
     encoder: AdapterFeatures = AdapterFeatures()
 
 
+def _float32(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    """Autocast off on devices that have it (a no-op context elsewhere, e.g. 'meta')."""
+    if device.type in ('cuda', 'cpu'):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
 class FastMetroStages(NamedTuple):
     """run_stages result.
 
@@ -172,13 +180,18 @@ class FastMetroWholeBody(nn.Module):
             crops: (B, 3, 224, 224) RGB in [0, 1] (fastmetro_preprocessing).
         """
         out = self.fastmetro((crops - self.mean_rgb) / self.std_rgb)
-        smpl_joints = torch.einsum('jv,bvc->bjc', self.smpl_joint_regressor, out.vertices.float())
-        if self.fastmetro.smpl_parameter_regressor is not None:
-            # Parametric files: SMPL's own rotations of the 22 joints SMPL-X shares.
-            local = smpl_parameters(self.fastmetro, out)[0][:, :NUM_SHARED_JOINTS].float()
-        else:
-            local = swing_ik(smpl_joints[:, :NUM_SHARED_JOINTS], self.smplx_rest_joints)
-        return FastMetroStages(rotmat_to_rot6d(local, 'interleaved'), out, smpl_joints)
+        # Joints, IK and SVD in float32 even under fp16 autocast (SVD has no fp16 kernel, and
+        # chained rotation products lose the precision the pose needs).
+        with _float32(crops.device):
+            vertices = out.vertices.float()
+            smpl_joints = torch.einsum('jv,bvc->bjc', self.smpl_joint_regressor, vertices)
+            if self.fastmetro.smpl_parameter_regressor is not None:
+                # Parametric files: SMPL's own rotations of the 22 joints SMPL-X shares.
+                local = smpl_parameters(self.fastmetro, out)[0][:, :NUM_SHARED_JOINTS].float()
+            else:
+                local = swing_ik(smpl_joints[:, :NUM_SHARED_JOINTS], self.smplx_rest_joints)
+            pose_6d = rotmat_to_rot6d(local, 'interleaved')
+        return FastMetroStages(pose_6d, out, smpl_joints)
 
     def _crop_px(self, points: Tensor, camera: Tensor) -> Tensor:
         """Weak-perspective projection to crop pixels: S/2 (1 + s (X_xy + t))."""
