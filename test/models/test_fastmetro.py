@@ -249,3 +249,37 @@ def test_parametric_regressor_gives_rotations(tmp_path: Path) -> None:
     assert torch.allclose(torch.linalg.det(rotations), torch.ones(2, 24), atol=1e-5)
     with pytest.raises(ValueError, match='not parametric'):
         smpl_parameters(build_fastmetro('fastmetro_tiny'), out)
+
+
+def test_exports_to_onnx_and_onnxruntime_matches_eager(tmp_path: Path) -> None:
+    # The embedded profile's TensorRT path starts from ONNX: the mask is a constant and the
+    # fixed upsampling a gather, so the graph needs no sparse ops.
+    pytest.importorskip('onnx')
+    onnxruntime = pytest.importorskip('onnxruntime')
+    from hmr_ros.checkpoints.fastmetro_assets import stand_in_mesh_assets
+
+    torch.manual_seed(6)
+    model = build_fastmetro('fastmetro_tiny').eval()
+    model.set_mesh_assets(stand_in_mesh_assets(seed=6))
+
+    class Outputs(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, crops: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = self.model(crops)
+            return out.camera, out.vertices
+
+    crops = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        expected = model(crops)
+    path = tmp_path / 'fastmetro_tiny.onnx'
+    wrapper = Outputs().eval()
+    torch.onnx.export(
+        wrapper, (crops,), str(path), input_names=['crops'], dynamo=False, opset_version=17
+    )
+    session = onnxruntime.InferenceSession(str(path), providers=['CPUExecutionProvider'])
+    camera, vertices = session.run(None, {'crops': crops.numpy()})
+    torch.testing.assert_close(torch.from_numpy(camera), expected.camera, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(torch.from_numpy(vertices), expected.vertices, atol=1e-5, rtol=1e-4)
