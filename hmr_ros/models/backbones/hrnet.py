@@ -29,7 +29,7 @@ from typing import cast
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hmr_ros.models.backbones.resnet import BN_EPS
+from hmr_ros.models.backbones.resnet import BN_EPS, Bottleneck
 
 __all__ = [
     'HEAD_CHANNELS',
@@ -112,31 +112,9 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(y)) + shortcut)
 
 
-class Bottleneck(nn.Module):
-    """1x1, 3x3, 1x1 (x4) with BN; projected shortcut when the widths differ (stride 1)."""
-
-    def __init__(self, in_channels: int, width: int) -> None:
-        super().__init__()
-        out_channels = width * EXPANSION
-        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
-        self.bn1 = _bn(width)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
-        self.bn2 = _bn(width)
-        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
-        self.bn3 = _bn(out_channels)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample: nn.Module | None = None
-        if in_channels != out_channels:
-            self.downsample = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, bias=False), _bn(out_channels)
-            )
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, C_in, H, W) -> (B, 4 width, H, W)."""
-        shortcut = x if self.downsample is None else self.downsample(x)
-        y = self.relu(self.bn1(self.conv1(x)))
-        y = self.relu(self.bn2(self.conv2(y)))
-        return self.relu(self.bn3(self.conv3(y)) + shortcut)
+def _bottleneck(in_channels: int, width: int) -> Bottleneck:
+    """ResNet's bottleneck at stride 1 (HRNet's is the same block, same names)."""
+    return Bottleneck(in_channels, width, 1, in_channels != width * EXPANSION)
 
 
 def _down_chain(in_channels: int, out_channels: int, steps: int) -> nn.Sequential:
@@ -215,9 +193,9 @@ class HRNet(nn.Module):
         self.conv2 = nn.Conv2d(STEM_CHANNELS, STEM_CHANNELS, 3, 2, 1, bias=False)
         self.bn2 = _bn(STEM_CHANNELS)
         self.relu = nn.ReLU(inplace=True)
-        layer1 = [Bottleneck(STEM_CHANNELS, LAYER1_WIDTH)]
+        layer1 = [_bottleneck(STEM_CHANNELS, LAYER1_WIDTH)]
         layer1 += [
-            Bottleneck(LAYER1_WIDTH * EXPANSION, LAYER1_WIDTH)
+            _bottleneck(LAYER1_WIDTH * EXPANSION, LAYER1_WIDTH)
             for _ in range(config.layer1_blocks - 1)
         ]
         self.layer1 = nn.Sequential(*layer1)
@@ -240,7 +218,7 @@ class HRNet(nn.Module):
 
         head = config.head_channels
         self.incre_modules = nn.ModuleList(
-            nn.Sequential(Bottleneck(c, w)) for c, w in zip(previous, head, strict=True)
+            nn.Sequential(_bottleneck(c, w)) for c, w in zip(previous, head, strict=True)
         )
         self.downsamp_modules = nn.ModuleList(
             nn.Sequential(
