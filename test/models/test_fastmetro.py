@@ -56,7 +56,7 @@ def test_parameter_counts_match_the_paper(
     transformer = _count(model) - backbone
     # Paper Table 2: CNN 23.5M; transformer 9.2 / 17.1 / 24.9M without the learnable
     # 431 -> 1723 layer (431 * 1723 + 1723 = 744,336 parameters, counted apart).
-    # The official module instantiated (seed-systems study, 2.4) has 10.04 / 17.86 / 25.67M
+    # The official module (postech-ami/FastMETRO @ c5ae206) instantiated has 10.04 / 17.86 / 25.67M
     # beside the backbone, upsampling layer included; the paper rounds about 0.1M lower.
     assert round(backbone / 1e6, 1) == 23.5
     assert upsampling == 431 * 1723 + 1723
@@ -227,7 +227,7 @@ def test_l_h64_and_parametric_counts_match_the_paper() -> None:
     # Paper Table 2: 153.0M overall = 128.1M CNN (with its classifier) + 24.9M transformer
     # (without the learnable upsampling layer).
     assert round((_count(model) + classifier - upsampling) / 1e6, 1) == 153.0
-    # The GraphCMR-style regressor: 9.73M (seed-systems study 2.1, official module counted).
+    # The GraphCMR-style regressor: 9.73M (official smpl_param_regressor.py instantiated).
     assert parametric.smpl_parameter_regressor is not None
     assert round(_count(parametric.smpl_parameter_regressor) / 1e6, 2) == 9.73
 
