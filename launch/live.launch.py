@@ -13,6 +13,9 @@ preset's topics (hmr_ros/ros/camera_presets.py: realsense, zed, azure, usb_cam),
 ``/hmr/markers/mesh`` and ``/hmr/debug/image``. RViz opens ``rviz_config`` with its fixed frame
 set to the preset's TF root (or ``fixed_frame``). The preset also sets ``input.rectified``.
 
+``profile:=orin`` adds ``config/profile_orin.yaml`` after ``params_file`` (light models, fp16 on
+the GPU; docs/seed-models.md, 'Embedded profile'); ``profile:=default`` adds nothing.
+
 Tuning belongs in the YAML files (``params_file``, ``viz_params_file``); the model-file arguments
 override the YAML only when given (non-empty), so one YAML serves several machines. hmr_node
 configures and activates itself (``autostart``); it is started as a LifecycleNode so lifecycle
@@ -58,8 +61,11 @@ SETTING_ARGUMENTS = {
     'detection_plugin': 'detection.plugin',
     'tf_prefix': 'tf.prefix',
     'operator_mode': 'operator.mode',
+    'backend': 'model.backend',
 }
 DEFAULT_CAMERA_TYPE = 'realsense'
+# profile:=NAME -> parameter file loaded after params_file ('' adds none).
+PROFILES = {'default': '', 'orin': 'profile_orin.yaml'}
 
 
 def _share(*parts: str) -> str:
@@ -100,6 +106,11 @@ def _nodes(context: LaunchContext) -> list:
         ('camera_info', camera_info),
     ]
 
+    profile = _text(context, 'profile') or 'default'
+    if profile not in PROFILES:
+        raise ValueError(f'launch argument profile:={profile!r} must be one of {sorted(PROFILES)}')
+    profile_files = [_share('config', PROFILES[profile])] if PROFILES[profile] else []
+
     overrides: dict = {'use_sim_time': use_sim_time, 'autostart': _flag(context, 'autostart')}
     for argument, parameter in MODEL_ARGUMENTS.items():
         value = _text(context, argument)
@@ -121,7 +132,7 @@ def _nodes(context: LaunchContext) -> list:
             executable=MAIN_EXECUTABLE,
             name=MAIN_EXECUTABLE,
             namespace=namespace,
-            parameters=[_text(context, 'params_file'), overrides],
+            parameters=[_text(context, 'params_file'), *profile_files, overrides],
             remappings=remappings,
             ros_arguments=ros_arguments,
             output='screen',
@@ -201,6 +212,12 @@ def generate_launch_description() -> LaunchDescription:
             'params_file',
             default_value=_share('config', 'hmr_ros.yaml'),
             description='hmr_node parameters (YAML)',
+        ),
+        DeclareLaunchArgument(
+            'profile',
+            default_value='default',
+            description='Parameter profile after params_file: default (none) or orin '
+            '(config/profile_orin.yaml: light models, fp16)',
         ),
         DeclareLaunchArgument(
             'viz_params_file',

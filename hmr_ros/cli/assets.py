@@ -39,6 +39,7 @@ from hmr_ros.cli.checkpoints import (
     ModelFamily,
     convert_checkpoint,
 )
+from hmr_ros.models.registry import ModelRegistryError
 
 DEFAULT_VARIANTS: tuple[str, ...] = ('hamer_tiny', 'smplerx_tiny')
 README_NAME = 'README.txt'
@@ -107,7 +108,7 @@ def family_of_variant(variant: str) -> ModelFamily:
     for family in FAMILIES.values():
         try:
             names = family.variant_names()
-        except ConversionError as error:
+        except (ConversionError, ModelRegistryError) as error:
             unavailable.append(str(error))
             continue
         if variant in names:
@@ -169,6 +170,17 @@ def _readme(seed: int, variants: Sequence[str], files: Sequence[Path]) -> str:
     )
 
 
+def _fastmetro_stand_ins(folder: Path, seed: int) -> list[Path]:
+    """FastMETRO's mesh file and an SMPL joint regressor, as random stand-ins."""
+    from hmr_ros.body_models.smpl_mapping import write_smpl_joint_regressor_stand_in
+    from hmr_ros.checkpoints.fastmetro_assets import MESH_FILE_NAME, write_stand_in_mesh_npz
+
+    return [
+        write_stand_in_mesh_npz(folder / MESH_FILE_NAME, seed=seed),
+        write_smpl_joint_regressor_stand_in(folder, seed=seed),
+    ]
+
+
 def make_test_assets(
     folder: str | Path, *, seed: int = 0, variants: Sequence[str] = DEFAULT_VARIANTS
 ) -> list[Path]:
@@ -194,6 +206,8 @@ def make_test_assets(
     written = [synthetic.write_smplx_model(folder, seed=seed)]
     written += synthetic.write_mano_models(folder, seed=seed)
     written.append(synthetic.write_mano_mean_params(folder / 'mano_mean_params.npz', seed=seed))
+    if any(family.name == 'fastmetro' for family in families):
+        written += _fastmetro_stand_ins(folder, seed)
     for variant, family in zip(variants, families, strict=True):
         official, module = write_official_checkpoint(folder, variant, seed=seed)
         result = convert_checkpoint(official, folder / f'{variant}.safetensors', model=family.name)

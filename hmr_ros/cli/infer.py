@@ -384,7 +384,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument('inputs', nargs='+', type=Path, metavar='INPUT', help='images or videos')
     parser.add_argument('--output', type=Path, required=True, help='output folder')
     parser.add_argument(
-        '--whole-body', type=Path, required=True, help='SMPLer-X model file or official checkpoint'
+        '--whole-body',
+        type=Path,
+        required=True,
+        help='body model file or official checkpoint (SMPLer-X, or FastMETRO with its mesh and '
+        'SMPL files in --body-models; docs/seed-models.md)',
     )
     parser.add_argument(
         '--hand', type=Path, required=True, help='HaMeR model file or official checkpoint'

@@ -95,10 +95,11 @@ from hmr_ros.models.fusion import (
 from hmr_ros.models.hand_expert import HandExpert, mirror_left_hands, normalize_hand_crops
 from hmr_ros.models.heads.smplx_head import BODY_POSITION_JOINT_NAMES, HAND_POSITION_JOINT_NAMES
 from hmr_ros.models.stage_timing import StageTimer, mark_stage
-from hmr_ros.models.whole_body import WholeBodyModel, virtual_crop_intrinsics
+from hmr_ros.models.whole_body import virtual_crop_intrinsics
 
 if TYPE_CHECKING:
     from hmr_ros.body_models.smplx_layers import SMPLXBodyModel
+    from hmr_ros.models.body_path import BodyPathModel
 
 __all__ = [
     'ADAPTER_MODES',
@@ -311,7 +312,8 @@ class DualPathModel(nn.Module):
     None) and ``smplx_model`` (buffers only, not saved). Call ``eval()`` before inference.
 
     Args:
-        whole_body: SMPLer-X-compatible whole-body model.
+        whole_body: the body model (models/body_path.BodyPathModel): SMPLer-X, or another
+            registered body model such as FastMETRO.
         hand_expert: HaMeR-compatible hand expert.
         smplx_model: SMPL-X layer (neutral, 10 betas, 10 expression coefficients).
         hand_adapter: hand adapter built for ``hand_expert``'s head, or None.
@@ -324,7 +326,7 @@ class DualPathModel(nn.Module):
 
     def __init__(
         self,
-        whole_body: WholeBodyModel,
+        whole_body: BodyPathModel,
         hand_expert: HandExpert,
         smplx_model: SMPLXBodyModel,
         hand_adapter: HandAdapter | None = None,
@@ -440,6 +442,10 @@ class DualPathModel(nn.Module):
     @property
     def mode_description(self) -> str:
         """One sentence saying what runs (for logs, ModelInfo and the CLI's output)."""
+        # Body models other than SMPLer-X describe their own dual path (registry.adapters_note).
+        body_note = getattr(self.whole_body, 'dual_path_note', '')
+        if body_note:
+            return body_note
         text = _MODE_DESCRIPTIONS[self._adapters]
         if self.available_adapters == 'none':
             text += ' (no adapter files loaded)'

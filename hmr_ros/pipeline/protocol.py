@@ -87,8 +87,9 @@ class ModelOptions:
     """Which networks and files to load (read once, when the pipeline is built).
 
     Attributes:
-        whole_body_variant: Whole-body model variant name (``smplerx_h32`` ...).
-        hand_variant: Hand expert variant name (``hamer`` ...).
+        whole_body_variant: Body model variant the file must hold (models/registry.py:
+            ``smplerx_h32``, ``fastmetro_s_r50`` ...), or 'auto': whatever the file holds.
+        hand_variant: Hand model variant the file must hold (``hamer`` ...), or 'auto'.
         whole_body_checkpoint: Whole-body checkpoint file (official or project format).
         hand_checkpoint: Hand expert checkpoint file.
         hand_adapter_checkpoint: Hand adapter file (body guides hands), '' for none.
@@ -108,8 +109,8 @@ class ModelOptions:
         wrist_source: One of :data:`WRIST_SOURCE_CHOICES` (DualPathConfig.wrist_source).
     """
 
-    whole_body_variant: str = 'smplerx_h32'
-    hand_variant: str = 'hamer'
+    whole_body_variant: str = 'auto'
+    hand_variant: str = 'auto'
     whole_body_checkpoint: str = ''
     hand_checkpoint: str = ''
     hand_adapter_checkpoint: str = ''

@@ -62,6 +62,7 @@ from hmr_ros.models.dual_path import (
 from hmr_ros.models.dual_path_builder import DualPathBuild, build_dual_path
 from hmr_ros.models.fusion import WristSource
 from hmr_ros.models.hand_expert import build_hand_expert
+from hmr_ros.models.registry import model_entry
 from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.pipeline.backends import BackendOptions, InferenceBackend, create_backend
 from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
@@ -714,7 +715,8 @@ def build_pipeline(
         _require(
             model_options.whole_body_checkpoint,
             'model.whole_body_checkpoint',
-            'a SMPLer-X checkpoint (official .pth.tar or converted .safetensors)',
+            'a body model checkpoint (SMPLer-X .pth.tar, FastMETRO _state_dict.bin or a '
+            'converted .safetensors)',
         )
         _require(
             model_options.hand_checkpoint,
@@ -734,6 +736,8 @@ def build_pipeline(
             body_adapter_file=model_options.body_adapter_checkpoint or None,
             config=config,
             device=device,
+            whole_body_variant=model_options.whole_body_variant,
+            hand_variant=model_options.hand_variant,
         )
         model = build.model
         note = f'{build.model_version} weights from the configured files; {model.mode_description}'
@@ -818,8 +822,12 @@ def _load_detector_plugin(entry_point: str, options: DetectorOptions) -> PersonD
 
 
 def _uses_test_variant(build: DualPathBuild) -> bool:
-    """Whether a base model is a test-only tiny variant (TEST_ASSET_VARIANTS)."""
-    return any(info.variant in TEST_ASSET_VARIANTS for info in build.weights[:2])
+    """Whether a base model is a test-only tiny variant (the registry's test_variants)."""
+    return any(
+        info.variant in TEST_ASSET_VARIANTS
+        or info.variant in model_entry(info.model).test_variants
+        for info in build.weights[:2]
+    )
 
 
 def _require(value: str, parameter: str, what: str) -> None:

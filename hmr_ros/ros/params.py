@@ -181,9 +181,17 @@ class InputParams(ParameterGroup):
 class ModelParams(ParameterGroup):
     """``model.*``: networks, weights and device (read when the node is configured)."""
 
-    whole_body_variant: str = parameter('smplerx_h32', 'Whole-body model variant')
-    hand_variant: str = parameter('hamer', 'Hand expert variant')
-    whole_body_checkpoint: str = parameter('', 'Whole-body (SMPLer-X) checkpoint file')
+    whole_body_variant: str = parameter(
+        'auto',
+        'Body model variant the checkpoint must hold (model registry: smplerx_h32, '
+        "fastmetro_s_r50, ...); 'auto' takes it from the file",
+    )
+    hand_variant: str = parameter(
+        'auto', "Hand model variant the checkpoint must hold (hamer, ...); 'auto' from the file"
+    )
+    whole_body_checkpoint: str = parameter(
+        '', 'Body model checkpoint file (SMPLer-X or FastMETRO, official or converted)'
+    )
     hand_checkpoint: str = parameter('', 'Hand expert (HaMeR) checkpoint file')
     hand_adapter_checkpoint: str = parameter(
         '', 'Hand adapter file (body pose guides the hand expert); empty for none'

@@ -37,6 +37,7 @@ from hmr_ros.pipeline.backends.onnx_export import (
     GraphSpec,
     hand_path_guided,
     hand_path_spec,
+    smplerx_whole_body,
     unflatten_stages,
     whole_body_spec,
 )
@@ -130,7 +131,7 @@ def engine_dual_path(
     clone = copy.copy(model)
     clone._modules = dict(model._modules)  # noqa: SLF001 - the copy must not share submodules
     guided = hand_path_guided(model)
-    clone._modules['whole_body'] = WholeBodyEngine(model.whole_body, whole_body_runners)
+    clone._modules['whole_body'] = WholeBodyEngine(smplerx_whole_body(model), whole_body_runners)
     clone._modules['hand_path'] = HandPathEngine(
         model.hand_path, hand_runners if guided else {}, {} if guided else hand_runners
     )

@@ -140,13 +140,31 @@ def hand_path_guided(model: DualPathModel) -> bool:
     return model.adapters in ('hand', 'both')
 
 
+def smplerx_whole_body(model: DualPathModel) -> WholeBodyModel:
+    """The dual path's SMPLer-X whole-body network, which the exported graphs are built for.
+
+    Raises:
+        BackendUnavailableError: the body model is another registered one (FastMETRO): its
+            stages have another layout; run it with eager, cuda_graph or compile.
+    """
+    from hmr_ros.pipeline.backends.base import BackendUnavailableError
+
+    if not isinstance(model.whole_body, WholeBodyModel):
+        raise BackendUnavailableError(
+            f'the ONNX and TensorRT graphs are exported for the SMPLer-X whole-body model, not '
+            f'{model.whole_body.config.name}; use model.backend eager, cuda_graph or compile'
+        )
+    return model.whole_body
+
+
 def whole_body_spec(
     model: DualPathModel, persons: int, dtype: torch.dtype, device: torch.device
 ) -> GraphSpec:
     """The ``whole_body`` graph for ``persons`` crops."""
+    whole_body = smplerx_whole_body(model)
     crops = torch.rand(persons, 3, *BODY_CROP_HW, device=device, dtype=dtype)
     return GraphSpec(
-        'whole_body', WholeBodyNetwork(model.whole_body), (crops,), ('crops',), WHOLE_BODY_OUTPUTS
+        'whole_body', WholeBodyNetwork(whole_body), (crops,), ('crops',), WHOLE_BODY_OUTPUTS
     )
 
 
