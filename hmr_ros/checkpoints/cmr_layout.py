@@ -1,0 +1,218 @@
+"""CMR's released files: checkpoint layout and the mesh hierarchy ``transform.pkl`` (docs/cmr.md).
+
+Checkpoints (SeanChenxy/HandMesh, ``cmr/main.py``): ``torch.save`` of either a raw state dict
+or a dict ``{epoch, model_state_dict, optimizer_state_dict, scheduler_state_dict}``; the official
+code takes ``model_state_dict`` when present and loads it with ``strict=True``, without a
+``module.`` prefix. The keys are the attribute names of the official ``CMR_SG``/``CMR_PG``
+classes, which ``hmr_ros.models.alternatives.cmr`` keeps; ``backbone2.fc`` is saved although
+stage 2 never calls it (it is a module of the model), so it is part of the layout.
+
+``template/transform.pkl`` is a latin-1 pickle of a dict with per-level lists ``vertices``
+(float64 arrays), ``face`` (uint32 arrays), ``adj``, ``down_transform`` and ``up_transform``
+(``scipy.sparse.csc_matrix``). It is MANO-derived, so the user supplies it. scipy is not a
+dependency here: the file is read with the project's restricted unpickler, extended by one
+inert stand-in for the sparse class, and each matrix is decoded from its pickled CSC state
+(``_shape``, ``indices``, ``indptr``, ``data``). Nothing in the file is executed.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from hmr_ros.checkpoints.safe_load import (
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+    _InertConfig,
+    _RestrictedUnpickler,
+    check_state_dict,
+)
+
+__all__ = [
+    'CMR_CHECKPOINT_WRAPPER_KEY',
+    'CmrMeshHierarchy',
+    'cmr_state_dict',
+    'check_cmr_state_dict',
+    'load_cmr_transforms',
+    'sparse_from_csc_state',
+]
+
+CMR_CHECKPOINT_WRAPPER_KEY = 'model_state_dict'
+"""Key of the weights in a training checkpoint (the official loader's test)."""
+
+# scipy moved the sparse classes to private modules in 1.8; files name either.
+_SPARSE_GLOBALS = frozenset(
+    {
+        'scipy.sparse.csc.csc_matrix',
+        'scipy.sparse._csc.csc_matrix',
+        'scipy.sparse.csr.csr_matrix',
+        'scipy.sparse._csr.csr_matrix',
+    }
+)
+
+
+class _InertSparse(_InertConfig):
+    """Stand-in for a pickled scipy sparse matrix: keeps its state, runs nothing."""
+
+    source_global = 'scipy.sparse'
+
+
+class _TransformUnpickler(_RestrictedUnpickler):
+    """The checkpoint unpickler plus the scipy sparse classes (as inert stand-ins)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if f'{module}.{name}' in _SPARSE_GLOBALS:
+            return type(f'Inert_{name}', (_InertSparse,), {'source_global': f'{module}.{name}'})
+        return super().find_class(module, name)
+
+
+def sparse_from_csc_state(state: Mapping[str, Any], *, csr: bool = False) -> torch.Tensor:
+    """A coalesced float32 torch sparse COO matrix from a pickled CSC (or CSR) state dict.
+
+    Args:
+        state: ``_shape`` (rows, cols), ``indices``, ``indptr`` and ``data`` arrays.
+        csr: the state is CSR (``indptr`` over rows) instead of CSC (over columns).
+
+    Raises:
+        CorruptCheckpointError: missing fields or inconsistent array sizes.
+    """
+    try:
+        shape = tuple(int(n) for n in state['_shape'])
+        indices = np.asarray(state['indices'], dtype=np.int64)
+        indptr = np.asarray(state['indptr'], dtype=np.int64)
+        data = np.asarray(state['data'], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CorruptCheckpointError(f'sparse matrix state is incomplete: {error}') from error
+    major = shape[0] if csr else shape[1]
+    if (
+        len(shape) != 2
+        or indptr.shape != (major + 1,)
+        or indices.shape != data.shape
+        or indptr[-1] != len(data)
+        or np.any(np.diff(indptr) < 0)
+        or (len(indices) and (indices.min() < 0 or indices.max() >= shape[1 if csr else 0]))
+    ):
+        raise CorruptCheckpointError(
+            f'sparse matrix state is inconsistent: shape {shape}, indptr {indptr.shape}, '
+            f'indices {indices.shape}, data {data.shape}'
+        )
+    outer = np.repeat(np.arange(major), np.diff(indptr))
+    rows, cols = (outer, indices) if csr else (indices, outer)
+    matrix = torch.sparse_coo_tensor(
+        torch.from_numpy(np.stack((rows, cols))),
+        torch.from_numpy(data).float(),
+        shape,
+        check_invariants=True,
+    )
+    return matrix.coalesce()
+
+
+class CmrMeshHierarchy(NamedTuple):
+    """CMR's mesh levels, finest first (hand: 778, 389, 195, 98, 49 vertices).
+
+    Attributes:
+        vertices: per level (V_l, 3) float64 template positions.
+        faces: per level (F_l, 3) int64 vertex indices.
+        down_transforms: per step l -> l+1, (V_{l+1}, V_l) sparse selection matrix.
+        up_transforms: per step l+1 -> l, (V_l, V_{l+1}) sparse interpolation matrix.
+    """
+
+    vertices: list[np.ndarray]
+    faces: list[np.ndarray]
+    down_transforms: list[torch.Tensor]
+    up_transforms: list[torch.Tensor]
+
+
+def _matrix(value: Any, what: str) -> torch.Tensor:
+    if not isinstance(value, _InertSparse):
+        raise CorruptCheckpointError(f'{what} is {type(value).__name__}, not a sparse matrix')
+    state = value.__dict__.get('pickle_state')
+    if not isinstance(state, Mapping):
+        raise CorruptCheckpointError(f'{what} has no sparse state')
+    return sparse_from_csc_state(state, csr='csr' in value.source_global)
+
+
+def load_cmr_transforms(path: str | os.PathLike[str]) -> CmrMeshHierarchy:
+    """Reads CMR's ``transform.pkl`` without scipy and without executing code from it.
+
+    Raises:
+        FileNotFoundError: the file is missing (it is MANO-derived: the user supplies it).
+        UnsafeCheckpointError: the pickle asks for a global outside the allow-list.
+        CorruptCheckpointError: the content is not CMR's hierarchy layout.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(
+            f'CMR mesh hierarchy not found: {file}. It is template/transform.pkl of '
+            'SeanChenxy/HandMesh (MANO-derived, not shipped); see docs/cmr.md.'
+        )
+    try:
+        with file.open('rb') as stream:
+            loaded = _TransformUnpickler(stream, encoding='latin1').load()
+    except UnsafeCheckpointError as error:
+        raise UnsafeCheckpointError(error.global_name, file) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        raise CorruptCheckpointError(f'cannot read {file}: {error}') from error
+    keys = ('vertices', 'face', 'down_transform', 'up_transform')
+    if not isinstance(loaded, Mapping) or any(k not in loaded for k in keys):
+        found = sorted(loaded) if isinstance(loaded, Mapping) else type(loaded).__name__
+        raise CorruptCheckpointError(f'{file}: expected a dict with {keys}; found {found}')
+    vertices = [np.asarray(v, dtype=np.float64) for v in loaded['vertices']]
+    faces = [np.asarray(f).astype(np.int64) for f in loaded['face']]
+    down = [
+        _matrix(m, f'{file} down_transform[{i}]') for i, m in enumerate(loaded['down_transform'])
+    ]
+    up = [_matrix(m, f'{file} up_transform[{i}]') for i, m in enumerate(loaded['up_transform'])]
+    levels = len(vertices)
+    if not (len(faces) == levels and len(down) == len(up) == levels - 1):
+        raise CorruptCheckpointError(
+            f'{file}: {levels} vertex levels, {len(faces)} face levels, {len(down)} down and '
+            f'{len(up)} up transforms (expected L, L, L-1, L-1)'
+        )
+    for level in range(levels - 1):
+        fine, coarse = len(vertices[level]), len(vertices[level + 1])
+        if tuple(down[level].shape) != (coarse, fine) or tuple(up[level].shape) != (fine, coarse):
+            raise CorruptCheckpointError(
+                f'{file}: level {level}: down {tuple(down[level].shape)} and up '
+                f'{tuple(up[level].shape)} do not match {fine} -> {coarse} vertices'
+            )
+    return CmrMeshHierarchy(vertices, faces, down, up)
+
+
+def cmr_state_dict(loaded: Any) -> dict[str, torch.Tensor]:
+    """The weights of a loaded CMR file: ``model_state_dict`` when present, else the dict itself.
+
+    Raises:
+        CorruptCheckpointError: the object holds no tensors by name.
+    """
+    if isinstance(loaded, Mapping) and isinstance(loaded.get(CMR_CHECKPOINT_WRAPPER_KEY), Mapping):
+        loaded = loaded[CMR_CHECKPOINT_WRAPPER_KEY]
+    if not isinstance(loaded, Mapping) or not all(
+        isinstance(v, torch.Tensor) for v in loaded.values()
+    ):
+        raise CorruptCheckpointError(
+            "not a CMR checkpoint: expected a state dict or a dict with 'model_state_dict'"
+        )
+    return dict(loaded)
+
+
+def check_cmr_state_dict(
+    expected: Mapping[str, Any], state_dict: Mapping[str, Any], *, name: str = 'CMR'
+) -> None:
+    """Strict key/shape check of a CMR state dict against a model's ``state_dict_shapes``.
+
+    The official loader is strict, so nothing is allowed missing or unexpected except
+    BatchNorm's ``num_batches_tracked`` (absent from files written by old PyTorch versions).
+    """
+    check_state_dict(
+        expected,
+        state_dict,
+        allowed_missing=('*.num_batches_tracked',),
+        context=f'checkpoint does not match {name}',
+    )
