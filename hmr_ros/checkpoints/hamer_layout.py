@@ -72,6 +72,14 @@ DISCRIMINATOR_SHAPES: dict[str, tuple[int, ...]] = {
 """HaMeR's HMR-style discriminator (A.5): 46 tensors, 1,545,211 parameters."""
 
 
+def is_official_hamer_checkpoint(ckpt: Any) -> bool:
+    """Whether a loaded file is HaMeR's Lightning checkpoint ('state_dict' with mano_head.*)."""
+    if not isinstance(ckpt, Mapping):
+        return False
+    state = ckpt.get(STATE_DICT_KEY)
+    return isinstance(state, Mapping) and any(str(k).startswith('mano_head.') for k in state)
+
+
 def hamer_state_dict_from_official(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:
     """Select the hand expert's weights from a loaded HaMeR Lightning checkpoint.
 

@@ -33,6 +33,7 @@ __all__ = [
     'SMPLERX_ENCODER_SIZES',
     'SMPLERX_MODULE_NAMES',
     'detect_smplerx_variant',
+    'is_official_smplerx_checkpoint',
     'official_smplerx_checkpoint',
     'smplerx_state_dict_from_official',
 ]
@@ -72,6 +73,11 @@ SMPLERX_ENCODER_SIZES: Mapping[tuple[int, int], str] = {
 that this table agrees with the registered variants)."""
 
 _BLOCK_KEY = re.compile(r'^encoder\.blocks\.(\d+)\.')
+
+
+def is_official_smplerx_checkpoint(ckpt: Any) -> bool:
+    """Whether a loaded file is a SMPLer-X checkpoint: a mapping with a 'network' mapping."""
+    return isinstance(ckpt, Mapping) and isinstance(ckpt.get(OFFICIAL_CONTAINER_KEY), Mapping)
 
 
 def smplerx_state_dict_from_official(ckpt: Mapping[str, Any]) -> dict[str, torch.Tensor]:

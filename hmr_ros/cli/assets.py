@@ -38,6 +38,7 @@ from hmr_ros.cli.checkpoints import (
     ModelFamily,
     convert_checkpoint,
 )
+from hmr_ros.models.registry import ModelRegistryError
 
 DEFAULT_VARIANTS: tuple[str, ...] = ('hamer_tiny', 'smplerx_tiny')
 README_NAME = 'README.txt'
@@ -106,7 +107,7 @@ def family_of_variant(variant: str) -> ModelFamily:
     for family in FAMILIES.values():
         try:
             names = family.variant_names()
-        except ConversionError as error:
+        except (ConversionError, ModelRegistryError) as error:
             unavailable.append(str(error))
             continue
         if variant in names:

@@ -1,16 +1,17 @@
-"""``hmr-ros convert-checkpoint``: official HaMeR / SMPLer-X checkpoint -> hmr_ros model file.
+"""``hmr-ros convert-checkpoint``: an official checkpoint -> hmr_ros model file.
 
-The official files are pickles in two layouts (hamer-smplerx-reference.md, A.1 and B.7): HaMeR's
-Lightning checkpoint (weights under ``state_dict``, keys ``backbone.*``, ``mano_head.*``, plus
-``discriminator.*`` and ``mano.*``) and SMPLer-X's ``{'network': ...}`` with ``module.``-prefixed
-keys. Conversion, in order:
+The families and their layouts come from the model registry (hmr_ros.models.registry;
+docs/seed-models.md): HaMeR's Lightning checkpoint (weights under ``state_dict``, keys
+``backbone.*``, ``mano_head.*``, plus ``discriminator.*`` and ``mano.*``), SMPLer-X's
+``{'network': ...}`` with ``module.``-prefixed keys, FastMETRO's raw ``*_state_dict.bin`` state
+dict, and any family registered later. Conversion, in order:
 
 1. hash the source (SHA-256, recorded in the model card);
 2. read it with ``load_torch_file`` (no code from the file runs);
 3. detect the model family from the layout, unless ``--model`` names it;
 4. map the keys to our modules' names with the family's pure layout function;
-5. detect the variant (SMPLer-X from encoder width and depth; HaMeR by matching every registered
-   variant built on the 'meta' device), unless ``--variant`` names it;
+5. detect the variant (the family's detector, e.g. SMPLer-X from encoder width and depth; else by
+   matching every registered variant built on the 'meta' device), unless ``--variant`` names it;
 6. check every key and shape against that variant built on 'meta' (no memory allocated);
 7. write ``DST.safetensors`` with its model card and print a summary.
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -39,6 +39,7 @@ from hmr_ros.checkpoints.safe_load import (
     load_torch_file,
     state_dict_shapes,
 )
+from hmr_ros.models.registry import ModelEntry, ModelRegistryError, all_models, detect_model
 
 # Exit status of a failed conversion (argparse uses 2 for usage errors).
 EXIT_FAILURE = 1
@@ -49,93 +50,46 @@ class ConversionError(CheckpointError):
     """A checkpoint cannot be converted; the message says why and what to do."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelFamily:
-    """How one official model family is recognised, converted and rebuilt.
+ModelFamily = ModelEntry
+"""A model family as the registry (hmr_ros.models.registry) describes it."""
 
-    Names are module paths and attribute names, imported only when used, so that this command
-    reports a clear error when a part of hmr_ros is missing instead of failing at import.
 
-    Attributes:
-        name: model card ``model`` value, e.g. ``'hamer'``.
-        title: human-readable name for messages.
-        layout_module: module holding the layout functions.
-        from_official: function ``(ckpt) -> state_dict`` in ``layout_module``.
-        to_official: function building an official-layout checkpoint from our state dict.
-        model_module: module holding the builder and the variant registry.
-        builder: function ``(variant) -> nn.Module`` in ``model_module``.
-        variants: registry (mapping or collection of names) in ``model_module``.
-        variant_detector: optional ``(state_dict) -> variant`` in ``layout_module``; without one
-            the variant is found by matching every registered variant's shapes.
-        official_suffix: file name suffix of official checkpoints of this family.
+def _families() -> dict[str, ModelEntry]:
+    return all_models()
+
+
+FAMILIES: dict[str, ModelEntry] = _families()
+"""Every registered family by name (the registry's table, read at import)."""
+
+
+def build_on_meta(family: ModelEntry, variant: str) -> nn.Module:
+    """The variant's module on the 'meta' device: shapes without memory.
+
+    Raises:
+        ConversionError: unknown variant, or the builder returned something else.
     """
-
-    name: str
-    title: str
-    layout_module: str
-    from_official: str
-    to_official: str
-    model_module: str
-    builder: str
-    variants: str
-    variant_detector: str | None
-    official_suffix: str
-
-    def attribute(self, module: str, name: str) -> Any:
-        """Imports ``module`` and returns its attribute ``name``, with a clear error if absent."""
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError) as error:
-            raise ConversionError(
-                f'This hmr_ros build cannot handle {self.title} checkpoints: {module}.{name} is '
-                f'unavailable ({error}).'
-            ) from error
-
-    def variant_names(self) -> list[str]:
-        """Registered variant names of this family."""
-        return list(self.attribute(self.model_module, self.variants))
-
-    def build_on_meta(self, variant: str) -> nn.Module:
-        """The variant's module on the 'meta' device: shapes without memory."""
-        known = self.variant_names()
-        if variant not in known:
-            raise ConversionError(
-                f'Unknown {self.title} variant {variant!r}; known variants: {", ".join(known)}.'
-            )
-        build = self.attribute(self.model_module, self.builder)
+    try:
         with torch.device('meta'):
-            module = build(variant)
-        if not isinstance(module, nn.Module):
-            raise ConversionError(f'{self.model_module}.{self.builder} did not return a module.')
-        return module
+            module = family.build(variant)
+    except ModelRegistryError as error:
+        raise ConversionError(str(error)) from error
+    if not isinstance(module, nn.Module):
+        raise ConversionError(f'{family.model_module}.{family.builder} did not return a module.')
+    return module
 
 
-FAMILIES: dict[str, ModelFamily] = {
-    'hamer': ModelFamily(
-        name='hamer',
-        title='HaMeR',
-        layout_module='hmr_ros.checkpoints.hamer_layout',
-        from_official='hamer_state_dict_from_official',
-        to_official='official_hamer_checkpoint',
-        model_module='hmr_ros.models.hand_expert',
-        builder='build_hand_expert',
-        variants='HAND_EXPERT_VARIANTS',
-        variant_detector=None,
-        official_suffix='.ckpt',
-    ),
-    'smplerx': ModelFamily(
-        name='smplerx',
-        title='SMPLer-X',
-        layout_module='hmr_ros.checkpoints.smplerx_layout',
-        from_official='smplerx_state_dict_from_official',
-        to_official='official_smplerx_checkpoint',
-        model_module='hmr_ros.models.whole_body',
-        builder='build_whole_body',
-        variants='WHOLE_BODY_VARIANTS',
-        variant_detector='detect_smplerx_variant',
-        official_suffix='.pth.tar',
-    ),
-}
+def _attribute(family: ModelEntry, module: str, name: str) -> Any:
+    try:
+        return family.attribute(module, name)
+    except ModelRegistryError as error:
+        raise ConversionError(str(error)) from error
+
+
+def _variant_names(family: ModelEntry) -> list[str]:
+    try:
+        return family.variant_names()
+    except ModelRegistryError as error:
+        raise ConversionError(str(error)) from error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,34 +125,32 @@ class ConversionResult:
         )
 
 
-def detect_family(checkpoint: Any) -> ModelFamily:
-    """Recognises the official layout of a loaded checkpoint.
+def detect_family(checkpoint: Any) -> ModelEntry:
+    """Recognises the official layout of a loaded checkpoint (each registry entry's predicate).
 
     A HaMeR Lightning checkpoint is a mapping whose ``state_dict`` holds ``mano_head.*`` keys; a
-    SMPLer-X checkpoint is a mapping with a ``network`` mapping.
+    SMPLer-X checkpoint is a mapping with a ``network`` mapping; a FastMETRO file is a raw state
+    dict with ``transformer_1.*`` and ``cam_token_embed.weight``.
 
     Raises:
-        ConversionError: neither layout fits; the message lists the top-level keys.
+        ConversionError: no layout fits; the message lists the top-level keys.
     """
+    entry = detect_model(checkpoint)
+    if entry is not None:
+        return entry
     if isinstance(checkpoint, Mapping):
-        state = checkpoint.get('state_dict')
-        if isinstance(state, Mapping) and any(str(k).startswith('mano_head.') for k in state):
-            return FAMILIES['hamer']
-        if isinstance(checkpoint.get('network'), Mapping):
-            return FAMILIES['smplerx']
         keys = ', '.join(repr(k) for k in list(checkpoint)[:10]) or 'none'
         found = f'a mapping with top-level keys {keys}'
     else:
         found = f'a {type(checkpoint).__name__}'
+    known = ', '.join(f'{e.title} (--model {e.name})' for e in FAMILIES.values())
     raise ConversionError(
-        f'Cannot tell which model this checkpoint holds: found {found}. Expected a HaMeR '
-        "Lightning checkpoint ('state_dict' with mano_head.* keys) or a SMPLer-X checkpoint "
-        "('network'); "
-        'pass --model hamer or --model smplerx if the file uses another container.'
+        f'Cannot tell which model this checkpoint holds: found {found}. Known official '
+        f'layouts: {known}; pass --model if the file uses another container.'
     )
 
 
-def detect_variant(family: ModelFamily, state_dict: Mapping[str, torch.Tensor]) -> str:
+def detect_variant(family: ModelEntry, state_dict: Mapping[str, torch.Tensor]) -> str:
     """Registered variant the converted state dict belongs to.
 
     Uses the family's own detector when it has one. Otherwise every registered variant is built on
@@ -210,18 +162,18 @@ def detect_variant(family: ModelFamily, state_dict: Mapping[str, torch.Tensor]) 
         ConversionError: the family's detector cannot place the weights, or no variant exists.
     """
     if family.variant_detector is not None:
-        detector = family.attribute(family.layout_module, family.variant_detector)
+        detector = _attribute(family, family.layout_module, family.variant_detector)
         try:
             return str(detector(state_dict))
         except (KeyError, ValueError) as error:
             raise ConversionError(
                 f'Cannot detect the {family.title} variant: {error}. Pass --variant '
-                f'(one of {", ".join(family.variant_names())}).'
+                f'(one of {", ".join(_variant_names(family))}).'
             ) from error
     found = state_dict_shapes(state_dict)
     scores = []
-    for variant in family.variant_names():
-        expected = state_dict_shapes(family.build_on_meta(variant))
+    for variant in _variant_names(family):
+        expected = state_dict_shapes(build_on_meta(family, variant))
         differing = len(expected.keys() ^ found.keys())
         differing += sum(1 for k in expected.keys() & found.keys() if expected[k] != found[k])
         if differing == 0:
@@ -271,7 +223,7 @@ def convert_checkpoint(
     source_sha256 = sha256_file(source)
     family = detect_family(checkpoint) if model == 'auto' else FAMILIES[model]
     to_ours: Callable[[Any], Mapping[str, torch.Tensor]]
-    to_ours = family.attribute(family.layout_module, family.from_official)
+    to_ours = _attribute(family, family.layout_module, family.from_official)
     try:
         state_dict = dict(to_ours(checkpoint))
     except CheckpointError:
@@ -281,7 +233,7 @@ def convert_checkpoint(
             f'{source} is not a {family.title} checkpoint in the official layout ({error}).'
         ) from error
     variant = variant or detect_variant(family, state_dict)
-    module = family.build_on_meta(variant)
+    module = build_on_meta(family, variant)
     check_state_dict(
         state_dict_shapes(module),
         state_dict,
@@ -316,13 +268,15 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Adds ``convert-checkpoint`` to the ``hmr-ros`` command."""
+    titles = '/'.join(entry.title for entry in FAMILIES.values())
+    files = ', '.join(f'{e.title} *{e.official_suffix}' for e in FAMILIES.values())
     parser = subparsers.add_parser(
         'convert-checkpoint',
-        help='convert an official HaMeR/SMPLer-X checkpoint to an hmr_ros .safetensors file',
+        help=f'convert an official {titles} checkpoint to an hmr_ros .safetensors file',
         description=(
-            'Read an official HaMeR (.ckpt) or SMPLer-X (.pth.tar) checkpoint without running '
-            'code from it, check every key and shape against the detected variant, and write an '
-            'hmr_ros model file (safetensors with a model card recording the source sha256).'
+            f'Read an official checkpoint ({files}) without running code from it, check every '
+            'key and shape against the detected variant, and write an hmr_ros model file '
+            '(safetensors with a model card recording the source sha256).'
         ),
     )
     parser.add_argument('src', type=Path, metavar='SRC', help='official checkpoint file')
