@@ -37,11 +37,21 @@ from hmr_ros.checkpoints.safe_load import (
 __all__ = [
     'CMR_CHECKPOINT_WRAPPER_KEY',
     'CmrMeshHierarchy',
-    'cmr_state_dict',
     'check_cmr_state_dict',
+    'cmr_state_dict',
+    'cmr_state_dict_from_official',
+    'detect_cmr_variant',
+    'is_official_cmr_checkpoint',
     'load_cmr_transforms',
+    'official_cmr_checkpoint',
     'sparse_from_csc_state',
 ]
+
+# Keys only CMR's classes have: the first decoder Linear and the final uv + mask head.
+_SIGNATURE_KEYS = ('de_layers.0.weight', 'uvm_head.conv.weight')
+_SG_KEY = 'mask_head.conv.weight'
+_PG_KEY = 'uv_prior_head.conv.weight'
+_RESNET50_KEY = 'backbone1.layer1.0.conv3.weight'  # bottlenecks have a third conv
 
 CMR_CHECKPOINT_WRAPPER_KEY = 'model_state_dict'
 """Key of the weights in a training checkpoint (the official loader's test)."""
@@ -216,3 +226,46 @@ def check_cmr_state_dict(
         allowed_missing=('*.num_batches_tracked',),
         context=f'checkpoint does not match {name}',
     )
+
+
+def _weights(ckpt: Any) -> Mapping[str, Any] | None:
+    if not isinstance(ckpt, Mapping):
+        return None
+    inner = ckpt.get(CMR_CHECKPOINT_WRAPPER_KEY)
+    return inner if isinstance(inner, Mapping) else ckpt
+
+
+def is_official_cmr_checkpoint(ckpt: Any) -> bool:
+    """Whether a loaded file is a CMR checkpoint (raw or wrapped); never raises."""
+    weights = _weights(ckpt)
+    return weights is not None and all(key in weights for key in _SIGNATURE_KEYS)
+
+
+def cmr_state_dict_from_official(ckpt: Any) -> dict[str, torch.Tensor]:
+    """Our state dict of an official CMR file: the same keys (the port keeps the names)."""
+    return cmr_state_dict(ckpt)
+
+
+def detect_cmr_variant(state_dict: Mapping[str, Any]) -> str:
+    """'cmr_{sg,pg}_{r18,r50}' from the prior head and the encoder's block type.
+
+    Raises:
+        KeyError: neither CMR-SG's mask head nor CMR-PG's pose-prior head is present.
+    """
+    if _SG_KEY in state_dict:
+        kind = 'sg'
+    elif _PG_KEY in state_dict:
+        kind = 'pg'
+    else:
+        raise KeyError(f'neither {_SG_KEY} (CMR-SG) nor {_PG_KEY} (CMR-PG) is in the file')
+    return f'cmr_{kind}_{"r50" if _RESNET50_KEY in state_dict else "r18"}'
+
+
+def official_cmr_checkpoint(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """A training checkpoint in the official layout (``cmr/main.py`` saves this dict)."""
+    return {
+        'epoch': 0,
+        CMR_CHECKPOINT_WRAPPER_KEY: dict(state_dict),
+        'optimizer_state_dict': {},
+        'scheduler_state_dict': {},
+    }

@@ -32,7 +32,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hmr_ros.models.alternatives.spiral_conv import SpiralMeshDecoder, decode_mesh
+from hmr_ros.checkpoints.cmr_layout import CmrMeshHierarchy
+from hmr_ros.models.alternatives.spiral_conv import (
+    SpiralMeshDecoder,
+    decode_mesh,
+    set_decoder_hierarchy,
+)
 from hmr_ros.models.alternatives.spiral_indices import spiral_indices
 from hmr_ros.models.backbones.resnet import ResNet, resnet18, resnet50
 
@@ -42,7 +47,10 @@ __all__ = [
     'CmrConfig',
     'CmrModel',
     'CmrOutput',
+    'CMR_HAND_LEVELS',
+    'CMR_VARIANTS',
     'build_cmr',
+    'cmr_from_hierarchy',
     'cmr_spirals',
 ]
 
@@ -89,6 +97,20 @@ class CmrConfig:
             raise ValueError(f"variant must be 'sg' or 'pg'; got {self.variant!r}")
         if self.backbone not in ('resnet18', 'resnet50'):
             raise ValueError(f"backbone must be 'resnet18' or 'resnet50'; got {self.backbone!r}")
+
+
+CMR_VARIANTS: dict[str, CmrConfig] = {
+    'cmr_sg_r18': CmrConfig('sg', 'resnet18'),
+    'cmr_pg_r18': CmrConfig('pg', 'resnet18'),
+    'cmr_sg_r50': CmrConfig('sg', 'resnet50'),
+    'cmr_pg_r50': CmrConfig('pg', 'resnet50'),
+}
+"""Registered CMR hand variants (FreiHAND-trained, 21 joints; released files: SG/PG-R18)."""
+
+CMR_HAND_LEVELS = (778, 389, 195, 98, 49)
+"""Vertices per level of the published hand hierarchy, finest first."""
+UP_TRANSFORM_NONZEROS = 3
+"""Non-zeros per row of the published up-sampling matrices (inspected asset)."""
 
 
 class CmrOutput(NamedTuple):
@@ -265,9 +287,26 @@ class CmrModel(nn.Module):
         self.upsamples = decoder.upsamples
         self.register_buffer('pixel_mean', torch.full((1, 3, 1, 1), PIXEL_MEAN), persistent=False)
         self.register_buffer('pixel_std', torch.full((1, 3, 1, 1), PIXEL_STD), persistent=False)
+        self.hierarchy_loaded = True
 
     pixel_mean: Tensor
     pixel_std: Tensor
+
+    def set_mesh_hierarchy(
+        self, spirals: Sequence[Tensor], up_transforms: Sequence[Tensor]
+    ) -> None:
+        """Installs the spiral indices and up-sampling matrices (they are not in checkpoints).
+
+        Args:
+            spirals: (V_l, 27) per level, finest first (``cmr_spirals`` of the user's
+                ``transform.pkl``).
+            up_transforms: sparse (V_l, V_{l+1}) per level, finest first.
+
+        Raises:
+            ValueError: sizes differ from the model's levels.
+        """
+        set_decoder_hierarchy(self.de_layers, self.heads, self.upsamples, spirals, up_transforms)
+        self.hierarchy_loaded = True
 
     def _prior(self, features: list[Tensor]) -> Tensor:
         if self.config.variant == 'sg':
@@ -275,7 +314,17 @@ class CmrModel(nn.Module):
         return _decode_map(self.uv_prior_delayer, self.uv_prior_head, features)
 
     def forward(self, images: Tensor) -> CmrOutput:
-        """(B, 3, 224, 224) RGB right-hand crops in [0, 1] -> CmrOutput."""
+        """(B, 3, 224, 224) RGB right-hand crops in [0, 1] -> CmrOutput.
+
+        Raises:
+            RuntimeError: built by ``build_cmr`` without the mesh hierarchy.
+        """
+        if not self.hierarchy_loaded:
+            raise RuntimeError(
+                'CMR needs its mesh hierarchy (template/transform.pkl of SeanChenxy/HandMesh, '
+                'MANO-derived, supplied by the user): load it with load_cmr_transforms and call '
+                'set_mesh_hierarchy(cmr_spirals(...), up_transforms) (docs/cmr.md)'
+            )
         x = (images - self.pixel_mean) / self.pixel_std
         stem, features1 = self.backbone1(x)
         prior = self._prior(features1)
@@ -309,11 +358,34 @@ def cmr_spirals(
     return [spiral_indices(v, f, length) for v, f in zip(vertices[:-1], faces[:-1], strict=True)]
 
 
-def build_cmr(
-    config: CmrConfig,
-    vertices: Sequence[np.ndarray],
-    faces: Sequence[np.ndarray],
-    up_transforms: Sequence[Tensor],
-) -> CmrModel:
-    """CMR over a mesh hierarchy (``load_cmr_transforms``); spirals regenerated from it."""
-    return CmrModel(config, cmr_spirals(vertices, faces), up_transforms)
+def build_cmr(name: str) -> CmrModel:
+    """A registered variant, fresh weights, *no* mesh hierarchy yet (the registry's builder).
+
+    The published level sizes fix every parameter shape, so the model checks and loads official
+    checkpoints (also on 'meta'); it runs only after ``set_mesh_hierarchy``, and says so.
+
+    Raises:
+        ValueError: unknown name; the message lists the known ones.
+    """
+    if name not in CMR_VARIANTS:
+        raise ValueError(f'unknown CMR variant {name!r}; known: {", ".join(CMR_VARIANTS)}')
+    spirals, ups = [], []
+    for fine, coarse in zip(CMR_HAND_LEVELS[:-1], CMR_HAND_LEVELS[1:], strict=True):
+        spirals.append(torch.zeros(fine, SPIRAL_LENGTH, dtype=torch.long))
+        ups.append(
+            torch.sparse_coo_tensor(
+                torch.zeros(2, 0, dtype=torch.long), [], (fine, coarse), check_invariants=True
+            )
+        )
+    model = CmrModel(CMR_VARIANTS[name], spirals, ups)
+    model.hierarchy_loaded = False
+    return model
+
+
+def cmr_from_hierarchy(name: str, hierarchy: CmrMeshHierarchy) -> CmrModel:
+    """A registered variant over the user's mesh hierarchy; spirals regenerated from it."""
+    model = build_cmr(name)
+    model.set_mesh_hierarchy(
+        cmr_spirals(hierarchy.vertices, hierarchy.faces), hierarchy.up_transforms
+    )
+    return model

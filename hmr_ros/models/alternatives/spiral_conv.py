@@ -30,6 +30,7 @@ __all__ = [
     'SpiralConv',
     'SpiralMeshDecoder',
     'decode_mesh',
+    'set_decoder_hierarchy',
     'upsample_vertices',
 ]
 
@@ -54,6 +55,15 @@ class SpiralConv(nn.Module):
         nn.init.zeros_(self.layer.bias)
 
     indices: Tensor
+
+    def set_indices(self, spiral: Tensor) -> None:
+        """Replaces the indices by the first L entries of a (V, >= L) spiral."""
+        num_vertices, length = self.indices.shape
+        if spiral.shape[0] != num_vertices or spiral.shape[1] < length:
+            raise ValueError(
+                f'spiral {tuple(spiral.shape)} does not fit ({num_vertices}, >= {length})'
+            )
+        self.indices = spiral[:, :length].to(device=self.indices.device, dtype=torch.long)
 
     def forward(self, x: Tensor) -> Tensor:
         """(B, V, C_in) -> (B, V, C_out)."""
@@ -89,11 +99,22 @@ class _Upsample(nn.Module):
 
     def __init__(self, matrix: Tensor) -> None:
         super().__init__()
+        self.shape = (int(matrix.shape[0]), int(matrix.shape[1]))
+        self.size = self.shape[0]
         matrix = matrix.coalesce() if matrix.is_sparse else matrix.to_sparse().coalesce()
-        self.size = int(matrix.shape[0])
         self.register_buffer('rows', matrix.indices()[0].clone(), persistent=False)
         self.register_buffer('cols', matrix.indices()[1].clone(), persistent=False)
         self.register_buffer('values', matrix.values().float().clone(), persistent=False)
+
+    def set_matrix(self, matrix: Tensor) -> None:
+        """Replaces the matrix by one of the same shape."""
+        if tuple(matrix.shape) != self.shape:
+            raise ValueError(f'up transform {tuple(matrix.shape)} does not fit {self.shape}')
+        matrix = matrix.coalesce() if matrix.is_sparse else matrix.to_sparse().coalesce()
+        device = self.rows.device
+        self.rows = matrix.indices()[0].to(device)
+        self.cols = matrix.indices()[1].to(device)
+        self.values = matrix.values().float().to(device)
 
     def forward(self, x: Tensor) -> Tensor:
         return upsample_vertices(x, self.rows, self.cols, self.values, self.size)
@@ -191,3 +212,32 @@ def decode_mesh(
         predictions.append(prediction)
         x = torch.cat((x, prediction), dim=2)
     return predictions[::-1]
+
+
+def set_decoder_hierarchy(
+    de_layers: nn.ModuleList,
+    heads: nn.ModuleList,
+    upsamples: nn.ModuleList,
+    spirals: Sequence[Tensor],
+    up_transforms: Sequence[Tensor],
+) -> None:
+    """Installs spirals and up transforms (finest first) into a decoder's modules.
+
+    Raises:
+        ValueError: a level's size differs from the decoder's.
+    """
+    levels = len(heads)
+    if len(spirals) != levels or len(up_transforms) != levels:
+        raise ValueError(
+            f'need {levels} spirals and up transforms; got {len(spirals)}, {len(up_transforms)}'
+        )
+    for step in range(levels):
+        level = levels - 1 - step  # coarse to fine, as the layers run
+        deblock = de_layers[step + 1]
+        head = heads[step]
+        assert isinstance(deblock, ParallelDeblock) and isinstance(head, SpiralConv)
+        for conv in (deblock.conv, deblock.conv_2d3, deblock.conv_d3, deblock.conv1, head):
+            conv.set_indices(spirals[level])
+    for upsample, matrix in zip(upsamples, up_transforms, strict=True):
+        assert isinstance(upsample, _Upsample)
+        upsample.set_matrix(matrix)
