@@ -63,6 +63,7 @@ from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
 from hmr_ros.pipeline.detectors.follow import FollowFrontEnd, points_in_image
 from hmr_ros.pipeline.detectors.plugin import load_detector
+from hmr_ros.pipeline.hand_roots import with_hand_roots
 from hmr_ros.pipeline.protocol import Frame, PipelineOptions, RuntimeSettings
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
 from hmr_ros.pipeline.smoothing import TrackFilterBank
@@ -307,6 +308,7 @@ class PipelineRunner:
         )
         with torch.inference_mode(), autocast:
             output = self._model(image, boxes, batch_index, intrinsics)
+            output = with_hand_roots(output, self._settings.hand_root)
         host = _to_host(output, self._settings.publish_vertices)
         return [
             _PersonEstimate({name: value[p] for name, value in host.items()})

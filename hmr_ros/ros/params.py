@@ -23,6 +23,7 @@ from hmr_ros.pipeline.operator_selection import OPERATOR_MODES, OperatorConfig
 from hmr_ros.pipeline.protocol import (
     ADAPTER_CHOICES,
     DEVICE_CHOICES_HINT,
+    HAND_ROOT_SOURCES,
     PRECISION_CHOICES,
     ModelOptions,
     PipelineOptions,
@@ -326,6 +327,13 @@ class OutputParams(ParameterGroup):
         "Wrist orientation: 'operator' (x to middle knuckle, z palm normal) or 'smplx'",
         choices=HAND_FRAME_CONVENTIONS,
     )
+    hand_root: str = parameter(
+        'mesh',
+        "Hand wrist positions: 'mesh' (the SMPL-X mesh's wrists) or 'registered' (2D "
+        'registration onto the hand keypoints, where valid and near the body wrist)',
+        choices=HAND_ROOT_SOURCES,
+        dynamic=True,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -606,6 +614,7 @@ def runtime_settings(params: HmrNodeParams) -> RuntimeSettings:
         min_box_px=params.detection.min_box_px,
         min_hand_confidence=params.safety.min_hand_confidence,
         publish_vertices=params.output.publish_vertices,
+        hand_root=params.output.hand_root,
     )
 
 
