@@ -32,6 +32,7 @@ a linear embedding, as HMR2.0 feeds its estimate into its token.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -282,6 +283,9 @@ class DeformableBodyDecoder(nn.Module):
         init_cam: (3,) starting camera parameters.
     """
 
+    adapter_name = 'deformable_decoder'
+    """Model name in the files the trainer writes (checkpoints/adapter_files.py)."""
+
     init_pose_6d: Tensor
     init_betas: Tensor
     init_cam: Tensor
@@ -314,6 +318,12 @@ class DeformableBodyDecoder(nn.Module):
         self.register_buffer('init_pose_6d', init_pose_6d.float().clone())
         self.register_buffer('init_betas', init_betas.float().clone())
         self.register_buffer('init_cam', init_cam.float().clone())
+
+    def file_config(self) -> dict[str, int | float | bool | str]:
+        """Sizes that fix the state-dict shapes (written beside the weights)."""
+        config = dataclasses.asdict(self.config)
+        height, width = config.pop('feature_hw')
+        return {**config, 'feature_h': height, 'feature_w': width}
 
     def forward(self, features: Tensor) -> DeformableBodyOutput:
         """(B, C, H, W) ViT feature map -> DeformableBodyOutput."""
