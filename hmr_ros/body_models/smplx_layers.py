@@ -11,6 +11,11 @@ Hand-pose conventions (reference PART D.6; architecture 'hands_mean'):
 - `SMPLXLayer` and `MANOLayer` ignore the model's hand mean: the poses they take are the full
   finger articulation (the flat-hand convention, `flat_hand_mean=True`). HaMeR's MANO regresses
   poses in this convention, so they go in unchanged.
+Model files are read by `model_files.read_body_model_file` (official chumpy/scipy pickles
+included, never with an unrestricted unpickler), and smplx gets plain arrays: MANO through its
+`data_struct` argument, SMPL-X (whose constructor always reads a file) through a temporary
+`.npz` of those arrays.
+
 - SMPLer-X builds `smplx.SMPLX` with `flat_hand_mean=False`, which adds the SMPL-X `hands_mean` to
   its axis-angle hand poses: SMPLer-X regresses poses *relative to the mean hand*. Before feeding
   them here, call `SMPLXBodyModel.add_hands_mean` (axis-angle, before converting to matrices);
@@ -22,10 +27,13 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import smplx
+import smplx.utils
 import torch
 from torch import Tensor, nn
 
@@ -39,7 +47,12 @@ from hmr_ros.body_models.joint_names import (
     Side,
     smplx_output_joint_names,
 )
-from hmr_ros.body_models.model_files import find_mano_file, find_smplx_file
+from hmr_ros.body_models.model_files import (
+    find_mano_file,
+    find_smplx_file,
+    numeric_arrays,
+    read_body_model_file,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -124,16 +137,22 @@ class SMPLXBodyModel(nn.Module):
                 f'SMPL-X model file {model_path} not found; use model_files.find_smplx_file to '
                 "locate it (README, section 'Body models')"
             )
-        self.layer: Any = _build_quietly(
-            smplx.SMPLXLayer,
-            model_path=str(model_path),
-            ext=model_path.suffix.lstrip('.'),
-            num_betas=num_betas,
-            num_expression_coeffs=num_expression_coeffs,
-            use_pca=False,
-            flat_hand_mean=False,  # only so the layer keeps hands_mean; its forward ignores it
-            use_face_contour=use_face_contour,
-        )
+        arrays = numeric_arrays(read_body_model_file(model_path))
+        # smplx.SMPLX always reads a file (pickle or np.load with allow_pickle=True); give it a
+        # plain-array .npz written here from what the restricted reader returned.
+        with tempfile.TemporaryDirectory(prefix='hmr_ros_smplx_') as folder:
+            plain = Path(folder) / 'SMPLX_PLAIN.npz'
+            np.savez(plain, **arrays)  # type: ignore[arg-type]
+            self.layer: Any = _build_quietly(
+                smplx.SMPLXLayer,
+                model_path=str(plain),
+                ext='npz',
+                num_betas=num_betas,
+                num_expression_coeffs=num_expression_coeffs,
+                use_pca=False,
+                flat_hand_mean=False,  # only so the layer keeps hands_mean; forward ignores it
+                use_face_contour=use_face_contour,
+            )
         self.num_betas = num_betas
         self.num_expression_coeffs = num_expression_coeffs
         self.joint_names = smplx_output_joint_names(use_face_contour)
@@ -336,9 +355,11 @@ class MANOHandModel(nn.Module):
                 f'MANO model file {path} not found; use model_files.find_mano_file to locate it '
                 "(README, section 'Body models')"
             )
+        model = read_body_model_file(path)
         return _build_quietly(
             smplx.MANOLayer,
             model_path=str(path),
+            data_struct=smplx.utils.Struct(**model),  # arrays from the restricted reader
             is_rhand=side == 'right',
             num_betas=num_betas,
             create_body_pose=False,  # MANOLayer would otherwise add a `body_pose` parameter

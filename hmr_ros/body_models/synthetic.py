@@ -24,25 +24,35 @@ content:
   kept on purpose: the official `MANO_LEFT.pkl` `shapedirs` equal the right hand's instead of
   being mirrored (the bug HaMeR and `smplx` users patch), so code is tested against it.
 
-Known differences from the official files: `J_regressor` in MANO is a dense array (the official
-file holds a `scipy.sparse` matrix; `smplx` accepts both and scipy is not a dependency); `vt`,
-`ft`, `joint2num`, `part2num` and SMPL-X `hands_coeffs*` are not written (nothing here reads them,
-and the last three would need pickled objects inside the `.npz`); the SMPL-X file is compressed
-(deflate level 1).
+Pickles in the official format: the official `.pkl` files are Python 2, protocol-2 pickles whose
+`shapedirs` is a chumpy array (class `chumpy.ch.Ch`, the array under 'x' in its pickled state)
+and whose `J_regressor` is a `scipy.sparse.csc.csc_matrix` (state: data, indices, indptr,
+_shape, maxprint); Python 2 `str` (keys, array bytes) need `encoding='latin1'`. The stand-in
+`.pkl` files are written the same way (`_OfficialPickler`: the GLOBAL opcodes name those
+classes, strings are Python 2 `str`), without chumpy or scipy, so the loader
+(`model_files.read_body_model_file`) is tested on that format; `smplx`'s own `pickle.load`
+could not read them, as it cannot read the official files without chumpy.
 
-Security: MANO files are pickles, the licensed format we cannot change, and `smplx` reads them
-with `pickle.load`; only give the body-model loader files from a trusted source (the MANO website
-or this module). Checkpoints never go through pickle (see `hmr_ros.checkpoints.safe_load`).
+Known differences from the official files: `vt`, `ft`, `joint2num`, `part2num` and SMPL-X
+`hands_coeffs*` are not written (nothing here reads them, and the last three would need pickled
+objects inside the `.npz`); the SMPL-X `.npz` is compressed (deflate level 1); the SMPL-X `.pkl`
+stand-in keeps float32 arrays (the official file holds float64) to halve its size.
+
+Security: the loader never unpickles with an unrestricted unpickler (`model_files`), and
+checkpoints never go through pickle either (`hmr_ros.checkpoints.safe_load`).
 """
 
 from __future__ import annotations
 
+import copyreg
+import io
 import logging
 import pickle
+import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -529,24 +539,31 @@ def _gender_suffix(gender: str) -> str:
     return gender.upper()
 
 
-def write_smplx_model(folder: str | Path, gender: str = 'neutral', *, seed: int = 0) -> Path:
-    """Write a stand-in `SMPLX_{GENDER}.npz` with the keys and shapes of SMPL-X 1.1.
+def write_smplx_model(
+    folder: str | Path, gender: str = 'neutral', *, seed: int = 0, ext: str = 'npz'
+) -> Path:
+    """Write a stand-in `SMPLX_{GENDER}.npz` (or `.pkl`) with the keys and shapes of SMPL-X 1.1.
 
     Keys: v_template (10475, 3), f (20908, 3), shapedirs (10475, 3, 400) = 300 shape + 100
     expression, posedirs (10475, 3, 486), J_regressor (55, 10475), kintree_table (2, 55),
     weights (10475, 55), hands_componentsl/r (45, 45), hands_meanl/r (45,), lmk_faces_idx (51,),
     lmk_bary_coords (51, 3), dynamic_lmk_faces_idx (79, 17), dynamic_lmk_bary_coords (79, 17, 3).
-    Floats are float32 (about 13 MB compressed; written in about a second).
+    Floats are float32 (about 13 MB compressed; written in about a second). With ext='pkl' the
+    same content goes into the official pickle format (write_official_pickle: chumpy
+    shapedirs, sparse J_regressor; about 120 MB).
 
     Args:
         folder: output folder, created if missing.
         gender: 'neutral', 'male' or 'female' (only the file name changes).
         seed: random seed; the same seed gives the same file content.
+        ext: 'npz' or 'pkl'.
 
     Returns:
         Path of the written file.
     """
-    path = Path(folder) / f'SMPLX_{_gender_suffix(gender)}.npz'
+    if ext not in ('npz', 'pkl'):
+        raise ValueError(f"ext must be 'npz' or 'pkl', got {ext!r}")
+    path = Path(folder) / f'SMPLX_{_gender_suffix(gender)}.{ext}'
     path.parent.mkdir(parents=True, exist_ok=True)
     skeleton = _smplx_skeleton()
     rng = np.random.default_rng([seed, 0])
@@ -594,7 +611,10 @@ def write_smplx_model(folder: str | Path, gender: str = 'neutral', *, seed: int 
         key: value.astype(np.float32) if value.dtype.kind == 'f' else value
         for key, value in arrays.items()
     }
-    _save_npz(path, arrays_f32)
+    if ext == 'pkl':
+        write_official_pickle(path, arrays_f32)
+    else:
+        _save_npz(path, arrays_f32)
     _LOG.debug('wrote synthetic SMPL-X model %s', path)
     return path
 
@@ -672,13 +692,130 @@ def _mano_left_data(right: dict[str, object]) -> dict[str, object]:
     return left
 
 
+class _OfficialObject:
+    """An object to pickle under an official class name (chumpy, scipy) that is not importable.
+
+    Pickled as NEWOBJ of that class with ``state`` for BUILD, as Python 2 pickled new-style
+    objects at protocol 2; `_OfficialPickler` writes the GLOBAL opcode naming the class.
+    """
+
+    official_global: ClassVar[str] = ''
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def __reduce_ex__(self, protocol: object) -> tuple[Any, ...]:
+        return (copyreg.__newobj__, (type(self),), self.state)  # type: ignore[attr-defined]
+
+
+class _ChumpyArray(_OfficialObject):
+    """`chumpy.ch.Ch` holding an array: its __dict__ less _parents and _cache (Ch.__getstate__)."""
+
+    official_global = 'chumpy.ch.Ch'
+
+    def __init__(self, array: np.ndarray) -> None:
+        super().__init__(
+            {
+                '_dirty_vars': {'x'},
+                '_itr': None,
+                '_make_dense': False,
+                '_make_sparse': False,
+                '_depends_on_deps': {},
+                'x': np.asarray(array),
+            }
+        )
+
+
+class _CscMatrix(_OfficialObject):
+    """`scipy.sparse.csc.csc_matrix` (pre-1.8 module path): its __dict__ as pickled."""
+
+    official_global = 'scipy.sparse.csc.csc_matrix'
+
+    def __init__(self, dense: np.ndarray) -> None:
+        dense = np.asarray(dense)
+        column, row = np.nonzero(dense.T)  # column-major order, rows sorted in each column
+        per_column = np.bincount(column, minlength=dense.shape[1])
+        super().__init__(
+            {
+                '_shape': (int(dense.shape[0]), int(dense.shape[1])),
+                'maxprint': 50,
+                'indices': row.astype(np.int32),
+                'indptr': np.concatenate(([0], np.cumsum(per_column))).astype(np.int32),
+                'data': dense[row, column],
+            }
+        )
+
+
+_PurePythonPickler: Any = pickle._Pickler
+
+
+class _OfficialPickler(_PurePythonPickler):
+    """Protocol-2 pickler writing what Python 2 wrote.
+
+    `str` and `bytes` become Python 2 `str` (SHORT_BINSTRING / BINSTRING), numpy is named under
+    `numpy.core`, and the stand-in classes under their official names. The pure-Python pickler
+    is used because its opcode table can be extended.
+    """
+
+    dispatch = dict(_PurePythonPickler.dispatch)
+
+    def save_py2_str(self, obj: bytes | str) -> None:
+        data = obj.encode('latin1') if isinstance(obj, str) else obj
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes((len(data),)) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack('<i', len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_py2_str
+    dispatch[str] = save_py2_str
+
+    def save_global(self, obj: Any, name: str | None = None) -> None:
+        if isinstance(obj, type) and issubclass(obj, _OfficialObject):
+            module, name = obj.official_global.rsplit('.', 1)
+        else:
+            module = getattr(obj, '__module__', '')
+            if not module.startswith('numpy._core'):
+                super().save_global(obj, name)
+                return
+            module = module.replace('numpy._core', 'numpy.core', 1)
+            name = name or obj.__qualname__
+        self.write(pickle.GLOBAL + f'{module}\n{name}\n'.encode('ascii'))
+        self.memoize(obj)
+
+
+def write_official_pickle(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` in the format of the official SMPL-X / MANO `.pkl` files.
+
+    `shapedirs` becomes a chumpy array, `J_regressor` a scipy CSC matrix, strings Python 2
+    `str` (module docstring).
+
+    Args:
+        path: output file.
+        data: name -> numpy array or string.
+
+    Returns:
+        `path` as a Path.
+    """
+    path = Path(path)
+    official: dict[str, Any] = dict(data)
+    if 'shapedirs' in official:
+        official['shapedirs'] = _ChumpyArray(official['shapedirs'])
+    if 'J_regressor' in official:
+        official['J_regressor'] = _CscMatrix(official['J_regressor'])
+    buffer = io.BytesIO()
+    _OfficialPickler(buffer, protocol=2).dump(official)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
 def write_mano_models(folder: str | Path, *, seed: int = 0) -> tuple[Path, Path]:
     """Write stand-in `MANO_RIGHT.pkl` and `MANO_LEFT.pkl` with the keys and shapes of MANO 1.2.
 
-    Keys: v_template (778, 3), f (1538, 3), shapedirs (778, 3, 10), posedirs (778, 3, 135),
-    J_regressor (16, 778) dense, J (16, 3), kintree_table (2, 16), weights (778, 16),
-    hands_components (45, 45), hands_mean (45,), hands_coeffs (1554, 45), bs_style, bs_type.
-    Plain numpy arrays (no chumpy), float64, pickle protocol 2 like the official files.
+    Keys: v_template (778, 3), f (1538, 3), shapedirs (778, 3, 10) as a chumpy array, posedirs
+    (778, 3, 135), J_regressor (16, 778) as a scipy CSC matrix, J (16, 3), kintree_table (2, 16),
+    weights (778, 16), hands_components (45, 45), hands_mean (45,), hands_coeffs (1554, 45),
+    bs_style, bs_type. float64, in the official files' pickle format (write_official_pickle).
 
     Args:
         folder: output folder, created if missing.
@@ -692,10 +829,7 @@ def write_mano_models(folder: str | Path, *, seed: int = 0) -> tuple[Path, Path]
     right = _mano_right_data(seed)
     paths = []
     for name, data in (('MANO_RIGHT.pkl', right), ('MANO_LEFT.pkl', _mano_left_data(right))):
-        path = folder / name
-        with path.open('wb') as file:
-            pickle.dump(data, file, protocol=2)
-        paths.append(path)
+        paths.append(write_official_pickle(folder / name, data))
     _LOG.debug('wrote synthetic MANO models in %s', folder)
     return paths[0], paths[1]
 

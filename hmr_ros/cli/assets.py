@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 import hmr_ros
@@ -257,3 +258,69 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.set_defaults(func=_run)
+    _register_convert_body_model(subparsers)
+
+
+def convert_body_model(source: Path, destination: Path) -> dict[str, tuple[int, ...]]:
+    """Convert an SMPL-X / MANO model file (official .pkl or .npz) to a plain-array .npz.
+
+    The file is read by ``read_body_model_file`` (restricted: chumpy arrays and scipy sparse
+    matrices become numpy arrays, nothing from the file runs); the output holds only its
+    numeric arrays, so it loads with ``np.load(allow_pickle=False)``.
+
+    Args:
+        source: the model file.
+        destination: the .npz to write (folders created).
+
+    Returns:
+        Name -> shape of every array written.
+
+    Raises:
+        FileNotFoundError: no source file.
+        BodyModelFileError: unreadable or refused source, or a destination that is not .npz.
+    """
+    from hmr_ros.body_models.model_files import (
+        BodyModelFileError,
+        numeric_arrays,
+        read_body_model_file,
+    )
+
+    if destination.suffix.lower() != '.npz':
+        raise BodyModelFileError(f'{destination}: the converted file must end in .npz')
+    arrays = numeric_arrays(read_body_model_file(source))
+    if not arrays:
+        raise BodyModelFileError(f'{source}: no numeric arrays to convert')
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with destination.open('wb') as file:
+        np.savez(file, **arrays)  # type: ignore[arg-type]
+    return {name: tuple(value.shape) for name, value in arrays.items()}
+
+
+def _run_convert_body_model(args: argparse.Namespace) -> int:
+    from hmr_ros.body_models.model_files import BodyModelFileError
+
+    try:
+        shapes = convert_body_model(args.source, args.destination)
+    except (FileNotFoundError, BodyModelFileError) as error:
+        print(f'hmr-ros convert-body-model: {error}', file=sys.stderr)
+        return EXIT_FAILURE
+    print(f'wrote {args.destination}: {len(shapes)} arrays')
+    for name, shape in shapes.items():
+        print(f'  {name}: {shape}')
+    return 0
+
+
+def _register_convert_body_model(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        'convert-body-model',
+        help='convert an official SMPL-X/MANO .pkl (chumpy, scipy) to a plain .npz',
+        description=(
+            'Read an SMPL-X or MANO model file with the restricted reader (no chumpy, no '
+            'scipy, no code from the file runs) and write its arrays to a plain .npz. The '
+            'node reads official .pkl files directly too; a converted SMPLX_NEUTRAL.npz is '
+            'preferred over the .pkl and loads faster.'
+        ),
+    )
+    parser.add_argument('source', type=Path, metavar='SRC', help='model file (.pkl or .npz)')
+    parser.add_argument('destination', type=Path, metavar='DST', help='output .npz')
+    parser.set_defaults(func=_run_convert_body_model)

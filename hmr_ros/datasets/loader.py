@@ -2,10 +2,10 @@
 
 Two kinds of items, one per adapter (HMR-Adapter section 3.5: the adapters train separately):
 
-- 'body' (whole-body adapter): the person crop of SMPLer-X (box grown to the crop aspect, then
-  scaled by 1.25; `geometry.crops.body_crop_boxes`), default 512 x 384, with the SMPL-X
-  targets, body keypoints in one fixed layout, both hands' keypoints and boxes in crop pixels
-  (the body adapter samples hand features at ground-truth MCP keypoints during training).
+- 'body' (whole-body adapter): the person crop of SMPLer-X (box sanitised, grown to the crop
+  aspect, then scaled by 1.25; `geometry.crops.body_crop_boxes`), default 512 x 384, with the
+  SMPL-X targets, body keypoints in one fixed layout, both hands' keypoints and boxes in crop
+  pixels (the body adapter samples hand features at ground-truth MCP keypoints during training).
 - 'hand' (hand-expert adapter): HaMeR's square hand crop (keypoint box x 2.0, grown to 3:4,
   squared; `geometry.crops.hand_crop_boxes`), default 256 x 256, one item per hand with a box.
   Left hands are presented as right hands: the whole sample is flipped first
@@ -61,7 +61,6 @@ from hmr_ros.datasets.sample import KEYPOINT_LAYOUTS, Sample, layout_names, with
 from hmr_ros.geometry.crops import (
     apply_affine,
     body_crop_boxes,
-    clip_boxes_xyxy,
     crop_images,
     crop_to_image_affine,
     hand_crop_boxes,
@@ -348,8 +347,11 @@ class CropDataset(Dataset):
     def _body_item(self, sample: Sample, index: int, params: AugmentationParams) -> BodyCropItem:
         out_h, out_w = self.config.out_hw
         box = torch.from_numpy(np.array(sample.person_box_xyxy, dtype=np.float32))[None]
-        box = clip_boxes_xyxy(box, torch.tensor(sample.image_size_wh))
-        centers, sizes = body_crop_boxes(box, aspect_wh=(float(out_w), float(out_h)))
+        centers, sizes = body_crop_boxes(
+            box,
+            aspect_wh=(float(out_w), float(out_h)),
+            image_wh=torch.tensor(sample.image_size_wh),
+        )
         image, crop_to_image, image_to_crop = self._common(sample, centers[0], sizes[0], params)
         layout = self.config.body_keypoint_layout
         body_2d = _to_crop(

@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 import torch
@@ -79,6 +79,7 @@ from hmr_ros.models.dual_path_builder import (
     load_hand_adapter,
     load_hand_expert,
 )
+from hmr_ros.models.fusion import DEFAULT_WRIST_SOURCE, WRIST_SOURCES, WristSource
 from hmr_ros.models.hand_expert import mirror_left_hands, normalize_hand_crops
 
 __all__ = [
@@ -139,15 +140,20 @@ class EvalRow:
         adapters: 'auto' (every adapter loaded), 'none', 'hand', 'body' or 'both'.
         extra: text columns of the layout (Tables 3-4: 'Pre-trained', 'Adapter',
             'Trainable Params.').
+        wrist_source: 'hand', 'body' or 'blend' for this row only; '' evaluates the row once
+            per ``EvalConfig.wrist_sources`` (model 'dual_path').
     """
 
     method: str
     adapters: AdapterRequest = 'auto'
     extra: dict[str, str] = field(default_factory=dict)
+    wrist_source: str = ''
 
     def __post_init__(self) -> None:
         if self.adapters not in get_args(AdapterRequest):
             raise ValueError(f'adapters must be one of {get_args(AdapterRequest)}')
+        if self.wrist_source and self.wrist_source not in WRIST_SOURCES:
+            raise ValueError(f"wrist_source must be '' or one of {WRIST_SOURCES}")
 
 
 @dataclass(frozen=True)
@@ -181,7 +187,12 @@ class EvalConfig:
         body_adapter: body adapter file ('' = none; model 'dual_path').
         rows: table rows (label and adapters each).
         dual_path: dual-path options (hand crop rescale, hand confidence); its ``adapters``
-            must stay 'auto', rows choose the adapters.
+            must stay 'auto', rows choose the adapters, and its ``wrist_source`` is replaced by
+            those of ``wrist_sources``.
+        wrist_sources: model 'dual_path': every row without its own wrist_source is evaluated
+            once per entry; the first keeps the row's label, the others are reported as
+            '<label> [wrist: <source>]' right below it (default: the paper's 'body' and the
+            IK-style 'hand' of the baseline, so both are reported).
         metrics: whole-body metric files.
         batch_size: samples (dual path) or hand crops per forward pass.
         device: 'auto', 'cpu', 'cuda' or 'cuda:N'.
@@ -199,6 +210,7 @@ class EvalConfig:
     body_adapter: str = ''
     rows: tuple[EvalRow, ...] = (EvalRow('Ours'),)
     dual_path: DualPathConfig = DualPathConfig()
+    wrist_sources: tuple[str, ...] = (DEFAULT_WRIST_SOURCE, 'hand')
     metrics: WholeBodyMetricsConfig = WholeBodyMetricsConfig()
     batch_size: int = 8
     device: str = 'auto'
@@ -230,6 +242,16 @@ class EvalConfig:
                 )
         if self.dual_path.adapters != 'auto':
             raise ValueError('leave dual_path.adapters at auto; each row sets its adapters')
+        bad_sources = [s for s in self.wrist_sources if s not in WRIST_SOURCES]
+        if (
+            not self.wrist_sources
+            or bad_sources
+            or len(set(self.wrist_sources)) != len(self.wrist_sources)
+        ):
+            raise ValueError(
+                f'wrist_sources must list distinct entries of {WRIST_SOURCES}; got '
+                f'{self.wrist_sources}'
+            )
         if self.batch_size < 1:
             raise ValueError(f'batch_size must be >= 1; got {self.batch_size}')
 
@@ -258,6 +280,29 @@ def default_intrinsics(image_wh: tuple[int, int]) -> np.ndarray:
     """K of an uncalibrated image (geometry.cameras.assumed_intrinsics), float32 (3, 3)."""
     fx, fy, cx, cy = assumed_intrinsics(*image_wh)
     return np.array(((fx, 0.0, cx), (0.0, fy, cy), (0.0, 0.0, 1.0)), dtype=np.float32)
+
+
+def wrist_source_rows(config: EvalConfig) -> list[EvalRow]:
+    """The dual-path rows as evaluated: each row once per wrist source (EvalConfig docs).
+
+    Returns:
+        Rows with wrist_source set, in report order.
+    """
+    rows = []
+    for row in config.rows:
+        if row.wrist_source:
+            rows.append(row)
+            continue
+        first, *others = config.wrist_sources
+        rows.append(replace(row, wrist_source=first))
+        rows.extend(
+            replace(row, method=f'{row.method} [wrist: {source}]', wrist_source=source)
+            for source in others
+        )
+    labels = [row.method for row in rows]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f'row labels must be distinct after adding wrist sources: {labels}')
+    return rows
 
 
 def _load_dataset(dataset: EvalDataset) -> list[Sample]:
@@ -663,9 +708,14 @@ def evaluate(config: EvalConfig) -> EvalResult:
         spec, sources = whole_body_eval_spec(model.smplx_model, config.metrics)
         metadata['weights'] = _weights_metadata(build.weights)
         metadata['metric_sources'] = sources
-        for row in config.rows:
+        result_rows = wrist_source_rows(config)
+        metadata['wrist_source'] = {row.method: row.wrist_source for row in result_rows}
+        for row in result_rows:
             model.set_adapters(row.adapters)
-            _LOG.info('%s: %s', row.method, model.mode_description)
+            model.config = replace(model.config, wrist_source=cast(WristSource, row.wrist_source))
+            _LOG.info(
+                '%s: %s; wrists from %s', row.method, model.mode_description, row.wrist_source
+            )
             accumulators[row.method] = {}
             for name, samples in datasets.items():
                 acc, skipped = _evaluate_whole_body(
@@ -706,9 +756,10 @@ def evaluate(config: EvalConfig) -> EvalResult:
             _LOG.warning(
                 '%s: %d samples without the needed box or ground truth skipped', name, skipped
             )
+    reported = wrist_source_rows(config) if config.model == 'dual_path' else config.rows
     rows = tuple(
         ResultRow.from_accumulators(row.method, accumulators[row.method], row.extra)
-        for row in config.rows
+        for row in reported
     )
     json_path = write_json(config.output_json, layout, rows, metadata)
     return EvalResult(layout=layout, rows=rows, metadata=metadata, json_path=json_path)

@@ -11,8 +11,8 @@ Boxes:
 
 - HaMeR hand box: the keypoint box scaled by 2.0, grown to aspect 3:4 (w:h), and the crop is
   the square of its longer side: side = max(2 h, 2 w 4/3).
-- SMPLer-X body box: grown to aspect 0.75 (w/h), then scaled by 1.25 (clip the detector box
-  to the image first, as ``sanitize_bbox`` does).
+- SMPLer-X body box: ``sanitize_bbox`` (clipped to the image and made 1 px narrower and
+  shorter), grown to aspect 0.75 (w/h), then scaled by 1.25 (``process_bbox``).
 
 Left hands: HaMeR flips the whole image (x -> W - 1 - x) and crops around the flipped centre
 W - 1 - cx. In original pixels this is the crop whose column u samples x = cx - (u - w/2) sx,
@@ -110,21 +110,51 @@ def hand_crop_boxes(
     return centers, expanded.amax(dim=-1)
 
 
+def sanitize_person_boxes(boxes_xyxy: torch.Tensor, image_wh: torch.Tensor) -> torch.Tensor:
+    """SMPLer-X's ``sanitize_bbox`` on corner boxes (the official code works on x, y, w, h).
+
+    With w = x2 - x1 and h = y2 - y1 of the input box, the official formula is
+    ``x1' = max(0, x1)``, ``x2' = min(W - 1, x1' + max(0, w - 1))`` (y likewise): the box
+    starts inside the image, is 1 px narrower and shorter than given, and keeps its width when
+    its left edge was clipped (x2' follows x1', not the input x2), cut at the last pixel. The
+    official code drops a box whose result is empty; here it stays, with zero width or height
+    (static shapes), for the caller to reject.
+
+    Args:
+        boxes_xyxy: (N, 4) person boxes (x1, y1, x2, y2), image pixels.
+        image_wh: (2,) or (N, 2) image (W, H).
+
+    Returns:
+        (N, 4) sanitised corner boxes.
+    """
+    _check_last_dim(boxes_xyxy, 4, 'boxes_xyxy')
+    last_px = (image_wh - 1).to(boxes_xyxy.dtype).expand(boxes_xyxy.shape[:-1] + (2,))
+    top_left = boxes_xyxy[..., :2].clamp_min(0.0)
+    sizes = (boxes_xyxy[..., 2:] - boxes_xyxy[..., :2] - 1.0).clamp_min(0.0)
+    return torch.cat((top_left, torch.minimum(top_left + sizes, last_px)), dim=-1)
+
+
 def body_crop_boxes(
     boxes_xyxy: torch.Tensor,
     scale: float = SMPLERX_BODY_BOX_SCALE,
     aspect_wh: tuple[float, float] = SMPLERX_BODY_BOX_ASPECT_WH,
+    image_wh: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """SMPLer-X's person crop: grow to aspect 0.75, then scale by 1.25.
+    """SMPLer-X's person crop (``process_bbox``): sanitise, grow to aspect 0.75, scale by 1.25.
 
     Args:
-        boxes_xyxy: (N, 4) person boxes in image pixels (clip them first to match SMPLer-X).
+        boxes_xyxy: (N, 4) person boxes in image pixels.
         scale: enlargement after the aspect correction.
         aspect_wh: crop aspect (w, h).
+        image_wh: (2,) or (N, 2) image (W, H): the boxes go through sanitize_person_boxes
+            first, as in the official code. None takes the boxes as they are (already
+            sanitised, or a box that is not a detector's).
 
     Returns:
         centers_px (N, 2) and sizes_px (N, 2) (w, h), image pixels.
     """
+    if image_wh is not None:
+        boxes_xyxy = sanitize_person_boxes(boxes_xyxy, image_wh)
     centers, sizes = boxes_xyxy_to_center_size(boxes_xyxy)
     return centers, expand_to_aspect_ratio(sizes, aspect_wh) * scale
 

@@ -4,8 +4,9 @@ Paper: papers/hmr-adapter.md, 3.1 (overview), 3.3 (hand adapter), 3.4 (body adap
 (ablations); dataflow: specs/architecture.md, "Dataflow of one frame". ``DualPathModel.forward``
 is that dataflow, top to bottom, one short block per step:
 
-(a) Person crops: each person box is clipped to the image, grown to aspect 0.75 and scaled by
-    1.25 (SMPLer-X's ``process_bbox``), and cut to 512 x 384 on the device, [0, 1] RGB.
+(a) Person crops: each person box is sanitised (clipped, 1 px narrower and shorter), grown to
+    aspect 0.75 and scaled by 1.25 (SMPLer-X's ``sanitize_bbox`` and ``process_bbox``), and cut
+    to 512 x 384 on the device, [0, 1] RGB.
 (b) Whole-body path: SMPLer-X stages (body rotations theta_0 in interleaved 6D, betas, camera,
     hand boxes, hand features and joints, face).
 (c) Body adapter (paper 3.4, eq. 4): refined = theta_0 + delta_theta, added in the regressor's
@@ -17,9 +18,10 @@ is that dataflow, top to bottom, one short block per step:
 (e) Hand path with body guidance (paper 3.3): the arm joint group (pelvis ... wrist) of the
     refined body pose, mirrored for left hands, guides the hand expert through the hand
     adapter; left-hand outputs are mirrored back.
-(f) Fusion (models/fusion.py): fingers from the hand path, wrist local rotation = G_elbow^T
-    R_hand (forward kinematics of the refined body), the body's own wrist and fingers for
-    hands whose box confidence is below the threshold.
+(f) Fusion (models/fusion.py): fingers from the hand path; the wrist's local rotation per
+    ``wrist_source``: the refined body's own ('body', default), G_elbow^T R_hand (IK-style,
+    'hand') or halfway ('blend'); the body's own wrist and fingers for hands whose box
+    confidence is below the threshold.
 (g) SMPL-X layer: vertices and joints in the real camera's optical frame with a metric
     translation from the real intrinsics (geometry/virtual_camera.py), 2D keypoints with K.
 (h) Hands per person and side: wrist pose, 21 keypoints (MediaPipe order) of the fused mesh,
@@ -66,7 +68,6 @@ from hmr_ros.geometry.crops import (
     apply_affine,
     body_crop_boxes,
     center_size_to_boxes_xyxy,
-    clip_boxes_xyxy,
     crop_images,
     crop_images_antialiased,
     crop_to_image_affine,
@@ -77,9 +78,16 @@ from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat, ro
 from hmr_ros.geometry.virtual_camera import crop_camera_in_image, virtual_to_real_camera
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, mcp_points_hm
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HandAdapter, arm_guidance
-from hmr_ros.models.fusion import NUM_BODY_ROTATIONS, fuse_hands, hand_box_confidence
+from hmr_ros.models.fusion import (
+    DEFAULT_WRIST_SOURCE,
+    NUM_BODY_ROTATIONS,
+    WRIST_SOURCES,
+    WristSource,
+    fuse_hands,
+    hand_box_confidence,
+)
 from hmr_ros.models.hand_expert import HandExpert, mirror_left_hands, normalize_hand_crops
-from hmr_ros.models.heads.smplx_head import HAND_POSITION_JOINT_NAMES
+from hmr_ros.models.heads.smplx_head import BODY_POSITION_JOINT_NAMES, HAND_POSITION_JOINT_NAMES
 from hmr_ros.models.whole_body import WholeBodyModel, virtual_crop_intrinsics
 
 if TYPE_CHECKING:
@@ -145,6 +153,9 @@ class DualPathConfig:
         hand_antialias: blur the image before cutting a hand crop it shrinks more than 2.2
             times, as HaMeR's preprocessing does (geometry.crops.antialias_sigmas). It reads
             the crop sides back to the host; turn it off for graph capture or export.
+        wrist_source: local wrist rotation of a fused hand: 'body' (the whole-body path's,
+            adapter-refined; the paper's reading, see models/fusion.py), 'hand' (IK-style from
+            the hand expert's orientation, the paper's baseline) or 'blend' (halfway).
     """
 
     adapters: AdapterRequest = 'auto'
@@ -155,8 +166,13 @@ class DualPathConfig:
     registration_threshold_px: float = 6.0
     registration_depth_m: tuple[float, float] = (0.05, 10.0)
     hand_antialias: bool = True
+    wrist_source: WristSource = DEFAULT_WRIST_SOURCE
 
     def __post_init__(self) -> None:
+        if self.wrist_source not in WRIST_SOURCES:
+            raise ValueError(
+                f'wrist_source must be one of {WRIST_SOURCES}; got {self.wrist_source!r}'
+            )
         if self.adapters not in get_args(AdapterRequest):
             raise ValueError(
                 f'adapters must be one of {get_args(AdapterRequest)}; got {self.adapters!r}'
@@ -216,6 +232,13 @@ class DualPathOutput(NamedTuple):
         hand_root_registered: (P, 2, 3) wrist position from the 2D registration (step (i)).
         hand_registration_rms_px: (P, 2) its reprojection RMS over the inlier keypoints.
         hand_registration_valid: (P, 2) bool, at least 3 inlier keypoints.
+        person_score: (P,) person-presence score in [0, 1] from the whole-body model's body
+            joint heatmaps (whole_body.person_presence_score; docs/model-notes.md).
+        joint_confidence: (P, J) per output joint (rows of ``joints`` and
+            ``keypoints_2d_px``) in [0, 1]: the concentration of the heatmap that located it
+            (heatmap_peak_mass). Covered: the 25 body position joints and the 20 joints of
+            each hand (finger joints 1-3 and the fingertips; the wrists are body joints); 0
+            for the others (spine1-3, collars, head, jaw, eyeballs, face landmarks).
     """
 
     global_orient: Tensor
@@ -245,6 +268,30 @@ class DualPathOutput(NamedTuple):
     hand_root_registered: Tensor
     hand_registration_rms_px: Tensor
     hand_registration_valid: Tensor
+    person_score: Tensor
+    joint_confidence: Tensor
+
+
+def heatmap_joint_rows(joint_names: tuple[str, ...] | list[str]) -> Tensor:
+    """Where each SMPL-X output joint's confidence is read from the stacked heatmap scores.
+
+    The stacked scores are ``[0, body (25), left hand (20), right hand (20)]``; a joint no
+    heatmap covers reads the leading 0.
+
+    Args:
+        joint_names: the SMPL-X layer's output joint names.
+
+    Returns:
+        (J,) long index into the 66 stacked scores.
+    """
+    sources = {name: 1 + i for i, name in enumerate(BODY_POSITION_JOINT_NAMES)}
+    for s, side in enumerate(SIDES):
+        for i, name in enumerate(HAND_POSITION_JOINT_NAMES):
+            smplx_name = f'{side}_{name[:-1]}' if name.endswith('4') else f'{side}_{name}'
+            sources[smplx_name] = (
+                1 + len(BODY_POSITION_JOINT_NAMES) + s * len(HAND_POSITION_JOINT_NAMES) + i
+            )
+    return torch.tensor([sources.get(name, 0) for name in joint_names], dtype=torch.long)
 
 
 class DualPathModel(nn.Module):
@@ -311,6 +358,12 @@ class DualPathModel(nn.Module):
         self.register_buffer(
             'wrist_joint_index',
             torch.tensor([smplx_model.joint_index(f'{side}_wrist') for side in SIDES]),
+            persistent=False,
+        )
+        self.joint_confidence_rows: Tensor
+        self.register_buffer(
+            'joint_confidence_rows',
+            heatmap_joint_rows(smplx_model.joint_names),
             persistent=False,
         )
         _LOG.info('dual path: %s', self.mode_description)
@@ -409,9 +462,7 @@ class DualPathModel(nn.Module):
         # (a) Person crops, 512 x 384, [0, 1] RGB (SMPLer-X process_bbox + warp), on the device.
         prep = self.whole_body.config.preprocessing
         body_centers, body_sizes = body_crop_boxes(
-            clip_boxes_xyxy(boxes_xyxy, image_wh),
-            prep.crop_scale,
-            (prep.crop_aspect_wh, 1.0),
+            boxes_xyxy, prep.crop_scale, (prep.crop_aspect_wh, 1.0), image_wh=image_wh
         )
         body_crops = crop_images(images, body_centers, body_sizes, prep.crop_hw_px, batch_index)
         body_crop_to_image = crop_to_image_affine(body_centers, body_sizes, prep.crop_hw_px)
@@ -487,6 +538,7 @@ class DualPathModel(nn.Module):
             hands.global_orient.float().reshape(num_persons, len(SIDES), 3, 3),
             hands.hand_pose.float().reshape(num_persons, len(SIDES), NUM_HAND_JOINTS, 3, 3),
             hand_fused,
+            wrist_source=self.config.wrist_source,
         )
 
         # (g) SMPL-X mesh in the real camera: the pelvis of SMPLer-X's virtual f = 5000 crop
@@ -531,6 +583,16 @@ class DualPathModel(nn.Module):
             / hand_crop_px,
             depth_bounds_m=self.config.registration_depth_m,
         )
+        # Presence and per-joint confidence from the heatmaps (gathered, no host sync).
+        heatmap_scores = torch.cat(
+            (
+                body.body_joint_confidence.new_zeros(num_persons, 1),
+                body.body_joint_confidence,
+                body.hand_joint_confidence.flatten(1, 2),
+            ),
+            dim=1,
+        )
+        joint_confidence = heatmap_scores[:, self.joint_confidence_rows]
         finger_pose = rotmat_to_axis_angle(fused.hand_rotmats)  # (P, 2, 15, 3)
         body_aa = rotmat_to_axis_angle(fused.body_rotmats)  # (P, 22, 3)
         return DualPathOutput(
@@ -565,6 +627,8 @@ class DualPathModel(nn.Module):
             hand_root_registered=registration.translation.reshape(num_persons, len(SIDES), 3),
             hand_registration_rms_px=registration.rms_px.reshape(num_persons, len(SIDES)),
             hand_registration_valid=registration.valid.reshape(num_persons, len(SIDES)),
+            person_score=body.person_score,
+            joint_confidence=joint_confidence,
         )
 
 

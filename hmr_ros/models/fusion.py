@@ -19,13 +19,22 @@ axis-aligned cut of the image (no rotation), so each crop camera has the real ca
 a rotation in the body's camera frame. Left hands were processed as flipped right hands; their
 outputs must be un-mirrored first (hand_expert.mirror_left_hands).
 
+Which wrist rotation reaches the mesh is a choice (``WristSource``): 'hand' is the IK-style
+fusion above (the baseline "SMPLer-X + HaMeR using inverse kinematics" of the paper's Table 1);
+'body' keeps the whole-body path's own, adapter-refined wrist and takes only the fingers from
+the hand path; 'blend' takes the rotation halfway (geodesic) between the two. The default is
+'body': the paper forwards "the refined body pose and hand pose" to the SMPL-X layer, where the
+SMPL-X body pose includes the wrists and the hand pose is the 15 finger joints, and it says the
+body adapter's refinement "smooth[s] out the poses at intersecting joints ... (e.g., wrists)",
+which only reaches the mesh if the body's wrist is kept (docs/model-notes.md).
+
 A hand whose crop is unreliable keeps the body's own wrist and fingers; ``hand_box_confidence``
 is the (geometric) reliability measure used for that decision.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import torch
 
@@ -37,14 +46,25 @@ from hmr_ros.body_models.joint_names import (
     SMPLX_PARENTS,
 )
 from hmr_ros.geometry.kinematics import global_rotations
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 __all__ = [
     'BODY_PARENTS',
+    'DEFAULT_WRIST_SOURCE',
+    'WRIST_SOURCES',
     'FusedPose',
+    'WristSource',
     'fuse_hands',
     'hand_box_confidence',
+    'halfway_rotation',
     'wrist_local_rotation',
 ]
+
+WristSource = Literal['hand', 'body', 'blend']
+"""Where a fused hand's wrist rotation comes from (module docstring)."""
+WRIST_SOURCES: tuple[str, ...] = get_args(WristSource)
+DEFAULT_WRIST_SOURCE: WristSource = 'body'
+"""The paper's reading: the refined body pose (wrists included) goes to the SMPL-X layer."""
 
 NUM_BODY_ROTATIONS = NUM_ROOT_JOINTS + NUM_BODY_JOINTS
 """Root + 21 body joints: the rotations of the whole-body path (both wrists included)."""
@@ -116,6 +136,20 @@ def wrist_local_rotation(parent_global: torch.Tensor, hand_global: torch.Tensor)
     return parent_global.transpose(-1, -2) @ hand_global
 
 
+def halfway_rotation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The rotation halfway between a and b on the shortest geodesic: a exp(log(a^T b) / 2).
+
+    Args:
+        a: (..., 3, 3) rotation matrices.
+        b: (..., 3, 3) rotation matrices.
+
+    Returns:
+        (..., 3, 3); the relative rotation a^T b is split in two equal turns about its axis.
+    """
+    relative = rotmat_to_axis_angle(a.transpose(-1, -2) @ b)
+    return a @ axis_angle_to_rotmat(0.5 * relative)
+
+
 class FusedPose(NamedTuple):
     """One SMPL-X pose from both paths; side axis in (left, right) order.
 
@@ -138,13 +172,15 @@ def fuse_hands(
     hand_global_orient: torch.Tensor,
     hand_finger_rotmats: torch.Tensor,
     use_hand: torch.Tensor,
+    wrist_source: WristSource = 'hand',
 ) -> FusedPose:
     """Combine the body path's pose with the hand path's hands (module docstring).
 
     Steps:
         1. Forward kinematics of the body rotations: global elbow rotations (unchanged by
            the fusion, which only touches wrists and fingers).
-        2. Per hand with use_hand: wrist local = G_elbow^T R_hand, fingers from the hand path.
+        2. Per hand with use_hand: fingers from the hand path; wrist local = G_elbow^T R_hand
+           ('hand'), the body's own ('body') or halfway between the two ('blend').
         3. Otherwise: the body's own wrist and fingers.
 
     Args:
@@ -156,13 +192,16 @@ def fuse_hands(
         hand_finger_rotmats: (P, 2, 15, 3, 3) hand expert finger rotations, absolute,
             un-mirrored.
         use_hand: (P, 2) bool, True to take that hand from the hand path.
+        wrist_source: 'hand', 'body' or 'blend' for the wrists of those hands.
 
     Returns:
         FusedPose.
 
     Raises:
-        ValueError: wrong shapes.
+        ValueError: wrong shapes or an unknown wrist_source.
     """
+    if wrist_source not in WRIST_SOURCES:
+        raise ValueError(f'wrist_source must be one of {WRIST_SOURCES}; got {wrist_source!r}')
     if tuple(body_rotmats.shape[-3:]) != (NUM_BODY_ROTATIONS, 3, 3):
         raise ValueError(
             f'body_rotmats must be (P, {NUM_BODY_ROTATIONS}, 3, 3); '
@@ -176,6 +215,10 @@ def fuse_hands(
     elbow_global = globals_[:, list(ELBOW_INDICES)]  # (P, 2, 3, 3)
     body_wrist_local = body_rotmats[:, list(WRIST_INDICES)]
     hand_wrist_local = wrist_local_rotation(elbow_global, hand_global_orient.to(elbow_global))
+    if wrist_source == 'body':
+        hand_wrist_local = body_wrist_local
+    elif wrist_source == 'blend':
+        hand_wrist_local = halfway_rotation(body_wrist_local, hand_wrist_local)
     use = use_hand.to(device=body_rotmats.device, dtype=torch.bool)
     wrist_local = torch.where(use[..., None, None], hand_wrist_local, body_wrist_local)
     fingers = torch.where(

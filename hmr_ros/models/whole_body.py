@@ -88,6 +88,7 @@ __all__ = [
     'WholeBodyStages',
     'build_whole_body',
     'camera_translation',
+    'person_presence_score',
     'smplerx_b32',
     'smplerx_h32',
     'smplerx_l32',
@@ -351,11 +352,13 @@ class HandStage(NamedTuple):
         joints_hm: (B, 2, 20, 3) hand joints (x, y, z) in hand heatmap cells of ``features``
             (x, y in [0, 15] index its columns and rows), HAND_POSITION_JOINT_NAMES order.
         pose_6d: (B, 2, 15, 6) interleaved 6D finger rotations of the (mirrored) hands.
+        joint_confidence: (B, 2, 20) heatmap_peak_mass of each hand joint's heatmap, [0, 1].
     """
 
     features: Tensor
     joints_hm: Tensor
     pose_6d: Tensor
+    joint_confidence: Tensor
 
 
 class WholeBodyStages(NamedTuple):
@@ -366,6 +369,7 @@ class WholeBodyStages(NamedTuple):
         feature_map: (B, C, 16, 12) encoder feature map.
         body_heatmap: (B, 25, 16, 16, 12) softmax-normalised body joint heatmaps.
         body_joints_hm: (B, 25, 3) body joints (x, y, z) in body heatmap cells.
+        body_joint_confidence: (B, 25) heatmap_peak_mass of each body joint's heatmap.
         body_pose_6d: (B, 22, 6) interleaved 6D, root first then the 21 body joints.
         betas: (B, 10).
         camera: (B, 3) raw camera parameters.
@@ -379,6 +383,7 @@ class WholeBodyStages(NamedTuple):
     feature_map: Tensor
     body_heatmap: Tensor
     body_joints_hm: Tensor
+    body_joint_confidence: Tensor
     body_pose_6d: Tensor
     betas: Tensor
     camera: Tensor
@@ -418,6 +423,11 @@ class WholeBodyOutput(NamedTuple):
         hand_features: (B, 2, C, 16, 16) HandRoI maps, left hand mirrored (see HandStage).
         hand_joints_hm: (B, 2, 20, 3) hand joints in the cells of ``hand_features`` (left
             mirrored, matching its features); MCP rows at HAND_MCP_JOINT_INDICES.
+        body_joint_confidence: (B, 25) concentration of each body joint's heatmap in [0, 1]
+            (heatmap_peak_mass), BODY_POSITION_JOINT_NAMES order.
+        hand_joint_confidence: (B, 2, 20) the same for the hand joints, (left, right),
+            HAND_POSITION_JOINT_NAMES order.
+        person_score: (B,) person_presence_score of the body joint confidences, in [0, 1].
     """
 
     global_orient: Tensor
@@ -436,6 +446,28 @@ class WholeBodyOutput(NamedTuple):
     body_pose_6d: Tensor
     hand_features: Tensor
     hand_joints_hm: Tensor
+    body_joint_confidence: Tensor
+    hand_joint_confidence: Tensor
+    person_score: Tensor
+
+
+def person_presence_score(body_joint_confidence: Tensor) -> Tensor:
+    """Person-presence score of a crop: the mean heatmap concentration of its 25 body joints.
+
+    The whole-body model has no objectness output; what it does produce for every crop is one
+    softmax heatmap per body joint. Where it sees a person those are sharp; where nothing
+    person-like is in the crop nothing pulls the mass together and they spread out
+    (heatmap_peak_mass -> 0 for a uniform heatmap). The mean over all 25 joints rewards a
+    whole, consistent body rather than one sharp blob. It is a heuristic of the trained model,
+    not a calibrated probability: a detector's score is the better gate (docs/model-notes.md).
+
+    Args:
+        body_joint_confidence: (B, 25) heatmap_peak_mass of the body joints.
+
+    Returns:
+        (B,) score in [0, 1].
+    """
+    return body_joint_confidence.mean(dim=-1)
 
 
 # --- Model --------------------------------------------------------------------------------------
@@ -533,13 +565,15 @@ class WholeBodyModel(nn.Module):
         """
         features = self.hand_roi_net(feature_map, hand_boxes_vit_px)  # (B, 2, C, 16, 16)
         flat = features.flatten(0, 1)
-        joints_hm = self.hand_position_net(flat).joints_hm
+        hand_positions = self.hand_position_net(flat)
+        joints_hm = hand_positions.joints_hm
         pose_6d = self.hand_regressor(flat, joints_hm)
         batch, sides = features.shape[:2]
         return HandStage(
             features=features,
             joints_hm=joints_hm.reshape(batch, sides, *joints_hm.shape[1:]),
             pose_6d=pose_6d.reshape(batch, sides, *pose_6d.shape[1:]),
+            joint_confidence=hand_positions.confidence.reshape(batch, sides, -1),
         )
 
     # Stage 5 ------------------------------------------------------------------------------------
@@ -560,6 +594,7 @@ class WholeBodyModel(nn.Module):
             feature_map=encoded.feature_map,
             body_heatmap=positions.heatmap,
             body_joints_hm=positions.joints_hm,
+            body_joint_confidence=positions.confidence,
             body_pose_6d=body.body_pose_6d,
             betas=body.betas,
             camera=body.camera,
@@ -629,6 +664,9 @@ class WholeBodyModel(nn.Module):
             body_pose_6d=body_pose_6d,
             hand_features=hands.features,
             hand_joints_hm=hands.joints_hm,
+            body_joint_confidence=stages.body_joint_confidence,
+            hand_joint_confidence=hands.joint_confidence,
+            person_score=person_presence_score(stages.body_joint_confidence),
         )
 
     def forward(self, crops: Tensor) -> WholeBodyOutput:

@@ -34,6 +34,11 @@ DEVICE_CHOICES_HINT = "'auto', 'cpu', 'cuda' or 'cuda:<index>'"
 PRECISION_CHOICES: tuple[str, ...] = ('auto', 'fp32', 'fp16', 'bf16')
 """``model.precision``: 'auto' is fp16 on CUDA and fp32 on CPU."""
 
+WRIST_SOURCE_CHOICES: tuple[str, ...] = ('hand', 'body', 'blend')
+"""``model.wrist_source``: models.fusion.WRIST_SOURCES, listed here without importing torch."""
+DEFAULT_WRIST_SOURCE = 'body'
+"""models.fusion.DEFAULT_WRIST_SOURCE (a test keeps the two equal)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Frame:
@@ -84,6 +89,7 @@ class ModelOptions:
         precision: One of :data:`PRECISION_CHOICES`.
         use_test_assets: Build on generated stand-in weights and body models instead of the
             files above; outputs are meaningless and every consumer must say so loudly.
+        wrist_source: One of :data:`WRIST_SOURCE_CHOICES` (DualPathConfig.wrist_source).
     """
 
     whole_body_variant: str = 'smplerx_h32'
@@ -97,8 +103,14 @@ class ModelOptions:
     device: str = 'auto'
     precision: str = 'auto'
     use_test_assets: bool = False
+    wrist_source: str = DEFAULT_WRIST_SOURCE
 
     def __post_init__(self) -> None:
+        if self.wrist_source not in WRIST_SOURCE_CHOICES:
+            raise ValueError(
+                f'wrist_source {self.wrist_source!r} is not valid; choose one of '
+                f'{", ".join(WRIST_SOURCE_CHOICES)}'
+            )
         if self.adapters not in ADAPTER_CHOICES:
             raise ValueError(
                 f'adapters {self.adapters!r} is not valid; choose one of '

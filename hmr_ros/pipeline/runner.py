@@ -58,6 +58,7 @@ from hmr_ros.models.dual_path import (
     DualPathOutput,
 )
 from hmr_ros.models.dual_path_builder import DualPathBuild, build_dual_path
+from hmr_ros.models.fusion import WristSource
 from hmr_ros.models.hand_expert import build_hand_expert
 from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.pipeline.detectors.base import Detections, PersonDetector
@@ -625,7 +626,10 @@ def build_pipeline(
     model_options = options.model
     device = resolve_device(model_options.device, 'model.device')
     precision = resolve_precision(model_options.precision, device)
-    config = DualPathConfig(adapters=cast(AdapterRequest, model_options.adapters))
+    config = DualPathConfig(
+        adapters=cast(AdapterRequest, model_options.adapters),
+        wrist_source=cast(WristSource, model_options.wrist_source),
+    )
     build: DualPathBuild | None
     if model_options.use_test_assets:
         model = _test_asset_model(config, device)

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 from hmr_ros.pipeline.operator_selection import OPERATOR_MODES, OperatorConfig
 from hmr_ros.pipeline.protocol import (
     ADAPTER_CHOICES,
+    DEFAULT_WRIST_SOURCE,
     DEVICE_CHOICES_HINT,
     HAND_ROOT_SOURCES,
     PRECISION_CHOICES,
+    WRIST_SOURCE_CHOICES,
     ModelOptions,
     PipelineOptions,
     RuntimeSettings,
@@ -186,6 +188,12 @@ class ModelParams(ParameterGroup):
     )
     use_test_assets: bool = parameter(
         False, 'Run on generated stand-in weights and body models: outputs are meaningless'
+    )
+    wrist_source: str = parameter(
+        DEFAULT_WRIST_SOURCE,
+        "Wrist rotation of fused hands: 'body' (refined body path), 'hand' (IK from the hand "
+        "expert) or 'blend' (halfway)",
+        choices=WRIST_SOURCE_CHOICES,
     )
 
     def __post_init__(self) -> None:
@@ -634,6 +642,7 @@ def pipeline_options(params: HmrNodeParams) -> PipelineOptions:
             device=model.device,
             precision=model.precision,
             use_test_assets=model.use_test_assets,
+            wrist_source=model.wrist_source,
         ),
         max_persons=params.detection.max_persons,
         estimate_hands=params.detection.hands,

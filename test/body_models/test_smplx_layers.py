@@ -5,7 +5,13 @@ from smplx.lbs import batch_rodrigues
 from torch import nn
 
 from hmr_ros.body_models import joint_names
+from hmr_ros.body_models.model_files import read_body_model_file
 from hmr_ros.body_models.smplx_layers import MANOHandModel, SMPLXBodyModel
+
+
+def _mano_struct(path):
+    """smplx's model data from a MANO file in the official (chumpy/scipy) pickle format."""
+    return smplx.utils.Struct(**read_body_model_file(path))
 
 
 def _rotmats(axis_angle):
@@ -179,7 +185,10 @@ def test_mano_output_shapes_and_openpose_order(mano_hand_model, body_model_dir):
     assert out.vertices.shape == (2, 778, 3) and out.joints.shape == (2, 21, 3)
     assert mano_hand_model.faces.shape == (1538, 3)
     raw = smplx.MANOLayer(
-        str(body_model_dir / 'MANO_RIGHT.pkl'), use_pca=False, flat_hand_mean=True
+        str(body_model_dir / 'MANO_RIGHT.pkl'),
+        data_struct=_mano_struct(body_model_dir / 'MANO_RIGHT.pkl'),
+        use_pca=False,
+        flat_hand_mean=True,
     )(global_orient=orient, hand_pose=_rotmats(hand_aa), betas=betas)
     names = mano_hand_model.joint_names
     native = joint_names.MANO_JOINT_NAMES
@@ -220,7 +229,11 @@ def test_left_hand_mirrors_the_right_after_shapedirs_repair(body_model_dir, mano
     torch.testing.assert_close(left_out.vertices, right_out.vertices @ mirror, atol=1e-5, rtol=0)
     torch.testing.assert_close(left_out.joints, right_out.joints @ mirror, atol=1e-5, rtol=0)
     unrepaired = smplx.MANOLayer(
-        str(body_model_dir / 'MANO_LEFT.pkl'), is_rhand=False, use_pca=False, flat_hand_mean=True
+        str(body_model_dir / 'MANO_LEFT.pkl'),
+        data_struct=_mano_struct(body_model_dir / 'MANO_LEFT.pkl'),
+        is_rhand=False,
+        use_pca=False,
+        flat_hand_mean=True,
     )(global_orient=mirror @ orient @ mirror, hand_pose=mirror @ hand_pose @ mirror, betas=betas)
     assert (unrepaired.vertices - right_out.vertices @ mirror).abs().max() > 1e-3
 

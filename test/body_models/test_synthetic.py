@@ -1,11 +1,10 @@
-import pickle
-
 import numpy as np
 import pytest
 import smplx
 import torch
 
 from hmr_ros.body_models import joint_names, synthetic
+from hmr_ros.body_models.model_files import read_body_model_file
 
 
 @pytest.fixture(scope='module')
@@ -15,8 +14,8 @@ def smplx_data(body_model_dir):
 
 
 def _load_mano(path):
-    with open(path, 'rb') as file:
-        return pickle.load(file, encoding='latin1')  # trusted: written by the test session
+    # The stand-ins hold chumpy/scipy objects like the official files: read them as users do.
+    return read_body_model_file(path)
 
 
 @pytest.fixture(scope='module')
@@ -119,7 +118,14 @@ def test_generated_files_load_through_smplx(body_model_dir):
     assert body.expr_dirs.abs().sum() > 0  # expression space found at component 300
     torch.testing.assert_close(out.vertices[0], body.v_template, atol=1e-6, rtol=0)
     for name in ('MANO_RIGHT.pkl', 'MANO_LEFT.pkl'):
-        hand = smplx.MANOLayer(str(body_model_dir / name), use_pca=False, flat_hand_mean=True)
+        path = body_model_dir / name
+        hand = smplx.MANOLayer(
+            str(path),
+            data_struct=smplx.utils.Struct(**read_body_model_file(path)),
+            is_rhand=name == 'MANO_RIGHT.pkl',
+            use_pca=False,
+            flat_hand_mean=True,
+        )
         hand_out = hand()
         assert hand_out.vertices.shape == (1, 778, 3)
         assert hand_out.joints.shape == (1, 16, 3)

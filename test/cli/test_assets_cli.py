@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from hmr_ros.body_models.model_files import read_body_model_file
 from hmr_ros.checkpoints.project_format import load_model_file
 from hmr_ros.checkpoints.safe_load import load_torch_file
 from hmr_ros.checkpoints.smplerx_layout import smplerx_state_dict_from_official
@@ -50,8 +51,8 @@ def test_smplerx_assets_are_written_converted_and_described(
 
     with np.load(folder / 'SMPLX_NEUTRAL.npz') as smplx_file:
         assert smplx_file['v_template'].shape == (10475, 3)
-    with (folder / 'MANO_RIGHT.pkl').open('rb') as file:
-        assert pickle.load(file)['v_template'].shape == (778, 3)
+    # Official format (chumpy shapedirs, scipy J_regressor): read as users' files are read.
+    assert read_body_model_file(folder / 'MANO_RIGHT.pkl')['v_template'].shape == (778, 3)
 
 
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path: Path) -> None:
@@ -104,3 +105,29 @@ def test_default_assets_include_hamer_lightning_checkpoint(tmp_path: Path) -> No
     state, card = load_model_file(tmp_path / 'hamer_tiny.safetensors')
     assert (card.model, card.variant) == ('hamer', 'hamer_tiny')
     assert not any(key.startswith(('discriminator.', 'mano.')) for key in state)
+
+
+def test_convert_body_model_writes_plain_arrays(body_model_dir, tmp_path, capsys):
+    """The official-format MANO stand-in (chumpy shapedirs, scipy J_regressor) becomes an .npz
+    that numpy reads without pickle, with the reader's arrays."""
+    destination = tmp_path / 'out' / 'MANO_RIGHT.npz'
+    assert (
+        main(['convert-body-model', str(body_model_dir / 'MANO_RIGHT.pkl'), str(destination)]) == 0
+    )
+    assert 'J_regressor: (16, 778)' in capsys.readouterr().out
+    expected = read_body_model_file(body_model_dir / 'MANO_RIGHT.pkl')
+    with np.load(destination, allow_pickle=False) as converted:
+        assert 'bs_style' not in converted.files  # strings are not arrays
+        for key in ('shapedirs', 'J_regressor', 'v_template', 'hands_mean'):
+            np.testing.assert_array_equal(converted[key], expected[key])
+
+
+def test_convert_body_model_refuses_a_malicious_pickle(tmp_path, capsys):
+    marker = tmp_path / 'marker'
+    source = tmp_path / 'MANO_RIGHT.pkl'
+    command = f'touch {marker}'.encode()
+    source.write_bytes(b'\x80\x02cposix\nsystem\n(U' + bytes((len(command),)) + command + b'tR.')
+    assert main(['convert-body-model', str(source), str(tmp_path / 'x.npz')]) == 1
+    message = capsys.readouterr().err
+    assert 'MANO_RIGHT.pkl' in message and 'posix.system' in message
+    assert not marker.exists() and not (tmp_path / 'x.npz').exists()

@@ -238,6 +238,35 @@ def test_eval_dual_path_ablation_rows(
     assert _metrics(trained, 'Ours', 'EHF')['pve_all_mm'] != baseline['pve_all_mm']
 
 
+def test_eval_reports_both_wrist_sources(
+    assets: dict[str, Path], body_index: Path, tmp_path: Path
+) -> None:
+    """Each row is evaluated with the paper's 'body' wrists (its own label) and with the
+    IK-style 'hand' wrists (labelled '[wrist: hand]' below it); the JSON says which is which.
+    With a random body adapter and hand expert the two differ; a row that fixes its
+    wrist_source is evaluated once."""
+    config = _body_config(assets, body_index, 'random')
+    config['rows'] = [
+        {'method': 'Ours', 'adapters': 'both'},
+        {'method': 'Ours, IK wrists', 'adapters': 'both', 'wrist_source': 'hand'},
+    ]
+    results = _run(tmp_path / 'wrists', config)
+    labels = [row['method'] for row in results['rows']]
+    assert labels == ['Ours', 'Ours [wrist: hand]', 'Ours, IK wrists']
+    assert results['metadata']['wrist_source'] == {
+        'Ours': 'body',
+        'Ours [wrist: hand]': 'hand',
+        'Ours, IK wrists': 'hand',
+    }
+    body_wrists = _metrics(results, 'Ours', 'EHF')
+    assert _metrics(results, 'Ours [wrist: hand]', 'EHF') == _metrics(
+        results, 'Ours, IK wrists', 'EHF'
+    )
+    assert (
+        _metrics(results, 'Ours [wrist: hand]', 'EHF')['pve_all_mm'] != body_wrists['pve_all_mm']
+    )
+
+
 def test_eval_rejects_a_table_the_model_cannot_fill(
     assets: dict[str, Path], hand_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 import smplx
 import torch
 
-from hmr_ros.body_models.model_files import find_mano_file
+from hmr_ros.body_models.model_files import find_mano_file, read_body_model_file
 from hmr_ros.datasets.freihand import convert_freihand
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat
 
@@ -94,8 +94,10 @@ def test_converted_pose_reproduces_freihands_mean_relative_mano(
     rng = np.random.default_rng(1)
     files = _write_release(tmp_path, 'evaluation', rng)
     sample = convert_freihand(tmp_path, mano_hand_model.hands_mean.numpy(), split='evaluation')[1]
+    mano_path = find_mano_file(body_model_dir, 'right')
     reference = smplx.MANO(
-        str(find_mano_file(body_model_dir, 'right')),
+        str(mano_path),
+        data_struct=smplx.utils.Struct(**read_body_model_file(mano_path)),  # chumpy/scipy pickle
         is_rhand=True,
         use_pca=False,
         flat_hand_mean=False,

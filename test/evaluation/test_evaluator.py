@@ -80,3 +80,7 @@ def test_config_validation() -> None:
         _config(model='hand_expert', table='table3', rows=(EvalRow('x', 'both'),))
     with pytest.raises(KeyError, match='unknown table layout'):
         _config(table='table9')
+    with pytest.raises(ValueError, match='wrist_sources'):
+        _config(wrist_sources=('body', 'body'))
+    with pytest.raises(ValueError, match='wrist_source'):
+        EvalRow('x', wrist_source='elbow')

@@ -16,6 +16,7 @@ from hmr_ros.geometry.crops import (
     expand_to_aspect_ratio,
     hand_crop_boxes,
     image_to_crop_affine,
+    sanitize_person_boxes,
 )
 
 
@@ -176,6 +177,43 @@ def test_body_crop_boxes_aspect_then_scale():
     torch.testing.assert_close(centers, torch.tensor([[50.0, 50.0], [25.0, 60.0]]))
     torch.testing.assert_close(sizes, torch.tensor([[125.0, 500.0 / 3.0], [93.75, 125.0]]))
     torch.testing.assert_close(sizes[:, 0] / sizes[:, 1], torch.full((2,), 0.75))
+
+
+def test_body_crop_boxes_follow_smplerx_sanitize_bbox():
+    """Official SMPLer-X (common/utils/preprocessing.py) on x, y, w, h in a 640 x 480 image:
+    sanitize_bbox: x1 = max(0, x), x2 = min(W - 1, x1 + max(0, w - 1)) (y likewise), w' = x2 - x1;
+    process_bbox: c = x1 + w' / 2, grow to w / h = 0.75, times 1.25. By hand:
+
+    - (100, 50, 300, 450), w, h = 200, 400 -> (100, 50, 299, 449), w', h' = 199, 399, centre
+      (199.5, 249.5); 199 < 0.75 * 399 -> w = 299.25; x1.25 -> (374.0625, 498.75);
+    - (-20, 10, 180, 110), w, h = 200, 100 -> x1 = 0, x2 = 0 + 199 (follows x1, not 180),
+      (0, 10, 199, 109), centre (99.5, 59.5); h = 199 / 0.75 = 265.33 -> (248.75, 331.6667);
+    - (600, 400, 700, 500) -> x2 = min(639, 699), y2 = min(479, 499): (600, 400, 639, 479),
+      w', h' = 39, 79, centre (619.5, 439.5); w = 59.25 -> (74.0625, 98.75).
+    """
+    boxes = torch.tensor(
+        [[100.0, 50.0, 300.0, 450.0], [-20.0, 10.0, 180.0, 110.0], [600.0, 400.0, 700.0, 500.0]]
+    )
+    image_wh = torch.tensor([640, 480])
+    torch.testing.assert_close(
+        sanitize_person_boxes(boxes, image_wh),
+        torch.tensor(
+            [[100.0, 50.0, 299.0, 449.0], [0.0, 10.0, 199.0, 109.0], [600.0, 400.0, 639.0, 479.0]]
+        ),
+    )
+    centers, sizes = body_crop_boxes(boxes, image_wh=image_wh)
+    torch.testing.assert_close(
+        centers, torch.tensor([[199.5, 249.5], [99.5, 59.5], [619.5, 439.5]])
+    )
+    torch.testing.assert_close(
+        sizes, torch.tensor([[374.0625, 498.75], [248.75, 995.0 / 3.0], [74.0625, 98.75]])
+    )
+
+
+def test_sanitize_keeps_an_empty_box_empty():
+    """A box narrower than 1 px: max(0, w - 1) = 0, so x2 = x1 (the official code drops it)."""
+    out = sanitize_person_boxes(torch.tensor([[10.0, 10.0, 10.5, 50.0]]), torch.tensor([64, 64]))
+    torch.testing.assert_close(out, torch.tensor([[10.0, 10.0, 10.0, 49.0]]))
 
 
 def test_box_conversions_and_clip():

@@ -35,7 +35,8 @@ WIDTH, HEIGHT = 320, 240
 # Principal point at the image's mirror centre (W - 1) / 2, so flipping keeps K.
 INTRINSICS = torch.tensor([[[300.0, 0.0, (WIDTH - 1) / 2], [0.0, 310.0, 119.5], [0.0, 0.0, 1.0]]])
 BOXES = torch.tensor([[20.0, 30.0, 150.0, 230.0], [160.0, 20.0, 300.0, 235.0]])
-ALWAYS_FUSE = DualPathConfig(hand_confidence_threshold=0.0)
+# IK-style wrists ('hand'), so the fused wrists can be checked against the hand expert alone.
+ALWAYS_FUSE = DualPathConfig(hand_confidence_threshold=0.0, wrist_source='hand')
 
 
 def _mirror_name(name: str) -> str:
@@ -136,6 +137,8 @@ def test_forward_gives_finite_outputs_of_documented_shapes(
         'hand_root_registered': (p, 2, 3),
         'hand_registration_rms_px': (p, 2),
         'hand_registration_valid': (p, 2),
+        'person_score': (p,),
+        'joint_confidence': (p, j),
     }
     assert set(expected) == set(DualPathOutput._fields)
     for name, shape in expected.items():
@@ -184,7 +187,7 @@ def test_fused_hands_follow_the_hand_expert_and_the_rest_follows_the_body(
     assert model.adapters == 'none'
     image = _image()
     out = _run(model, image)
-    centers, sizes = body_crop_boxes(BOXES)
+    centers, sizes = body_crop_boxes(BOXES, image_wh=torch.tensor([WIDTH, HEIGHT]))
     with torch.no_grad():
         body = whole_body(crop_images(image, centers, sizes, (512, 384)))
     wrists = [
@@ -236,7 +239,7 @@ def test_unusable_hands_keep_the_body_wrist_and_fingers_with_hands_mean(
     image = _image()
     out = _run(model, image)
     assert not out.hand_fused.any()
-    centers, sizes = body_crop_boxes(BOXES)
+    centers, sizes = body_crop_boxes(BOXES, image_wh=torch.tensor([WIDTH, HEIGHT]))
     with torch.no_grad():
         body = whole_body(crop_images(image, centers, sizes, (512, 384)))
     torch.testing.assert_close(
@@ -264,10 +267,11 @@ def test_metric_translation_puts_the_pelvis_on_the_person_box_centre(
 ):
     """Scripted camera (c0, c1) = -(pelvis x, y) puts the pelvis on the virtual camera's axis
     at depth Z_v = pelvis z + t_z. The virtual camera's principal point is the crop centre, the
-    person box centre (box inside the image), so the pelvis must project there with the real K;
-    its real depth is Z_v f / f_v with f = (300 + 310) / 2 and f_v = 10000 * crop width / 384.
+    centre of the sanitised person box, so the pelvis must project there with the real K; its
+    real depth is Z_v f / f_v with f = (300 + 310) / 2 and f_v = 10000 * crop width / 384.
 
-    Box 1: 130 x 200 px -> crop width max(130, 200 * 0.75) * 1.25 = 187.5 px.
+    Box 1 (20, 30, 150, 230): SMPLer-X's sanitize_bbox makes it (20, 30, 149, 229), 129 x 199 px,
+    centre (84.5, 129.5) -> crop width max(129, 199 * 0.75) * 1.25 = 186.5625 px.
     """
     whole_body = base_models[0]
     model = _model(base_models, smplx_body_model)
@@ -290,11 +294,11 @@ def test_metric_translation_puts_the_pelvis_on_the_person_box_centre(
 
     monkeypatch.setattr(whole_body, 'run_stages', scripted)
     out = _run(model, boxes=BOXES[:1])
-    center = (BOXES[0, :2] + BOXES[0, 2:]) / 2
+    center = torch.tensor([84.5, 129.5])
     torch.testing.assert_close(out.keypoints_2d_px[0, 0], center, atol=1e-3, rtol=0)
     t_z = 5000.0 * 2.5 / (256 * 192) ** 0.5 * torch.sigmoid(torch.tensor(depth_logit))
     virtual_depth = pelvis[2] + t_z
-    expected = virtual_depth * 305.0 / (10000.0 * 187.5 / 384.0)
+    expected = virtual_depth * 305.0 / (10000.0 * 186.5625 / 384.0)
     torch.testing.assert_close(out.joints[0, 0, 2], expected, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(out.transl[0] + pelvis, out.joints[0, 0])
 
@@ -317,7 +321,7 @@ def test_registered_hand_roots_match_the_mesh_when_the_2d_joints_are_its_project
 
     monkeypatch.setattr(whole_body, 'run_stages', scripted)
     first = _run(model)
-    centers, sizes = body_crop_boxes(BOXES)
+    centers, sizes = body_crop_boxes(BOXES, image_wh=torch.tensor([WIDTH, HEIGHT]))
     to_crop = image_to_crop_affine(centers, sizes, (512, 384))
     tips = [OPENPOSE_HAND_JOINT_NAMES.index(n.replace('4', '_tip')) for n in HAND_JOINT_NAMES]
     target_px = apply_affine(first.hand_keypoints_2d_px[:, :, tips].flatten(1, 2), to_crop)
@@ -416,8 +420,10 @@ def test_flipping_the_image_mirrors_the_whole_result(
     monkeypatch.setattr(whole_body, 'run_stages', scripted)
     image = _image()
     boxes = BOXES[:1]
+    # SMPLer-X's sanitize_bbox keeps x1 and moves x2 in by 1 px, so the box whose sanitised
+    # form mirrors (x1, x2 - 1) to (W - 1 - (x2 - 1), W - 1 - x1) is (W - x2, W - x1).
     flipped_boxes = torch.stack(
-        (WIDTH - 1 - boxes[:, 2], boxes[:, 1], WIDTH - 1 - boxes[:, 0], boxes[:, 3]), dim=-1
+        (WIDTH - boxes[:, 2], boxes[:, 1], WIDTH - boxes[:, 0], boxes[:, 3]), dim=-1
     )
     out = _run(model, image, boxes)
     flipped = _run(model, image.flip(-1), flipped_boxes)
@@ -574,3 +580,84 @@ def test_rejects_bad_inputs(base_models, smplx_body_model):
         model(image, BOXES, index[:1], INTRINSICS)
     with pytest.raises(ValueError, match='no person boxes'):
         model(image, BOXES[:0], index[:0], INTRINSICS)
+
+
+def test_joint_confidence_rows_follow_the_heatmap_joint_names(base_models, smplx_body_model):
+    """Scripted confidences 0.01 * (1 + k) for body heatmap joint k and 0.5 + 0.01 * (1 + i)
+    (left) / 0.7 + 0.01 * (1 + i) (right) for hand heatmap joint i land on the SMPL-X output
+    joints of the same name (SMPLer-X's 25 body joints: 12 = left_wrist, 24 = nose; hand joint
+    3 = thumb4 = the thumb tip, SMPL-X's vertex keypoint 'left_thumb'); joints no heatmap
+    covers (spine1, jaw, face landmarks) read 0. person_score is the mean of the body values."""
+    model = _model(base_models, smplx_body_model)
+    whole_body = model.whole_body
+    body_values = 0.01 * torch.arange(1, 26, dtype=torch.float32)
+    hand_values = torch.stack(
+        (0.5 + 0.01 * torch.arange(1, 21.0), 0.7 + 0.01 * torch.arange(1, 21.0))
+    )
+
+    def body_hook(_module, _inputs, output):
+        return output._replace(confidence=body_values.expand(output.confidence.shape[0], -1))
+
+    def hand_hook(_module, _inputs, output):
+        # The hand batch is (person, side) flattened, side in (left, right) order.
+        rows = output.confidence.shape[0]
+        return output._replace(confidence=hand_values.repeat(rows // 2, 1))
+
+    handles = [
+        whole_body.body_position_net.register_forward_hook(body_hook),
+        whole_body.hand_position_net.register_forward_hook(hand_hook),
+    ]
+    try:
+        out = _run(model)
+    finally:
+        for handle in handles:
+            handle.remove()
+    row = smplx_body_model.joint_index
+    for p in range(len(BOXES)):
+        conf = out.joint_confidence[p]
+        assert conf[row('pelvis')] == pytest.approx(0.01)
+        assert conf[row('left_wrist')] == pytest.approx(0.13)
+        assert conf[row('nose')] == pytest.approx(0.25)
+        assert conf[row('left_thumb1')] == pytest.approx(0.51)
+        assert conf[row('left_thumb')] == pytest.approx(0.54)
+        assert conf[row('right_pinky')] == pytest.approx(0.90)
+        for uncovered in ('spine1', 'jaw', 'left_collar', 'nose1'):
+            assert conf[row(uncovered)] == 0.0, uncovered
+        assert int((conf > 0).sum()) == 25 + 2 * 20
+        assert out.person_score[p] == pytest.approx(float(body_values.mean()))
+
+
+def test_wrist_source_body_lets_the_body_adapter_reach_the_mesh_wrist(
+    base_models, smplx_body_model, trained_body_adapter
+):
+    """wrist_source 'body' (the default): the fused local wrist rotations are the refined body
+    path's own (theta_0 + offset through the 6D conversion), so a body-adapter offset on a wrist
+    changes the mesh; the fingers still come from the hand expert. 'hand' ignores that offset
+    at the wrist (the IK-style wrist depends only on the elbow and the hand expert)."""
+    body_first = _model(
+        base_models,
+        smplx_body_model,
+        config=DualPathConfig(hand_confidence_threshold=0.0),
+        body_adapter=trained_body_adapter,
+    )
+    assert body_first.config.wrist_source == 'body'
+    out = _run(body_first)
+    whole_body = base_models[0]
+    wrists = [SMPLX_JOINT_NAMES.index(f'{side}_wrist') for side in ('left', 'right')]
+    centers, sizes = body_crop_boxes(BOXES, image_wh=torch.tensor([WIDTH, HEIGHT]))
+    with torch.no_grad():
+        stages = whole_body.run_stages(crop_images(_image(), centers, sizes, (512, 384)))
+    refined = rot6d_to_rotmat(stages.body_pose_6d + out.body_pose_offset_6d, 'interleaved')
+    torch.testing.assert_close(
+        axis_angle_to_rotmat(out.body_pose[:, [w - 1 for w in wrists]]),
+        refined[:, wrists],
+        atol=1e-4,
+        rtol=1e-4,
+    )
+    assert out.body_pose_offset_6d[:, wrists].abs().amax() > 1e-3  # the offset is there
+    ik = _model(base_models, smplx_body_model, body_adapter=trained_body_adapter)
+    ik_out = _run(ik)
+    assert not torch.allclose(
+        ik_out.body_pose[:, [w - 1 for w in wrists]], out.body_pose[:, [w - 1 for w in wrists]]
+    )
+    torch.testing.assert_close(ik_out.hand_finger_pose, out.hand_finger_pose)

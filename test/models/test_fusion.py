@@ -13,6 +13,7 @@ from hmr_ros.models.fusion import (
     ELBOW_INDICES,
     WRIST_INDICES,
     fuse_hands,
+    halfway_rotation,
     hand_box_confidence,
     wrist_local_rotation,
 )
@@ -164,3 +165,46 @@ def test_rejects_bad_arguments():
     body, body_hands, hand_orient, hand_fingers = _inputs()
     with pytest.raises(ValueError, match='body_rotmats'):
         fuse_hands(body[:, :21], body_hands, hand_orient, hand_fingers, torch.ones(3, 2))
+
+
+def test_wrist_source_body_keeps_the_body_wrist_and_blend_goes_halfway():
+    """Hand = body wrist global x Rx(90 deg): 'hand' gives the local wrist R_wrist Rx(90), 'body'
+    keeps R_wrist (fingers still from the hand path), 'blend' gives R_wrist Rx(45): the
+    geodesic midpoint of R and R Rx(90) is R Rx(45) (half the angle about the same axis)."""
+    body, body_hands, _, hand_fingers = _inputs()
+    twist = axis_angle_to_rotmat(torch.tensor([math.pi / 2, 0.0, 0.0], dtype=torch.float64))
+    half = axis_angle_to_rotmat(torch.tensor([math.pi / 4, 0.0, 0.0], dtype=torch.float64))
+    hand_orient = global_rotations(body, BODY_PARENTS)[:, list(WRIST_INDICES)] @ twist
+    wrists = list(WRIST_INDICES)
+    use = torch.ones(3, 2)
+    for source, expected in (
+        ('hand', body[:, wrists] @ twist),
+        ('body', body[:, wrists]),
+        ('blend', body[:, wrists] @ half),
+    ):
+        fused = fuse_hands(body, body_hands, hand_orient, hand_fingers, use, wrist_source=source)
+        torch.testing.assert_close(fused.body_rotmats[:, wrists], expected, msg=source)
+        torch.testing.assert_close(fused.hand_rotmats, hand_fingers, msg=source)
+        torch.testing.assert_close(
+            fused.wrist_global_rotmats, fused.elbow_global_rotmats @ expected, msg=source
+        )
+    with pytest.raises(ValueError, match='wrist_source'):
+        fuse_hands(body, body_hands, hand_orient, hand_fingers, use, wrist_source='elbow')
+
+
+def test_halfway_rotation_is_symmetric_and_exact_for_a_known_pair():
+    """Rz(0.2) and Rz(1.0): halfway is Rz(0.6), from either end."""
+    a = axis_angle_to_rotmat(torch.tensor([0.0, 0.0, 0.2], dtype=torch.float64))
+    b = axis_angle_to_rotmat(torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64))
+    mid = axis_angle_to_rotmat(torch.tensor([0.0, 0.0, 0.6], dtype=torch.float64))
+    torch.testing.assert_close(halfway_rotation(a, b), mid)
+    torch.testing.assert_close(halfway_rotation(b, a), mid)
+
+
+def test_pipeline_choices_match_the_fusion_module():
+    """pipeline.protocol lists the wrist sources without importing torch; they must agree."""
+    from hmr_ros.models.fusion import DEFAULT_WRIST_SOURCE, WRIST_SOURCES
+    from hmr_ros.pipeline import protocol
+
+    assert protocol.WRIST_SOURCE_CHOICES == WRIST_SOURCES
+    assert protocol.DEFAULT_WRIST_SOURCE == DEFAULT_WRIST_SOURCE

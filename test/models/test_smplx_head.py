@@ -16,6 +16,7 @@ from hmr_ros.models.heads.smplx_head import (
     HandRoI,
     PositionNet,
     SMPLXHeadConfig,
+    heatmap_peak_mass,
     restore_part_boxes,
     soft_argmax_2d,
     soft_argmax_3d,
@@ -144,6 +145,72 @@ def test_position_net_reads_channels_as_joint_major_depth():
     out = net(torch.randn(2, 8, 16, 12))
     assert out.heatmap.shape == (2, 25, 16, 16, 12)
     torch.testing.assert_close(out.joints_hm[:, 1], torch.tensor([[5.5, 7.5, 9.0]] * 2))
+
+
+def _body_heatmap(cells: dict[tuple[int, int, int], float]) -> torch.Tensor:
+    """(1, 1, 16, 16, 12) heatmap with the given (d, h, w) -> probability entries."""
+    heatmap = torch.zeros(1, 1, *BODY_HEATMAP_DHW)
+    for (d, h, w), p in cells.items():
+        heatmap[0, 0, d, h, w] = p
+    return heatmap
+
+
+def test_peak_mass_of_peaked_flat_and_split_heatmaps():
+    """Hand derivation on the 16 x 12 body grid with a 3 x 3 window, m_u = 9 / 192 = 0.046875:
+
+    - all mass in one cell: m = 1 -> score (1 - m_u) / (1 - m_u) = 1;
+    - uniform over the 3072 cells: every interior block holds 9 * 16 / 3072 = 9/192 = m_u -> 0;
+    - half the mass at (h, w) = (2, 2), half at (12, 9) (> 3 cells apart): m = 0.5 ->
+      (0.5 - 0.046875) / 0.953125 = 0.475410; depth does not matter (2D marginal);
+    - mass spread evenly over a 3 x 3 block in one depth slice: m = 1 -> 1 (a block, not a cell);
+    - 0.6 in one cell and 0.4 spread uniformly: m = 0.6 + 0.4 * 9/192 = 0.61875 ->
+      (0.61875 - 0.046875) / 0.953125 = 0.6.
+    """
+    one = _body_heatmap({(4, 7, 5): 1.0})
+    flat = torch.full((1, 1, *BODY_HEATMAP_DHW), 1.0 / (16 * 16 * 12))
+    split = _body_heatmap({(0, 2, 2): 0.5, (15, 12, 9): 0.5})
+    block = _body_heatmap({(8, 6 + i, 4 + k): 1.0 / 9 for i in range(3) for k in range(3)})
+    mixed = 0.6 * _body_heatmap({(3, 10, 3): 1.0}) + 0.4 * flat
+    scores = heatmap_peak_mass(torch.cat((one, flat, split, block, mixed), dim=1))
+    expected = torch.tensor([[1.0, 0.0, 0.475410, 1.0, 0.6]])
+    torch.testing.assert_close(scores, expected, atol=1e-5, rtol=0)
+
+
+def test_peak_mass_corner_peak_and_hand_grid():
+    """A single-cell peak in the corner still scores 1 (zero padding only lowers blocks that hang
+    over the edge, the block centred on the corner holds the cell); on a 16 x 16 hand grid a
+    uniform heatmap gives m_u = 9/256 -> 0. NaN heatmaps score 0."""
+    corner = _body_heatmap({(0, 0, 0): 1.0})
+    hand_flat = torch.full((1, 1, 16, 16, 16), 1.0 / 16**3)
+    nan = torch.full((1, 1, *BODY_HEATMAP_DHW), float('nan'))
+    assert heatmap_peak_mass(corner).item() == pytest.approx(1.0)
+    assert heatmap_peak_mass(hand_flat).item() == pytest.approx(0.0, abs=1e-6)
+    assert heatmap_peak_mass(nan).item() == 0.0
+
+
+def test_position_net_confidence_from_scripted_logits():
+    """Zero weights, bias 100 on channel 2 * 16 + 5 (joint 2, depth 5): joint 2's mass all lies
+    at depth 5 but evenly over the 16 x 12 plane, so its image-plane peak mass is m_u -> 0, like
+    the flat joints. Weights 1 and features 10 in one grid cell (h, w) = (9, 4): every channel's
+    logit is 80 there and 0 elsewhere, so every joint's image-plane mass sits in that cell -> 1,
+    at (x, y) = (4, 9)."""
+    net = PositionNet(8, 25, BODY_HEATMAP_DHW)
+    with torch.no_grad():
+        net.conv[0].weight.zero_()
+        net.conv[0].bias.zero_()
+        net.conv[0].bias[2 * 16 + 5] = 100.0
+    out = net(torch.randn(2, 8, 16, 12))
+    assert out.confidence.shape == (2, 25)
+    torch.testing.assert_close(out.confidence, torch.zeros(2, 25), atol=1e-5, rtol=0)
+    with torch.no_grad():
+        net.conv[0].weight.fill_(1.0)
+    features = torch.zeros(1, 8, 16, 12)
+    features[0, :, 9, 4] = 10.0  # logits 80 at (h, w) = (9, 4), 0 elsewhere
+    peaked = net(features)
+    torch.testing.assert_close(peaked.confidence, torch.ones(1, 25), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        peaked.joints_hm[0, 0, :2], torch.tensor([4.0, 9.0]), atol=1e-4, rtol=0
+    )
 
 
 def test_restore_part_boxes_by_hand():

@@ -15,7 +15,12 @@ from hmr_ros.geometry.rotations import (
 )
 from hmr_ros.models.backbones.vit import vit_tiny
 from hmr_ros.models.components.roi_align import roi_align
-from hmr_ros.models.heads.smplx_head import HAND_MCP_JOINT_INDICES
+from hmr_ros.models.heads.smplx_head import (
+    HAND_MCP_JOINT_INDICES,
+    PositionOutput,
+    heatmap_peak_mass,
+    soft_argmax_3d,
+)
 from hmr_ros.models.whole_body import (
     CAMERA_DEPTH_RANGE_M,
     WHOLE_BODY_VARIANTS,
@@ -264,6 +269,9 @@ def test_forward_shapes_and_finite_values(tiny_model, crops):
         'body_pose_6d': (2, 22, 6),
         'hand_features': (2, 2, c, 16, 16),
         'hand_joints_hm': (2, 2, 20, 3),
+        'body_joint_confidence': (2, 25),
+        'hand_joint_confidence': (2, 2, 20),
+        'person_score': (2,),
     }
     assert {k: tuple(v.shape) for k, v in out._asdict().items()} == expected
     for name, value in out._asdict().items():
@@ -513,3 +521,49 @@ def test_virtual_crop_intrinsics_match_smplerx_projection():
     torch.testing.assert_close(
         project_points(point, intrinsics[None]), torch.tensor([[[292.0, 56.0]]])
     )
+
+
+def _scripted_body_heatmaps(model, logits):
+    """Forward hook: the body position net returns the heatmaps of ``logits`` instead."""
+
+    def hook(_module, _inputs, _output):
+        heatmap, joints_hm = soft_argmax_3d(logits)
+        return PositionOutput(heatmap, joints_hm, heatmap_peak_mass(heatmap))
+
+    return model.body_position_net.register_forward_hook(hook)
+
+
+def test_person_score_is_high_for_peaked_and_zero_for_flat_body_heatmaps(tiny_model, crops):
+    """Scripted body heatmaps: flat logits give every joint m = 9/192 = m_u -> score 0; one
+    logit of 100 per joint (all mass in one cell) gives 1 per joint, so the mean is 1; peaked
+    for 10 of the 25 joints and flat for 15 gives 10/25 = 0.4."""
+    flat = torch.zeros(2, 25, 16, 16, 12)
+    peaked = flat.clone()
+    for j in range(25):
+        peaked[:, j, j % 16, (3 * j) % 16, j % 12] = 100.0
+    half = flat.clone()
+    half[:, :10] = peaked[:, :10]
+    scores = {}
+    for name, logits in (('flat', flat), ('peaked', peaked), ('partial', half)):
+        handle = _scripted_body_heatmaps(tiny_model, logits)
+        try:
+            with torch.no_grad():
+                out = tiny_model(crops)
+        finally:
+            handle.remove()
+        assert out.person_score.shape == (2,)
+        assert out.body_joint_confidence.shape == (2, 25)
+        assert out.hand_joint_confidence.shape == (2, 2, 20)
+        scores[name] = out.person_score
+    torch.testing.assert_close(scores['flat'], torch.zeros(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(scores['peaked'], torch.ones(2), atol=1e-5, rtol=0)
+    torch.testing.assert_close(scores['partial'], torch.full((2,), 0.4), atol=1e-5, rtol=0)
+
+
+def test_person_score_of_the_real_heads_is_the_mean_body_joint_confidence(tiny_model, crops):
+    """With the network's own heatmaps every score stays in [0, 1]."""
+    with torch.no_grad():
+        out = tiny_model(crops)
+        assert ((out.person_score >= 0) & (out.person_score <= 1)).all()
+        assert ((out.hand_joint_confidence >= 0) & (out.hand_joint_confidence <= 1)).all()
+        torch.testing.assert_close(out.person_score, out.body_joint_confidence.mean(-1))

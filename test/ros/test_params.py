@@ -197,6 +197,15 @@ def test_detection_source_and_plugin_reach_the_pipeline_options() -> None:
         replace_parameters(plugin, {'detection.source': 'external'})
 
 
+def test_wrist_source_reaches_the_pipeline_and_is_checked() -> None:
+    assert pipeline_options(HmrNodeParams()).model.wrist_source == 'body'
+    custom = parameters_from_values({'model.wrist_source': 'blend'})
+    assert pipeline_options(custom).model.wrist_source == 'blend'
+    assert 'model.wrist_source' not in dynamic_parameter_names()
+    with pytest.raises(ValueError, match='model.wrist_source'):
+        parameters_from_values({'model.wrist_source': 'elbow'})
+
+
 def test_declare_node_parameters_with_descriptors(rclpy_context) -> None:
     require_ros_modules()
     import rclpy

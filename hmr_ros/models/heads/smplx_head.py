@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hmr_ros.models.components.roi_align import roi_align, sample_at_points
@@ -48,6 +49,7 @@ __all__ = [
     'PositionNet',
     'PositionOutput',
     'SMPLXHeadConfig',
+    'heatmap_peak_mass',
     'restore_part_boxes',
     'soft_argmax_2d',
     'soft_argmax_3d',
@@ -234,6 +236,39 @@ def soft_argmax_2d(logits: Tensor) -> Tensor:
     return torch.stack((x, y), dim=-1)
 
 
+PEAK_WINDOW_CELLS = 3
+"""Side of the square window of image-plane cells whose probability mass heatmap_peak_mass
+reads: 3 x 3 cells (48 x 48 ViT pixels on the body grid, 3/16 of a hand box)."""
+
+
+def heatmap_peak_mass(heatmap: Tensor, window: int = PEAK_WINDOW_CELLS) -> Tensor:
+    """How concentrated each softmax heatmap is in the image plane, in [0, 1].
+
+    The heatmap is marginalised over depth to an H x W image-plane distribution; its peak mass
+    m is the largest probability held by any ``window`` x ``window`` block of cells. A uniform
+    heatmap gives m_u = window^2 / (H W) (9/192 on the 16 x 12 body grid, 9/256 on a 16 x 16
+    hand), a heatmap whose mass sits in one block gives 1, two equal far-apart peaks give 1/2.
+    The result rescales that range: ``clamp((m - m_u) / (1 - m_u), 0, 1)``, so uniform -> 0 and
+    one peak -> 1. It only reads the tensor (no host sync, static shapes).
+
+    Args:
+        heatmap: (N, J, D, H, W) probabilities summing to 1 per joint (PositionNet's).
+        window: odd block side in cells.
+
+    Returns:
+        (N, J) float32 concentration scores; NaN heatmaps give 0.
+    """
+    n, j, _, h, w = heatmap.shape
+    image_plane = heatmap.float().sum(dim=2).reshape(n * j, 1, h, w)
+    block_mass = F.avg_pool2d(
+        image_plane, window, stride=1, padding=window // 2, count_include_pad=True
+    ) * float(window * window)  # sums over each block (zero padding at the borders)
+    peak = block_mass.amax(dim=(-2, -1)).reshape(n, j)
+    uniform = window * window / (h * w)
+    score = ((peak - uniform) / (1.0 - uniform)).clamp(0.0, 1.0)
+    return torch.nan_to_num(score, nan=0.0)
+
+
 # --- Heads --------------------------------------------------------------------------------------
 
 
@@ -243,10 +278,13 @@ class PositionOutput(NamedTuple):
     Attributes:
         heatmap: (N, J, D, H, W) softmax-normalised heatmaps, float32.
         joints_hm: (N, J, 3) expected (x, y, z) heatmap cells, float32.
+        confidence: (N, J) heatmap_peak_mass of each joint's heatmap, in [0, 1] (ours; the
+            official code computes none).
     """
 
     heatmap: Tensor
     joints_hm: Tensor
+    confidence: Tensor
 
 
 class PositionNet(nn.Module):
@@ -269,12 +307,15 @@ class PositionNet(nn.Module):
             features: (N, C, H, W) with (H, W) = heatmap_dhw[1:].
 
         Returns:
-            PositionOutput with heatmap (N, J, D, H, W) and joints_hm (N, J, 3).
+            PositionOutput with heatmap (N, J, D, H, W), joints_hm (N, J, 3) and
+            confidence (N, J).
         """
         d, h, w = self.heatmap_dhw
         logits = self.conv(features).reshape(features.shape[0], self.num_joints, d, h, w)
         heatmap, joints_hm = soft_argmax_3d(logits)
-        return PositionOutput(heatmap=heatmap, joints_hm=joints_hm)
+        return PositionOutput(
+            heatmap=heatmap, joints_hm=joints_hm, confidence=heatmap_peak_mass(heatmap)
+        )
 
 
 class BodyRegressorOutput(NamedTuple):
