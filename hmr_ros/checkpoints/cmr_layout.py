@@ -10,15 +10,14 @@ stage 2 never calls it (it is a module of the model), so it is part of the layou
 ``template/transform.pkl`` is a latin-1 pickle of a dict with per-level lists ``vertices``
 (float64 arrays), ``face`` (uint32 arrays), ``adj``, ``down_transform`` and ``up_transform``
 (``scipy.sparse.csc_matrix``). It is MANO-derived, so the user supplies it. scipy is not a
-dependency here: the file is read with the project's restricted unpickler, extended by one
-inert stand-in for the sparse class, and each matrix is decoded from its pickled CSC state
-(``_shape``, ``indices``, ``indptr``, ``data``). Nothing in the file is executed.
+dependency here: the file is read with the body-model files' restricted reader
+(``body_models.model_files.read_body_model_pickle``: numpy arrays and scipy sparse matrices only,
+the matrices rebuilt from their pickled CSC arrays), and nothing in the file is executed.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -26,13 +25,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from hmr_ros.checkpoints.safe_load import (
-    CorruptCheckpointError,
-    UnsafeCheckpointError,
-    _InertConfig,
-    _RestrictedUnpickler,
-    check_state_dict,
+from hmr_ros.body_models.model_files import (
+    BodyModelFileError,
+    UnsafeBodyModelFileError,
+    read_body_model_pickle,
 )
+from hmr_ros.checkpoints.safe_load import CorruptCheckpointError, check_state_dict
 
 __all__ = [
     'CMR_CHECKPOINT_WRAPPER_KEY',
@@ -44,7 +42,6 @@ __all__ = [
     'is_official_cmr_checkpoint',
     'load_cmr_transforms',
     'official_cmr_checkpoint',
-    'sparse_from_csc_state',
 ]
 
 # Keys only CMR's classes have: the first decoder Linear and the final uv + mask head.
@@ -55,72 +52,6 @@ _RESNET50_KEY = 'backbone1.layer1.0.conv3.weight'  # bottlenecks have a third co
 
 CMR_CHECKPOINT_WRAPPER_KEY = 'model_state_dict'
 """Key of the weights in a training checkpoint (the official loader's test)."""
-
-# scipy moved the sparse classes to private modules in 1.8; files name either.
-_SPARSE_GLOBALS = frozenset(
-    {
-        'scipy.sparse.csc.csc_matrix',
-        'scipy.sparse._csc.csc_matrix',
-        'scipy.sparse.csr.csr_matrix',
-        'scipy.sparse._csr.csr_matrix',
-    }
-)
-
-
-class _InertSparse(_InertConfig):
-    """Stand-in for a pickled scipy sparse matrix: keeps its state, runs nothing."""
-
-    source_global = 'scipy.sparse'
-
-
-class _TransformUnpickler(_RestrictedUnpickler):
-    """The checkpoint unpickler plus the scipy sparse classes (as inert stand-ins)."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        if f'{module}.{name}' in _SPARSE_GLOBALS:
-            return type(f'Inert_{name}', (_InertSparse,), {'source_global': f'{module}.{name}'})
-        return super().find_class(module, name)
-
-
-def sparse_from_csc_state(state: Mapping[str, Any], *, csr: bool = False) -> torch.Tensor:
-    """A coalesced float32 torch sparse COO matrix from a pickled CSC (or CSR) state dict.
-
-    Args:
-        state: ``_shape`` (rows, cols), ``indices``, ``indptr`` and ``data`` arrays.
-        csr: the state is CSR (``indptr`` over rows) instead of CSC (over columns).
-
-    Raises:
-        CorruptCheckpointError: missing fields or inconsistent array sizes.
-    """
-    try:
-        shape = tuple(int(n) for n in state['_shape'])
-        indices = np.asarray(state['indices'], dtype=np.int64)
-        indptr = np.asarray(state['indptr'], dtype=np.int64)
-        data = np.asarray(state['data'], dtype=np.float64)
-    except (KeyError, TypeError, ValueError) as error:
-        raise CorruptCheckpointError(f'sparse matrix state is incomplete: {error}') from error
-    major = shape[0] if csr else shape[1]
-    if (
-        len(shape) != 2
-        or indptr.shape != (major + 1,)
-        or indices.shape != data.shape
-        or indptr[-1] != len(data)
-        or np.any(np.diff(indptr) < 0)
-        or (len(indices) and (indices.min() < 0 or indices.max() >= shape[1 if csr else 0]))
-    ):
-        raise CorruptCheckpointError(
-            f'sparse matrix state is inconsistent: shape {shape}, indptr {indptr.shape}, '
-            f'indices {indices.shape}, data {data.shape}'
-        )
-    outer = np.repeat(np.arange(major), np.diff(indptr))
-    rows, cols = (outer, indices) if csr else (indices, outer)
-    matrix = torch.sparse_coo_tensor(
-        torch.from_numpy(np.stack((rows, cols))),
-        torch.from_numpy(data).float(),
-        shape,
-        check_invariants=True,
-    )
-    return matrix.coalesce()
 
 
 class CmrMeshHierarchy(NamedTuple):
@@ -140,12 +71,10 @@ class CmrMeshHierarchy(NamedTuple):
 
 
 def _matrix(value: Any, what: str) -> torch.Tensor:
-    if not isinstance(value, _InertSparse):
-        raise CorruptCheckpointError(f'{what} is {type(value).__name__}, not a sparse matrix')
-    state = value.__dict__.get('pickle_state')
-    if not isinstance(state, Mapping):
-        raise CorruptCheckpointError(f'{what} has no sparse state')
-    return sparse_from_csc_state(state, csr='csr' in value.source_global)
+    """A 2D numpy matrix (the reader's dense form of a sparse one) as a torch sparse matrix."""
+    if not isinstance(value, np.ndarray) or value.ndim != 2:
+        raise CorruptCheckpointError(f'{what} is {type(value).__name__}, not a matrix')
+    return torch.from_numpy(value).float().to_sparse().coalesce()
 
 
 def load_cmr_transforms(path: str | os.PathLike[str]) -> CmrMeshHierarchy:
@@ -153,7 +82,7 @@ def load_cmr_transforms(path: str | os.PathLike[str]) -> CmrMeshHierarchy:
 
     Raises:
         FileNotFoundError: the file is missing (it is MANO-derived: the user supplies it).
-        UnsafeCheckpointError: the pickle asks for a global outside the allow-list.
+        UnsafeBodyModelFileError: the pickle names a global outside the allow-list.
         CorruptCheckpointError: the content is not CMR's hierarchy layout.
     """
     file = Path(path)
@@ -163,11 +92,10 @@ def load_cmr_transforms(path: str | os.PathLike[str]) -> CmrMeshHierarchy:
             'SeanChenxy/HandMesh (MANO-derived, not shipped); see docs/cmr.md.'
         )
     try:
-        with file.open('rb') as stream:
-            loaded = _TransformUnpickler(stream, encoding='latin1').load()
-    except UnsafeCheckpointError as error:
-        raise UnsafeCheckpointError(error.global_name, file) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
+        loaded = read_body_model_pickle(file.read_bytes(), file)
+    except UnsafeBodyModelFileError:
+        raise
+    except BodyModelFileError as error:
         raise CorruptCheckpointError(f'cannot read {file}: {error}') from error
     keys = ('vertices', 'face', 'down_transform', 'up_transform')
     if not isinstance(loaded, Mapping) or any(k not in loaded for k in keys):
