@@ -51,3 +51,39 @@ def test_invalid_registrations_are_ignored_and_unknown_sources_refused() -> None
     assert torch.allclose(moved.hand_wrist_position[0, 1], torch.tensor([-0.21, 0.0, 1.0]))
     with pytest.raises(ValueError, match='mesh'):
         with_hand_roots(output, 'silhouette')
+
+
+def test_runner_applies_the_runtime_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner passes every model output through with_hand_roots with the current setting,
+    and a settings update switches it from the next frame on."""
+    import dataclasses
+    import time
+    from pathlib import Path
+
+    import cv2
+
+    from hmr_ros.pipeline import runner as runner_module
+    from hmr_ros.pipeline.frames import CameraIntrinsics
+    from hmr_ros.pipeline.protocol import Frame, ModelOptions, PipelineOptions
+
+    seen: list[str] = []
+
+    def recording(output: DualPathOutput, source: str) -> DualPathOutput:
+        seen.append(source)
+        return with_hand_roots(output, source)
+
+    monkeypatch.setattr(runner_module, 'with_hand_roots', recording)
+    pipeline = runner_module.build_pipeline(
+        PipelineOptions(model=ModelOptions(use_test_assets=True))
+    )
+    image_path = Path(__file__).resolve().parents[2] / 'data' / 'astronaut.jpg'
+    bgr = cv2.imread(str(image_path))
+    assert bgr is not None
+    image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    intrinsics = CameraIntrinsics(fx=520.0, fy=520.0, cx=255.5, cy=255.5, width=512, height=512)
+    frame = Frame(image, intrinsics, 100.0, 'camera_optical_frame', time.monotonic())
+    pipeline.process(frame)
+    settings = pipeline._settings
+    pipeline.update_settings(dataclasses.replace(settings, hand_root='registered'))
+    pipeline.process(dataclasses.replace(frame, stamp_s=100.1))
+    assert seen == ['mesh', 'registered']
