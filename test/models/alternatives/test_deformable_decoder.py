@@ -65,6 +65,30 @@ def test_attention_samples_bilinearly_at_known_positions() -> None:
     assert torch.allclose(out[0, 0], torch.tensor([3.625, 36.25]))
 
 
+class _ConstantRawOffset(nn.Module):
+    """Stands in for the offset network: raw offsets atanh(0.5) in x, 0 in y, everywhere."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raw = torch.zeros(x.shape[0], 2, *x.shape[2:])
+        raw[:, 0] = math.atanh(0.5)
+        return raw
+
+
+def test_known_offsets_shift_the_samples_by_half_a_cell() -> None:
+    """tanh(atanh(0.5)) * lambda_o (1) = half a grid cell to the right of every cell centre:
+    samples at pixels (0.5, 0), (1.5, 0), (0.5, 1), (1.5, 1). Bilinear with zero padding
+    outside the map: f0 = 1.5, 0.5 * 2 = 1, 3.5, 0.5 * 4 = 2; equal logits average them:
+    f0 = 8 / 4 = 2, f1 = 20."""
+    attention = _attention()
+    attention.offset = nn.Sequential(_ConstantRawOffset())
+    positions = attention.sampling_positions(FEATURES)
+    expected = torch.tensor([[_normalised(0.5, 0), _normalised(1.5, 0)],
+                             [_normalised(0.5, 1), _normalised(1.5, 1)]])  # fmt: skip
+    assert torch.allclose(positions[0, 0], expected)
+    out = attention(torch.zeros(1, 1, 2), FEATURES)
+    assert torch.allclose(out[0, 0], torch.tensor([2.0, 20.0]))
+
+
 def test_zero_offsets_equal_dense_cross_attention() -> None:
     """With the offset network's output layer at zero, positions are the cell centres and the
     result is ordinary cross-attention over the 4 cells with the bias grid added."""
