@@ -130,3 +130,34 @@ def test_published_hierarchy_builds_full_spirals_without_refused_faces() -> None
         spirals = spiral_indices(vertices, faces, 27)
         assert spirals.shape == (len(vertices), 27)
         assert torch.equal(spirals[:, 0], torch.arange(len(vertices)))
+
+
+def _circulator_meshes() -> list[tuple[np.ndarray, np.ndarray]]:
+    meshes = [(FAN_POINTS, FAN_FACES), _octahedron()]
+    rng = np.random.default_rng(11)
+    grid = 7
+    points = np.array([[i, j, 0.0] for i in range(grid) for j in range(grid)])
+    faces = []
+    for i in range(grid - 1):
+        for j in range(grid - 1):
+            a, b, c, d = i * grid + j, (i + 1) * grid + j, (i + 1) * grid + j + 1, i * grid + j + 1
+            faces += [[a, b, c], [a, c, d]] if rng.random() < 0.5 else [[a, b, d], [b, c, d]]
+    meshes.append((points, np.array(faces)[rng.permutation(len(faces))]))  # shuffled order
+    if os.environ.get('HMR_ROS_CMR_TRANSFORM'):
+        from hmr_ros.checkpoints.cmr_layout import load_cmr_transforms
+
+        hierarchy = load_cmr_transforms(os.environ['HMR_ROS_CMR_TRANSFORM'])
+        meshes += list(zip(hierarchy.vertices[:-1], hierarchy.faces[:-1], strict=True))
+    return meshes
+
+
+def test_circulator_order_equals_openmesh_where_it_is_installed() -> None:
+    """The reference itself: OpenMesh's TriMesh(points, faces) and its vv circulator (the
+    official code's), on several meshes; skipped where openmesh is not installed (here)."""
+    om = pytest.importorskip('openmesh')
+    for points, faces in _circulator_meshes():
+        reference = om.TriMesh(np.asarray(points, dtype=np.float64), np.asarray(faces))
+        ours = SpiralMesh(points, faces)
+        for v in range(len(points)):
+            expected = [vh.idx() for vh in reference.vv(om.VertexHandle(v))]
+            assert ours.vertex_vertices(v) == expected, v
