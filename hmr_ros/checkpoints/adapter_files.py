@@ -55,7 +55,7 @@ __all__ = [
     'save_adapter_file',
 ]
 
-ADAPTER_MODELS: tuple[str, ...] = ('hand_adapter', 'body_adapter')
+ADAPTER_MODELS: tuple[str, ...] = ('hand_adapter', 'body_adapter', 'deformable_decoder')
 """Model-card ``model`` values of adapter files."""
 
 ADAPTER_CONFIG_KEY = METADATA_PREFIX + 'adapter_config'

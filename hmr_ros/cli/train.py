@@ -2,6 +2,7 @@
 
     hmr-ros train hand-adapter CONFIG [--resume RUN_OR_CHECKPOINT] [--set KEY=VALUE ...]
     hmr-ros train body-adapter CONFIG [--resume RUN_OR_CHECKPOINT] [--set KEY=VALUE ...]
+    hmr-ros train deforhmr-decoder CONFIG [--resume RUN_OR_CHECKPOINT] [--set KEY=VALUE ...]
 
 CONFIG is a YAML file of overrides of hmr_ros.training.config.HandAdapterTrainConfig or
 BodyAdapterTrainConfig (config/train_hand_adapter.yaml and config/train_body_adapter.yaml are
@@ -29,12 +30,15 @@ STAGES = {
     'hand-adapter': 'hand adapter on the frozen hand expert (body pose guides HaMeR, paper 3.5.1)',
     'body-adapter': 'body adapter on the frozen whole-body model (hand features refine SMPLer-X, '
     'paper 3.5.2)',
+    'deforhmr-decoder': 'DeforHMR-style deformable body decoder on the frozen whole-body ViT '
+    '(docs/deforhmr.md)',
 }
 
 
 def _run(args: argparse.Namespace) -> int:
     from hmr_ros.training.config import (
         BodyAdapterTrainConfig,
+        DeformableDecoderTrainConfig,
         HandAdapterTrainConfig,
         TrainConfig,
     )
@@ -45,6 +49,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.stage == 'hand-adapter':
             config = load_config(HandAdapterTrainConfig, args.config, overrides)
+        elif args.stage == 'deforhmr-decoder':
+            config = load_config(DeformableDecoderTrainConfig, args.config, overrides)
         else:
             config = load_config(BodyAdapterTrainConfig, args.config, overrides)
     except (ConfigError, FileNotFoundError) as error:

@@ -327,6 +327,22 @@ _BUILT_IN = (
         light=True,
         test_variants=('fastmetro_tiny',),
     ),
+    ModelEntry(
+        name='cmr',
+        title='CMR',
+        role='hand',
+        interface='cmr',
+        layout_module='hmr_ros.checkpoints.cmr_layout',
+        from_official='cmr_state_dict_from_official',
+        to_official='official_cmr_checkpoint',
+        is_official='is_official_cmr_checkpoint',
+        model_module='hmr_ros.models.alternatives.cmr',
+        builder='build_cmr',
+        variants='CMR_VARIANTS',
+        variant_detector='detect_cmr_variant',
+        official_suffix='.pt',
+        light=True,
+    ),
 )
 for _entry in _BUILT_IN:
     register_model(_entry)

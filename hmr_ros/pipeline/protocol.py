@@ -159,6 +159,10 @@ def is_device_name(device: str) -> bool:
     return prefix == 'cuda' and index.isdigit()
 
 
+HAND_ROOT_SOURCES: tuple[str, ...] = ('mesh', 'registered')
+"""Published hand roots: the mesh's wrists or the registered ones (pipeline/hand_roots.py)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class RuntimeSettings:
     """Settings the pipeline must accept between frames (the dynamic parameters).
@@ -172,6 +176,7 @@ class RuntimeSettings:
         min_box_px: Smallest person box side kept, pixels.
         min_hand_confidence: Hands below it are reported ``valid=False``, 0..1.
         publish_vertices: Fill ``PersonResult.vertices_m`` (costly; off by default).
+        hand_root: Hand roots published: 'mesh' or 'registered' (pipeline/hand_roots.py).
     """
 
     tracking: TrackerConfig = TrackerConfig()
@@ -182,8 +187,13 @@ class RuntimeSettings:
     min_box_px: float = 48.0
     min_hand_confidence: float = 0.5
     publish_vertices: bool = False
+    hand_root: str = 'mesh'
 
     def __post_init__(self) -> None:
+        if self.hand_root not in HAND_ROOT_SOURCES:
+            raise ValueError(
+                f'hand_root must be one of {HAND_ROOT_SOURCES}, got {self.hand_root!r}'
+            )
         for name in ('person_threshold', 'min_hand_confidence'):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

@@ -72,6 +72,7 @@ from hmr_ros.pipeline.detectors.plugin import (
     DetectorOptions,
     load_configured_detector,
 )
+from hmr_ros.pipeline.hand_roots import with_hand_roots
 from hmr_ros.pipeline.protocol import Frame, PipelineOptions, RuntimeSettings
 from hmr_ros.pipeline.rectification import Rectification, Rectifier
 from hmr_ros.pipeline.results import FrameResult, HandResult, ModelDescription, PersonResult
@@ -348,6 +349,8 @@ class PipelineRunner:
         # Static-shape backends return bucket rows; the rows past len(boxes) are padding and
         # are dropped below, after the single device-to-host copy.
         output = self._backend.run(image, boxes, batch_index, intrinsics)
+        with torch.inference_mode():
+            output = with_hand_roots(output, self._settings.hand_root)
         host = _to_host(output, self._settings.publish_vertices, self._host_staging)
         return [
             _PersonEstimate({name: value[p] for name, value in host.items()})

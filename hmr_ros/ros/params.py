@@ -28,6 +28,7 @@ from hmr_ros.pipeline.protocol import (
     BACKEND_CHOICES,
     DEFAULT_WRIST_SOURCE,
     DEVICE_CHOICES_HINT,
+    HAND_ROOT_SOURCES,
     PRECISION_CHOICES,
     WRIST_SOURCE_CHOICES,
     ModelOptions,
@@ -416,6 +417,13 @@ class OutputParams(ParameterGroup):
     detections: bool = parameter(
         False, 'Publish tracked_detections (vision_msgs/Detection2DArray, id = track id)'
     )
+    hand_root: str = parameter(
+        'mesh',
+        "Hand wrist positions: 'mesh' (the SMPL-X mesh's wrists) or 'registered' (2D "
+        'registration onto the hand keypoints, where valid and near the body wrist)',
+        choices=HAND_ROOT_SOURCES,
+        dynamic=True,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -728,6 +736,7 @@ def runtime_settings(params: HmrNodeParams) -> RuntimeSettings:
         min_box_px=params.detection.min_box_px,
         min_hand_confidence=params.safety.min_hand_confidence,
         publish_vertices=params.output.publish_vertices,
+        hand_root=params.output.hand_root,
     )
 
 

@@ -21,12 +21,14 @@ from typing import Literal, get_args
 from hmr_ros.datasets.augmentation import AugmentationConfig
 from hmr_ros.models.adapters.body_adapter import BodyAdapterConfig
 from hmr_ros.models.adapters.hand_adapter import HandAdapterConfig
+from hmr_ros.models.alternatives.deformable_decoder import DeformableDecoderConfig
 from hmr_ros.training.losses import BodyLossWeights, HandLossWeights
 
 __all__ = [
     'PRECISIONS',
     'BodyAdapterTrainConfig',
     'DataConfig',
+    'DeformableDecoderTrainConfig',
     'HandAdapterTrainConfig',
     'OptimizerConfig',
     'OutputConfig',
@@ -232,5 +234,36 @@ class BodyAdapterTrainConfig:
     run: RunConfig = RunConfig()
 
 
-TrainConfig = HandAdapterTrainConfig | BodyAdapterTrainConfig
-"""Either training configuration."""
+@dataclass(frozen=True)
+class DeformableDecoderTrainConfig:
+    """``hmr-ros train deforhmr-decoder``: DeforHMR-style body decoder on the frozen ViT.
+
+    The decoder (models/alternatives/deformable_decoder.py) regresses SMPL-X body pose, shape
+    and camera from the frozen whole-body model's feature map; its hands, face and boxes stay
+    SMPLer-X's. DeforHMR trains with AdamW, lr 1e-4 and weight decay 1e-3 (paper, supp. A);
+    the losses are this project's body losses (docs/deforhmr.md says how they differ).
+
+    Attributes:
+        whole_body: SMPLer-X model file or official checkpoint (frozen; gives the feature map).
+        body_model_dir: folder with SMPLX_NEUTRAL.npz.
+        data: training data (person crops).
+        output: run folder.
+        decoder: decoder sizes; ``context_dim`` and ``feature_hw`` always follow the
+            whole-body model.
+        loss: weights of the body losses.
+        optimizer: AdamW and schedule.
+        run: steps, batch, device, precision, seed.
+    """
+
+    whole_body: str
+    body_model_dir: str
+    data: DataConfig
+    output: OutputConfig
+    decoder: DeformableDecoderConfig = DeformableDecoderConfig()
+    loss: BodyLossWeights = BodyLossWeights()
+    optimizer: OptimizerConfig = OptimizerConfig(weight_decay=1e-3)
+    run: RunConfig = RunConfig()
+
+
+TrainConfig = HandAdapterTrainConfig | BodyAdapterTrainConfig | DeformableDecoderTrainConfig
+"""Any training configuration."""

@@ -92,6 +92,7 @@ from hmr_ros.models.heads.smplx_head import BODY_POSITION_JOINT_NAMES, NUM_HAND_
 from hmr_ros.models.whole_body import WholeBodyModel, WholeBodyStages, virtual_crop_intrinsics
 from hmr_ros.training.config import (
     BodyAdapterTrainConfig,
+    DeformableDecoderTrainConfig,
     HandAdapterTrainConfig,
     Precision,
     TrainConfig,
@@ -573,6 +574,17 @@ class BodyAdapterTask:
         with _autocast(self.device, dtype):
             delta = self.adapter(stages.hands.features, points).delta_body_pose_6d
         refined_6d = apply_body_pose_offset(stages.body_pose_6d.float(), delta.float())
+        return self.prediction_from(stages, refined_6d)
+
+    def prediction_from(self, stages: WholeBodyStages, body_pose_6d: Tensor) -> BodyPrediction:
+        """Keypoints, pose and shape of SMPL-X body rotations on top of whole-body stages.
+
+        Args:
+            stages: the frozen whole-body model's stages (betas and camera are used as given).
+            body_pose_6d: (B, 22, 6) interleaved root + body rotations to supervise.
+        """
+        whole_body = self.model.whole_body
+        refined_6d = body_pose_6d
         with _no_autocast(self.device):
             output = whole_body.assemble(stages, refined_6d)
             rotmats = rot6d_to_rotmat(refined_6d, 'interleaved')
@@ -842,11 +854,15 @@ class AdapterTrainer:
         if config.run.deterministic:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(config.run.seed)
+        if task_factory is None and isinstance(config, DeformableDecoderTrainConfig):
+            from hmr_ros.training.deformable_task import DeformableDecoderTask  # (cycle)
+
+            task_factory = DeformableDecoderTask.from_config  # type: ignore[assignment]
         if task_factory is None:
             self.task: TrainingTask = (
                 HandAdapterTask.from_config(config, self.device)
                 if isinstance(config, HandAdapterTrainConfig)
-                else BodyAdapterTask.from_config(config, self.device)
+                else BodyAdapterTask.from_config(config, self.device)  # type: ignore[arg-type]
             )
         else:
             self.task = task_factory(config, self.device)
