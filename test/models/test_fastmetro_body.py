@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -252,6 +253,14 @@ def test_pipeline_on_make_test_assets_files_reports_fastmetro(tmp_path: Path) ->
     intrinsics = CameraIntrinsics(fx=300.0, fy=300.0, cx=159.5, cy=119.5, width=320, height=240)
     result = pipeline.process(
         Frame(image, intrinsics, 1.0, 'camera_optical_frame', time_module.monotonic())
+    )
+    # FastMETRO has no heatmaps and so no presence score (0): the built-in front-end reports
+    # nobody at the default detection.person_threshold (no phantom operator) ...
+    assert result.persons == ()
+    # ... and the frame runs through every stage once the threshold admits score 0.
+    pipeline.update_settings(dataclasses.replace(options.settings, person_threshold=0.0))
+    result = pipeline.process(
+        Frame(image, intrinsics, 2.0, 'camera_optical_frame', time_module.monotonic())
     )
     assert len(result.persons) == 1
 
