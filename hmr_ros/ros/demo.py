@@ -71,6 +71,7 @@ from hmr_ros.ros import qos
 from hmr_ros.ros.conversions import stamp_to_nanoseconds
 from hmr_ros.ros.diagnostics import DEFAULT_WINDOW_S, Event
 from hmr_ros.ros.image_source import DEFAULT_FRAME_ID, ImageSourceNode
+from hmr_ros.ros.image_source import REPORT_ENV as CAMERA_REPORT_ENV
 from hmr_ros.ros.node import HmrNode
 from hmr_ros.ros.recording import RecordingSubscriber
 from hmr_ros.ros.visualization_node import HmrVisualizationNode
@@ -81,6 +82,7 @@ NAMESPACE = 'hmr'
 CAMERA_NAMESPACE = '/camera/color'
 RECORDING_NAME = 'hmr_demo_bag'
 SUMMARY_NAME = 'hmr_demo_summary.json'
+CAMERA_REPORT_NAME = 'camera_report.json'
 RECORDED_TOPICS: tuple[tuple[str, type], ...] = (
     ('persons', PersonArray),
     ('hands', HandPoseArray),
@@ -431,7 +433,10 @@ def _run(config: DemoConfig, context: Context) -> dict[str, Any]:
         _settle(hmr)
         time.sleep(DELIVERY_WAIT_S)  # the last persons message reaches the monitor
         # After settling: no timer callback in flight (in-process), every camera_info delivered.
-        published = source.frames_published if source is not None else monitor.camera_infos
+        if source is not None:
+            published = source.frames_published
+        else:
+            published = _camera_report(config, monitor.camera_infos)
 
         statistics = hmr.statistics.snapshot(time.monotonic(), hmr.dropped_while_busy)
         samples = monitor.snapshot()
@@ -485,7 +490,26 @@ def _start_camera_process(config: DemoConfig, context: Context) -> subprocess.Po
     for name, value in parameters:
         command += ['-p', f'{name}:={value}']
     env = dict(os.environ, ROS_DOMAIN_ID=str(context.get_domain_id()))
+    env[CAMERA_REPORT_ENV] = str(_camera_report_path(config))
+    _camera_report_path(config).unlink(missing_ok=True)
     return subprocess.Popen(command, env=env)
+
+
+def _camera_report_path(config: DemoConfig) -> Path:
+    return config.output_dir / CAMERA_REPORT_NAME
+
+
+def _camera_report(config: DemoConfig, camera_infos_seen: int) -> int:
+    """Images the camera process published, from its own report (image_source.REPORT_ENV).
+
+    Where the report is missing (a camera that had to be killed), the camera_info messages
+    this process saw stand in.
+    """
+    try:
+        return int(json.loads(_camera_report_path(config).read_text())['frames_published'])
+    except (OSError, ValueError, KeyError, TypeError):
+        logger.warning('the camera process left no report; counting the camera_info received')
+        return camera_infos_seen
 
 
 def _wait_first_image(process: subprocess.Popen[bytes], monitor: _PersonsMonitor) -> float:

@@ -34,7 +34,9 @@ node only times, stamps and publishes.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any, Protocol
@@ -638,10 +640,23 @@ def main(args: list[str] | None = None) -> int:
         pass
     finally:
         if node is not None:
+            _write_report(node.frames_published)
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+REPORT_ENV = 'HMR_IMAGE_SOURCE_REPORT'
+"""Environment variable naming a JSON file where the process writes how many images it
+published when it stops (hmr_demo counts the camera's own output this way: a subscriber's count
+misses what DDS dropped)."""
+
+
+def _write_report(frames_published: int) -> None:
+    path = os.environ.get(REPORT_ENV, '')
+    if path:
+        Path(path).write_text(json.dumps({'frames_published': int(frames_published)}))
 
 
 if __name__ == '__main__':

@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from hmr_ros.pipeline.frames import CameraIntrinsics
-from hmr_ros.pipeline.protocol import Frame, ModelOptions, PipelineOptions
+from hmr_ros.pipeline.protocol import Frame, ModelOptions, PipelineOptions, RuntimeSettings
 from hmr_ros.pipeline.rectification import Rectifier
 from hmr_ros.pipeline.runner import PipelineRunner, build_pipeline
 
@@ -155,7 +155,13 @@ def test_map_is_cached_per_camera() -> None:
 
 @pytest.fixture(scope='module')
 def stand_in_pipeline() -> PipelineRunner:
-    return build_pipeline(PipelineOptions(model=ModelOptions(use_test_assets=True)))
+    # The random stand-ins score presence near 0: admit the front-end's person (threshold 0).
+    return build_pipeline(
+        PipelineOptions(
+            model=ModelOptions(use_test_assets=True),
+            settings=RuntimeSettings(person_threshold=0.0),
+        )
+    )
 
 
 @pytest.mark.parametrize('model', ['plumb_bob', 'rational_polynomial'])

@@ -77,7 +77,8 @@ class ScriptedPresence(torch.nn.Module):
 def scripted_factory(scores: dict[int, float]) -> Any:
     def factory(options: PipelineOptions) -> PipelineRunner:
         runner = build_pipeline(options)
-        runner._model = ScriptedPresence(runner._model, scores)
+        # The runner calls its model through the inference backend (eager on the CPU).
+        runner._backend.model = ScriptedPresence(runner._backend.model, scores)
         return runner
 
     return factory
