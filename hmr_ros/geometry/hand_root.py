@@ -28,7 +28,12 @@ from typing import NamedTuple
 
 import torch
 
-__all__ = ['HandRootRegistration', 'register_hand_root', 'solve_translation_linear']
+__all__ = [
+    'HandRootRegistration',
+    'minimal_sets',
+    'register_hand_root',
+    'solve_translation_linear',
+]
 
 MIN_KEYPOINTS = 3
 """A translation has 3 unknowns; each keypoint gives 2 equations, but 3 keep it well posed."""
@@ -100,7 +105,9 @@ def solve_translation_linear(
     scale = normal.diagonal(dim1=-2, dim2=-1).sum(-1)[..., None, None].clamp_min(1.0)
     normal = normal + _ridge(normal.dtype) * scale * torch.eye(3, dtype=a.dtype, device=a.device)
     rhs = (a * (w * b)[..., None]).sum(-2)
-    return torch.linalg.solve(normal, rhs[..., None])[..., 0]
+    # solve_ex reads no error code back to the host; the ridge keeps the system positive
+    # definite, so the factorisation cannot fail.
+    return torch.linalg.solve_ex(normal, rhs[..., None]).result[..., 0]
 
 
 def _ridge(dtype: torch.dtype) -> float:
@@ -143,8 +150,33 @@ def _gauss_newton(
             3, dtype=jac.dtype, device=jac.device
         )
         gradient = (jac * (w * res)[..., None]).sum(-2)
-        translation = translation - torch.linalg.solve(normal, gradient[..., None])[..., 0]
+        step = torch.linalg.solve_ex(normal, gradient[..., None]).result[..., 0]
+        translation = translation - step
     return translation
+
+
+def minimal_sets(
+    num_keypoints: int, num_hypotheses: int = 64, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """RANSAC's minimal sets of register_hand_root: 3 distinct keypoints per hypothesis.
+
+    Drawn on the CPU from ``seed``, the same for every call; a caller that registers every
+    frame computes them once and keeps them on its device (a module buffer), so the forward
+    creates no generator and copies nothing from the host.
+
+    Args:
+        num_keypoints: N keypoints per hand.
+        num_hypotheses: H minimal sets.
+        seed: seed of the draw.
+        dtype: dtype of the mask.
+
+    Returns:
+        (H, N) mask, 1 on the 3 keypoints of each set.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    sets = torch.rand(num_hypotheses, num_keypoints, generator=generator).argsort(dim=-1)
+    mask = torch.zeros(num_hypotheses, num_keypoints, dtype=dtype)
+    return mask.scatter_(1, sets[:, :MIN_KEYPOINTS], 1.0)
 
 
 def register_hand_root(
@@ -158,6 +190,7 @@ def register_hand_root(
     num_hypotheses: int = 64,
     gauss_newton_steps: int = 3,
     seed: int = 0,
+    sets: torch.Tensor | None = None,
 ) -> HandRootRegistration:
     """Robust translation of root-relative hands onto their 2D keypoints (module docstring).
 
@@ -173,6 +206,8 @@ def register_hand_root(
         num_hypotheses: RANSAC minimal sets.
         gauss_newton_steps: polishing steps on the pixel error.
         seed: seed of the minimal sets.
+        sets: (num_hypotheses, N) precomputed ``minimal_sets(N, num_hypotheses, seed)`` on the
+            points' device; None draws them here (a host-to-device copy per call).
 
     Returns:
         HandRootRegistration.
@@ -192,14 +227,19 @@ def register_hand_root(
         if confidence is None
         else confidence.to(dtype).clamp_min(0.0)
     )
-    threshold = torch.as_tensor(inlier_threshold_px, dtype=dtype, device=device).expand(batch)
+    if isinstance(inlier_threshold_px, torch.Tensor):
+        threshold = inlier_threshold_px.to(dtype=dtype, device=device).expand(batch)
+    else:
+        threshold = torch.full((batch,), inlier_threshold_px, dtype=dtype, device=device)
 
     # 1. Hypotheses from minimal sets (3 distinct keypoints each, shared across the batch).
-    generator = torch.Generator().manual_seed(seed)
-    sets = torch.rand(num_hypotheses, num, generator=generator).argsort(dim=-1)[:, :MIN_KEYPOINTS]
-    minimal = torch.zeros(num_hypotheses, num, dtype=dtype)
-    minimal.scatter_(1, sets, 1.0)
-    hypothesis_weight = minimal.to(device)[None] * weight[:, None]  # (B, H, N)
+    if sets is None:
+        sets = minimal_sets(num, num_hypotheses, seed, dtype)
+    elif tuple(sets.shape) != (num_hypotheses, num):
+        raise ValueError(
+            f'sets must be (num_hypotheses, N) = {(num_hypotheses, num)}; got {tuple(sets.shape)}'
+        )
+    hypothesis_weight = sets.to(device=device, dtype=dtype)[None] * weight[:, None]  # (B, H, N)
     hypotheses = solve_translation_linear(
         points[:, None].expand(-1, num_hypotheses, -1, -1),
         keypoints_px[:, None].expand(-1, num_hypotheses, -1, -1),

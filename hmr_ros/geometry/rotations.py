@@ -250,8 +250,8 @@ def mirror_axis_angle(axis_angle: torch.Tensor) -> torch.Tensor:
         (..., 3) mirrored rotation vectors; applying twice gives the input.
     """
     _check_last_dims(axis_angle, (3,), 'axis_angle')
-    sign = axis_angle.new_tensor((1.0, -1.0, -1.0))
-    return axis_angle * sign
+    # Negation is exact: the same values as a multiplication by (1, -1, -1), no constant.
+    return torch.cat((axis_angle[..., :1], -axis_angle[..., 1:]), dim=-1)
 
 
 def mirror_rotmat(rotmat: torch.Tensor) -> torch.Tensor:
@@ -267,5 +267,5 @@ def mirror_rotmat(rotmat: torch.Tensor) -> torch.Tensor:
         (..., 3, 3) mirrored rotation matrices.
     """
     _check_last_dims(rotmat, (3, 3), 'rotmat')
-    sign = rotmat.new_tensor(((1.0, -1.0, -1.0), (-1.0, 1.0, 1.0), (-1.0, 1.0, 1.0)))
-    return rotmat * sign
+    rows = torch.cat((-rotmat[..., :1, :], rotmat[..., 1:, :]), dim=-2)  # M R
+    return torch.cat((-rows[..., :1], rows[..., 1:]), dim=-1)  # (M R) M

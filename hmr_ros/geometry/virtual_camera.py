@@ -56,7 +56,8 @@ def crop_camera_in_image(
     _check_intrinsics(crop_intrinsics, 'crop_intrinsics')
     if crop_to_image.dim() != 3 or tuple(crop_to_image.shape[-2:]) != (2, 3):
         raise ValueError(f'crop_to_image must be (B, 2, 3); got {tuple(crop_to_image.shape)}')
-    bottom = crop_to_image.new_tensor((0.0, 0.0, 1.0)).expand(crop_to_image.shape[0], 1, 3)
+    corner = crop_to_image[:, :1]  # (B, 1, 3); the bottom row (0, 0, 1) without a host copy
+    bottom = torch.cat((torch.zeros_like(corner[..., :2]), torch.ones_like(corner[..., 2:])), -1)
     affine = torch.cat((crop_to_image, bottom), dim=-2)
     return affine @ crop_intrinsics.to(affine)
 
@@ -87,5 +88,6 @@ def virtual_to_real_camera(
     focal_v = virtual_intrinsics.diagonal(dim1=-2, dim2=-1)[:, :2]
     focal = intrinsics.diagonal(dim1=-2, dim2=-1)[:, :2].to(focal_v)
     depth = depth_v * (focal / focal_v).mean(dim=-1, keepdim=True)
-    ray = torch.linalg.solve(intrinsics.to(pixel), pixel[..., None])[..., 0]  # (x/z, y/z, 1)
+    # solve_ex: no host check of the factorisation (K is invertible: f > 0).
+    ray = torch.linalg.solve_ex(intrinsics.to(pixel), pixel[..., None]).result[..., 0]
     return ray * depth

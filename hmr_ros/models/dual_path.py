@@ -62,6 +62,7 @@ from hmr_ros.body_models.joint_names import (
     smplx_hand_to_openpose,
 )
 from hmr_ros.geometry.cameras import project_points
+from hmr_ros.geometry.constants import constant_like
 from hmr_ros.geometry.crops import (
     apply_affine,
     body_crop_boxes,
@@ -72,7 +73,7 @@ from hmr_ros.geometry.crops import (
     crop_to_image_affine,
     hand_crop_boxes,
 )
-from hmr_ros.geometry.hand_root import register_hand_root
+from hmr_ros.geometry.hand_root import minimal_sets, register_hand_root
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat, rotmat_to_axis_angle
 from hmr_ros.geometry.virtual_camera import crop_camera_in_image, virtual_to_real_camera
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, mcp_points_hm
@@ -316,6 +317,17 @@ class DualPathModel(nn.Module):
             torch.tensor([smplx_model.joint_index(f'{side}_wrist') for side in SIDES]),
             persistent=False,
         )
+        # Constants of the forward kept on the model's device (no host copy per frame).
+        self.virtual_crop_camera: Tensor
+        self.register_buffer(
+            'virtual_crop_camera',
+            virtual_crop_intrinsics(whole_body.config.preprocessing.crop_hw_px),
+            persistent=False,
+        )
+        self.registration_sets: Tensor
+        self.register_buffer(
+            'registration_sets', minimal_sets(len(HAND_POSITION_JOINT_NAMES)), persistent=False
+        )
         # Per-stage timing for benchmarks (models/stage_timing.py); None: no timing, no cost.
         self.stage_timer: StageTimer | None = None
         _LOG.info('dual path: %s', self.mode_description)
@@ -410,7 +422,7 @@ class DualPathModel(nn.Module):
         boxes_xyxy = boxes_xyxy.to(device=device, dtype=torch.float32)
         batch_index = batch_index.to(device=device, dtype=torch.long)
         camera = intrinsics.to(device=device, dtype=torch.float32)[batch_index]  # (P, 3, 3)
-        image_wh = boxes_xyxy.new_tensor((images.shape[-1], images.shape[-2]))
+        image_wh = constant_like((images.shape[-1], images.shape[-2]), boxes_xyxy)
 
         # (a) Person crops, 512 x 384, [0, 1] RGB (SMPLer-X process_bbox + warp), on the device.
         prep = self.whole_body.config.preprocessing
@@ -520,9 +532,7 @@ class DualPathModel(nn.Module):
             transl=body.betas.new_zeros(num_persons, 3),
         )
         pelvis_model = mesh.joints[:, 0]
-        virtual_camera = crop_camera_in_image(
-            virtual_crop_intrinsics(prep.crop_hw_px).to(device), body_crop_to_image
-        )
+        virtual_camera = crop_camera_in_image(self.virtual_crop_camera, body_crop_to_image)
         pelvis_cam = virtual_to_real_camera(
             pelvis_model + body.cam_translation, virtual_camera, camera
         )
@@ -548,6 +558,7 @@ class DualPathModel(nn.Module):
             * hand_sides_px
             / hand_crop_px,
             depth_bounds_m=self.config.registration_depth_m,
+            sets=self.registration_sets,
         )
         finger_pose = rotmat_to_axis_angle(fused.hand_rotmats)  # (P, 2, 15, 3)
         body_aa = rotmat_to_axis_angle(fused.body_rotmats)  # (P, 22, 3)

@@ -36,6 +36,7 @@ from hmr_ros.body_models.joint_names import (
     SMPLX_JOINT_INDEX,
     SMPLX_PARENTS,
 )
+from hmr_ros.geometry.constants import take
 from hmr_ros.geometry.kinematics import global_rotations
 
 __all__ = [
@@ -173,8 +174,8 @@ def fuse_hands(
             f'hand_global_orient must be (P, 2, 3, 3); got {tuple(hand_global_orient.shape)}'
         )
     globals_ = global_rotations(body_rotmats, BODY_PARENTS)
-    elbow_global = globals_[:, list(ELBOW_INDICES)]  # (P, 2, 3, 3)
-    body_wrist_local = body_rotmats[:, list(WRIST_INDICES)]
+    elbow_global = take(globals_, ELBOW_INDICES, 1)  # (P, 2, 3, 3)
+    body_wrist_local = take(body_rotmats, WRIST_INDICES, 1)
     hand_wrist_local = wrist_local_rotation(elbow_global, hand_global_orient.to(elbow_global))
     use = use_hand.to(device=body_rotmats.device, dtype=torch.bool)
     wrist_local = torch.where(use[..., None, None], hand_wrist_local, body_wrist_local)
@@ -182,7 +183,8 @@ def fuse_hands(
         use[..., None, None, None], hand_finger_rotmats.to(body_hand_rotmats), body_hand_rotmats
     )
     fused = body_rotmats.clone()
-    fused[:, list(WRIST_INDICES)] = wrist_local
+    for side, wrist in enumerate(WRIST_INDICES):
+        fused[:, wrist] = wrist_local[:, side]
     return FusedPose(
         body_rotmats=fused,
         hand_rotmats=fingers,

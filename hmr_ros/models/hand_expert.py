@@ -28,6 +28,7 @@ from hmr_ros.geometry.cameras import (
     project_points,
     weak_perspective_to_translation,
 )
+from hmr_ros.geometry.constants import scale_last_dim
 from hmr_ros.geometry.rotations import mirror_rotmat
 from hmr_ros.models.backbones.vit import ViT, ViTConfig, vit_huge, vit_tiny
 from hmr_ros.models.heads.mano_head import MANOHeadConfig, MANOHeadOutput, MANOTransformerHead
@@ -40,6 +41,10 @@ IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 
 PIXEL_RANGE = 255.0
 """HaMeR normalises 0-255 pixel values with 255 * mean and 255 * std."""
+# Python numbers with the float32 values of mean * 255 and std * 255 (no tensor is built from
+# Python data inside a forward; the same float32 operations as broadcasting a constant tensor).
+_MEAN_0_255 = tuple((torch.tensor(IMAGENET_MEAN_RGB) * PIXEL_RANGE).tolist())
+_STD_0_255 = tuple((torch.tensor(IMAGENET_STD_RGB) * PIXEL_RANGE).tolist())
 
 
 @dataclass(frozen=True)
@@ -163,9 +168,11 @@ def normalize_hand_crops(crops_rgb: torch.Tensor) -> torch.Tensor:
     Returns:
         (B, 3, H, W) (x - 255 mean) / (255 std), same dtype.
     """
-    mean = crops_rgb.new_tensor(IMAGENET_MEAN_RGB).reshape(1, 3, 1, 1) * PIXEL_RANGE
-    std = crops_rgb.new_tensor(IMAGENET_STD_RGB).reshape(1, 3, 1, 1) * PIXEL_RANGE
-    return (crops_rgb - mean) / std
+    channels = [
+        (crops_rgb[:, channel] - mean) / std
+        for channel, (mean, std) in enumerate(zip(_MEAN_0_255, _STD_0_255, strict=True))
+    ]
+    return torch.stack(channels, dim=1)
 
 
 def mirror_left_hands(output: HandExpertOutput, is_left: torch.Tensor) -> HandExpertOutput:
@@ -191,21 +198,25 @@ def mirror_left_hands(output: HandExpertOutput, is_left: torch.Tensor) -> HandEx
         rot_mask, mirror_rotmat(output.global_orient), output.global_orient
     )
     hand_pose = torch.where(rot_mask, mirror_rotmat(output.hand_pose), output.hand_pose)
-    tx_sign = output.cam.new_tensor((1.0, -1.0, 1.0))  # (s, tx, ty)
-    x_sign = output.cam.new_tensor((-1.0, 1.0, 1.0))  # (x, y, z)
+    tx_sign = (1.0, -1.0, 1.0)  # (s, tx, ty)
+    x_sign = (-1.0, 1.0, 1.0)  # (x, y, z)
     # M R M on the first two columns: column 0 gets (1, -1, -1), column 1 gets (-1, 1, 1); the
     # same signs on raw 6D outputs give the mirrored matrix after Gram-Schmidt.
-    sixd_sign = output.pose_6d.new_tensor((1.0, -1.0, -1.0, -1.0, 1.0, 1.0))
+    sixd_sign = (1.0, -1.0, -1.0, -1.0, 1.0, 1.0)
     item = flip[:, None]
     return HandExpertOutput(
         global_orient=global_orient,
         hand_pose=hand_pose,
         betas=output.betas,
-        cam=torch.where(item, output.cam * tx_sign, output.cam),
+        cam=torch.where(item, scale_last_dim(output.cam, tx_sign), output.cam),
         cam_translation_crop=torch.where(
-            item, output.cam_translation_crop * x_sign, output.cam_translation_crop
+            item,
+            scale_last_dim(output.cam_translation_crop, x_sign),
+            output.cam_translation_crop,
         ),
-        pose_6d=torch.where(item[..., None], output.pose_6d * sixd_sign, output.pose_6d),
+        pose_6d=torch.where(
+            item[..., None], scale_last_dim(output.pose_6d, sixd_sign), output.pose_6d
+        ),
         token=output.token,
     )
 

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hmr_ros.geometry.cameras import intrinsics_matrix
+from hmr_ros.geometry.constants import divide_last_dim, scale_last_dim, take
 from hmr_ros.geometry.rotations import (
     Rot6dLayout,
     axis_angle_to_rotmat,
@@ -552,7 +553,9 @@ class WholeBodyModel(nn.Module):
         encoded = self.encode(crops)
         positions, body = self.regress_body(encoded.task_tokens, encoded.feature_map)
         part_boxes = self.predict_part_boxes(encoded.feature_map, positions.heatmap)
-        hand_boxes = part_boxes[:, [PART_NAMES.index('left_hand'), PART_NAMES.index('right_hand')]]
+        hand_boxes = take(
+            part_boxes, (PART_NAMES.index('left_hand'), PART_NAMES.index('right_hand')), 1
+        )
         hands = self.regress_hands(encoded.feature_map, hand_boxes)
         face = self.regress_face(encoded.task_tokens)
         return WholeBodyStages(
@@ -598,19 +601,17 @@ class WholeBodyModel(nn.Module):
 
         crop_h, crop_w = self.config.preprocessing.crop_hw_px
         vit_h, vit_w = self.config.preprocessing.vit_hw_px
-        crop_per_vit = body_aa.new_tensor((crop_w / vit_w, crop_h / vit_h))
-        boxes_crop_px = stages.part_boxes_vit_px.float() * crop_per_vit.repeat(2)  # (B, 3, 4)
-        hand_boxes = boxes_crop_px[
-            :, [PART_NAMES.index('left_hand'), PART_NAMES.index('right_hand')]
-        ]
-        hand_box_size = hand_boxes[..., 2:] - hand_boxes[..., :2]  # (B, 2, 2)
-        hand_cells = body_aa.new_tensor((HAND_HEATMAP_DHW[2], HAND_HEATMAP_DHW[1]))
-        hand_joints_crop_px = (
-            hand_boxes[:, :, None, :2] + hand_xy_hm * (hand_box_size / hand_cells)[:, :, None]
+        crop_per_vit = (crop_w / vit_w, crop_h / vit_h)
+        boxes_crop_px = scale_last_dim(stages.part_boxes_vit_px.float(), crop_per_vit * 2)
+        hand_boxes = take(
+            boxes_crop_px, (PART_NAMES.index('left_hand'), PART_NAMES.index('right_hand')), 1
         )
-        body_cells = body_aa.new_tensor((BODY_HEATMAP_DHW[2], BODY_HEATMAP_DHW[1]))
-        crop_size = body_aa.new_tensor((crop_w, crop_h))
-        body_joints_crop_px = stages.body_joints_hm[..., :2].float() * (crop_size / body_cells)
+        hand_box_size = hand_boxes[..., 2:] - hand_boxes[..., :2]  # (B, 2, 2)
+        hand_cell_px = divide_last_dim(hand_box_size, (HAND_HEATMAP_DHW[2], HAND_HEATMAP_DHW[1]))
+        hand_joints_crop_px = hand_boxes[:, :, None, :2] + hand_xy_hm * hand_cell_px[:, :, None]
+        # Integer ratios (exact in float32, as the division of the constant tensors was).
+        body_cell_px = (crop_w / BODY_HEATMAP_DHW[2], crop_h / BODY_HEATMAP_DHW[1])
+        body_joints_crop_px = scale_last_dim(stages.body_joints_hm[..., :2].float(), body_cell_px)
 
         return WholeBodyOutput(
             global_orient=body_aa[:, 0],

@@ -121,3 +121,30 @@ def test_rejects_bad_arguments():
         register_hand_root(points[:, :2], keypoints[:, :2], K.expand(4, 3, 3))
     with pytest.raises(ValueError, match='depth_bounds_m'):
         register_hand_root(points, keypoints, K.expand(4, 3, 3), depth_bounds_m=(1.0, 0.5))
+
+
+def test_precomputed_minimal_sets_give_the_same_registration_without_host_reads():
+    """Sets kept by the caller (the dual path's buffer) are the ones the seed draws: the same
+    result as drawing them per call; and with them the registration reads nothing back."""
+    from hmr_ros.geometry.hand_root import minimal_sets
+    from hmr_ros.models.sync_audit import SyncAudit
+
+    points, truth, generator = _hands()
+    intrinsics = K.expand(4, 3, 3)
+    keypoints = _project(points + truth[:, None], intrinsics)
+    keypoints = keypoints + torch.randn(keypoints.shape, generator=generator, dtype=torch.float64)
+    keypoints[:, 5] += 40.0  # an outlier for RANSAC to reject
+    sets = minimal_sets(points.shape[1], dtype=torch.float64)
+    assert sets.shape == (64, points.shape[1])
+    assert torch.equal(sets.sum(-1), torch.full((64,), 3.0))  # 3 distinct keypoints per set
+    drawn = register_hand_root(points, keypoints, intrinsics)
+    threshold = torch.full((4,), 6.0)
+    with SyncAudit() as audit:
+        kept = register_hand_root(
+            points, keypoints, intrinsics, inlier_threshold_px=threshold, sets=sets
+        )
+    assert not audit.events, audit.summary()
+    for a, b in zip(drawn, kept, strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match='sets must be'):
+        register_hand_root(points, keypoints, intrinsics, sets=sets[:10])

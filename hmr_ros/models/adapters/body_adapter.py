@@ -56,6 +56,7 @@ from typing import ClassVar, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from hmr_ros.geometry.constants import take
 from hmr_ros.models.components.pose_transformer import (
     CrossAttention,
     SelfAttention,
@@ -190,8 +191,7 @@ def mcp_points_hm(hand_joints_hm: Tensor) -> Tensor:
             f'hand_joints_hm must be (B, 2, {NUM_HAND_POSITION_JOINTS}, 3) '
             f'(WholeBodyStages.hands.joints_hm); got {tuple(hand_joints_hm.shape)}'
         )
-    index = torch.tensor(HAND_MCP_JOINT_INDICES, device=hand_joints_hm.device)
-    return hand_joints_hm.detach().index_select(-2, index)[..., :2]
+    return take(hand_joints_hm.detach(), HAND_MCP_JOINT_INDICES, -2)[..., :2]
 
 
 def hand_feature_points_from_crop_px(points_crop_px: Tensor, hand_boxes_crop_px: Tensor) -> Tensor:

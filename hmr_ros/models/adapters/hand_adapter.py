@@ -63,6 +63,7 @@ from hmr_ros.body_models.joint_names import (
     arm_chain,
     arm_chain_indices,
 )
+from hmr_ros.geometry.constants import take
 from hmr_ros.geometry.rotations import (
     Rot6dLayout,
     axis_angle_to_rotmat,
@@ -128,10 +129,11 @@ def _check_body_rotations(tensor: Tensor, trailing: tuple[int, ...], name: str) 
         )
 
 
-def _arm_indices(side: Side, device: torch.device) -> Tensor:
+def _arm_chain(joints: Tensor, side: Side, dim: int) -> Tensor:
+    """The arm joint group of ``side`` along ``dim`` (Python indices: no host copy)."""
     if side not in SIDES:
         raise ValueError(f'side must be one of {SIDES}, got {side!r}')
-    return torch.tensor(arm_chain_indices(side), device=device)
+    return take(joints, arm_chain_indices(side), dim)
 
 
 def arm_guidance(body_rotmat: Tensor, side: Side) -> Tensor:
@@ -153,7 +155,7 @@ def arm_guidance(body_rotmat: Tensor, side: Side) -> Tensor:
         ValueError: wrong shape or side.
     """
     _check_body_rotations(body_rotmat, (3, 3), 'body_rotmat')
-    chain = body_rotmat.index_select(-3, _arm_indices(side, body_rotmat.device))
+    chain = _arm_chain(body_rotmat, side, -3)
     if side == 'left':
         chain = mirror_rotmat(chain)
     return rotmat_to_rot6d(chain, GUIDANCE_ROT6D_LAYOUT)
@@ -170,7 +172,7 @@ def arm_guidance_from_axis_angle(body_pose_aa: Tensor, side: Side) -> Tensor:
         (B, 8, 6) contiguous 6D; for the left hand the axis-angles are mirrored (x, -y, -z).
     """
     _check_body_rotations(body_pose_aa, (3,), 'body_pose_aa')
-    chain = body_pose_aa.index_select(-2, _arm_indices(side, body_pose_aa.device))
+    chain = _arm_chain(body_pose_aa, side, -2)
     return _chain_to_guidance(axis_angle_to_rotmat(chain), side)
 
 
@@ -186,7 +188,7 @@ def arm_guidance_from_smplerx_6d(body_pose_6d: Tensor, side: Side) -> Tensor:
         (B, 8, 6) contiguous 6D (Gram-Schmidt-normalised, so a raw network output is fine).
     """
     _check_body_rotations(body_pose_6d, (ROT6D_DIM,), 'body_pose_6d')
-    chain = body_pose_6d.index_select(-2, _arm_indices(side, body_pose_6d.device))
+    chain = _arm_chain(body_pose_6d, side, -2)
     return _chain_to_guidance(rot6d_to_rotmat(chain, 'interleaved'), side)
 
 

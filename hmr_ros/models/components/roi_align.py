@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hmr_ros.geometry.constants import scale_last_dim
+
 __all__ = ['adaptive_slots', 'roi_align', 'sample_at_points']
 
 _ROI_COLUMNS = 5  # (batch index, x1, y1, x2, y2)
@@ -197,8 +199,7 @@ def sample_at_points(features: Tensor, points_xy: Tensor) -> Tensor:
         (N, P, C) sampled features, in the dtype of ``features``.
     """
     height, width = features.shape[-2:]
-    scale = points_xy.new_tensor([2.0 / (width - 1), 2.0 / (height - 1)])
-    grid = points_xy * scale - 1.0  # (N, P, 2) in [-1, 1]
+    grid = scale_last_dim(points_xy, (2.0 / (width - 1), 2.0 / (height - 1))) - 1.0  # [-1, 1]
     sampled = F.grid_sample(
         features, grid[:, :, None, :].to(features.dtype), mode='bilinear', align_corners=True
     )  # (N, C, P, 1)

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from hmr_ros.geometry.constants import constant_like, scale_last_dim
 from hmr_ros.models.components.roi_align import roi_align, sample_at_points
 
 __all__ = [
@@ -414,17 +415,16 @@ def restore_part_boxes(
         (B, P, 4) boxes (x1, y1, x2, y2) in ViT pixels (256 x 192 frame), detached.
     """
     centers_hm, sizes_hm = centers_hm.detach().float(), sizes_hm.detach().float()
-    px_per_cell = centers_hm.new_tensor(VIT_PX_PER_HM_CELL)
     # Corners first, then width/height/centre, in the original order of operations.
-    top_left = (centers_hm - sizes_hm / 2) * px_per_cell
-    bottom_right = (centers_hm + sizes_hm / 2) * px_per_cell
+    top_left = scale_last_dim(centers_hm - sizes_hm / 2, VIT_PX_PER_HM_CELL)
+    bottom_right = scale_last_dim(centers_hm + sizes_hm / 2, VIT_PX_PER_HM_CELL)
     size = bottom_right - top_left
     center = top_left + size / 2
     w, h = size.unbind(-1)
-    aspect = centers_hm.new_tensor(aspect_wh)
+    aspect = constant_like(aspect_wh, centers_hm)
     h_fixed = torch.where(w > aspect * h, w / aspect, h)
     w_fixed = torch.where(w < aspect * h, h * aspect, w)
-    size = torch.stack((w_fixed, h_fixed), dim=-1) * centers_hm.new_tensor(extension)[:, None]
+    size = torch.stack((w_fixed, h_fixed), dim=-1) * constant_like(extension, centers_hm)[:, None]
     return torch.cat((center - size / 2, center - size / 2 + size), dim=-1)
 
 
@@ -467,13 +467,11 @@ class HandRoI(nn.Module):
         """
         batch, num_sides = hand_boxes_vit_px.shape[:2]
         upsampled = self.deconv(features)  # (B, C/4, 64, 48)
-        scale = hand_boxes_vit_px.new_tensor(
-            (
-                upsampled.shape[-1] / VIT_INPUT_HW_PX[1],
-                upsampled.shape[-2] / VIT_INPUT_HW_PX[0],
-            )
-        ).repeat(2)  # (x, y, x, y) ViT pixels -> feature pixels: 48/192 = 64/256 = 0.25
-        boxes = (hand_boxes_vit_px * scale).reshape(batch * num_sides, 4)
+        scale = (
+            upsampled.shape[-1] / VIT_INPUT_HW_PX[1],
+            upsampled.shape[-2] / VIT_INPUT_HW_PX[0],
+        )  # (x, y) ViT pixels -> feature pixels: 48/192 = 64/256 = 0.25
+        boxes = scale_last_dim(hand_boxes_vit_px, scale * 2).reshape(batch * num_sides, 4)
         batch_index = torch.arange(batch, device=boxes.device).repeat_interleave(num_sides)
         rois = torch.cat((batch_index[:, None].to(boxes.dtype), boxes), dim=1)
         out_hw = HAND_HEATMAP_DHW[1:]

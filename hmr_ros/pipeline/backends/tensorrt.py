@@ -235,7 +235,11 @@ def build_engine_from_onnx(onnx_path: Path, fp16: bool) -> bytes:
 
     trt_logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(trt_logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT >= 10
+    # Explicit batch is the only mode from TensorRT 10 on; 8.x (JetPack 6.0) needs the flag.
+    flags = 0
+    if int(trt.__version__.split('.')[0]) < 10:
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
     parser = trt.OnnxParser(network, trt_logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
