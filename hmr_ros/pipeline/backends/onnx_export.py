@@ -211,7 +211,7 @@ def export_graph(spec: GraphSpec, path: Path) -> Path:
                 verbose=False,
             )
     except Exception as error:  # the exporter raises many kinds; all mean "not exportable"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = _export_reason(error)
         raise ExportError(
             f'ONNX export of {spec.name} failed: {type(error).__name__}: {reason}'
         ) from error
@@ -219,6 +219,18 @@ def export_graph(spec: GraphSpec, path: Path) -> Path:
         for log, level in zip(quiet, levels, strict=True):
             log.setLevel(level)
     return path
+
+
+def _export_reason(error: Exception) -> str:
+    """The informative line of an exporter error (its exception summary's first entry)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if 'Exception summary' in lines:
+        after = lines[lines.index('Exception summary') + 1 :]
+        if after:
+            return f'{lines[0]} {after[0]}'[:400]
+    return lines[0][:400]
 
 
 def _shapes(tensors: tuple[Tensor, ...]) -> str:
