@@ -41,6 +41,7 @@ IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
 
 PIXEL_RANGE = 255.0
 """HaMeR normalises 0-255 pixel values with 255 * mean and 255 * std."""
+
 # Python numbers with the float32 values of mean * 255 and std * 255 (no tensor is built from
 # Python data inside a forward; the same float32 operations as broadcasting a constant tensor).
 _MEAN_0_255 = tuple((torch.tensor(IMAGENET_MEAN_RGB) * PIXEL_RANGE).tolist())

@@ -6,6 +6,8 @@ Before this was enforced the tiny dual path had 97 such ops per forward (54 of t
 forward kinematics), the same for 1 and 4 persons.
 """
 
+import copy
+
 import pytest
 import torch
 
@@ -58,6 +60,18 @@ def test_forward_has_no_op_that_synchronises_on_cuda(dual_path, num_persons):
     assert not audit.events, 'sync points in the forward:\n' + audit.summary()
 
 
+def test_forward_on_the_meta_device_copies_nothing_to_the_host(dual_path):
+    """On the meta device (no data) a copy to the host is a device transfer the audit records,
+    and reading a value (.item(), .tolist(), .numpy()) raises: the 4-person forward does
+    neither. (On the CPU such copies are no-ops the audit cannot see.)"""
+    on_meta = copy.deepcopy(dual_path).to('meta')
+    inputs = tuple(tensor.to('meta') for tensor in _inputs(4))
+    with torch.no_grad(), SyncAudit() as audit:
+        output = on_meta(*inputs)
+    assert output.vertices.device.type == 'meta'
+    assert not audit.events, 'sync points in the forward:\n' + audit.summary()
+
+
 def test_audit_sees_the_sync_points_it_forbids():
     """The audit is not blind: each kind of forbidden op is recorded."""
     x = torch.randn(4, 3)
@@ -69,10 +83,11 @@ def test_audit_sees_the_sync_points_it_forbids():
         torch.linalg.solve(system, x[..., None])  # host-checked linalg
         x * x.new_tensor((1.0, 2.0, 3.0))  # tensor from Python data
         torch.linalg.solve_ex(system, x[..., None])  # allowed
+        x.to('meta')  # device transfer
     kinds = [event.kind for event in audit.events]
     assert kinds[0] == 'scalar read'
     assert {'data-dependent shape', 'boolean-mask indexing', 'host-checked linalg'} <= set(kinds)
-    assert kinds[-1] == 'tensor from Python data'
+    assert kinds[-2:] == ['tensor from Python data', 'device transfer']
 
 
 @pytest.mark.slow
