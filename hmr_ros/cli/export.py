@@ -1,6 +1,6 @@
 """``hmr-ros export-onnx``: ONNX graphs of the networks (and the whole dual path) per bucket.
 
-Writes, for every person bucket up to ``--persons`` (1, 2, 4 ...):
+Writes, for every person bucket up to ``--persons`` (1, 2, 4 ... and N itself):
 
 - ``whole_body_b{P}.onnx``: the whole-body network on P person crops;
 - ``hand_path_b{P}.onnx``: the hand path on the 2P hand crops of P persons (guided by the hand
@@ -83,7 +83,7 @@ def _run(args: argparse.Namespace) -> int:
     from hmr_ros.checkpoints.safe_load import CheckpointError
     from hmr_ros.models.dual_path import DualPathConfig
     from hmr_ros.models.dual_path_builder import build_dual_path
-    from hmr_ros.pipeline.backends.base import person_buckets
+    from hmr_ros.pipeline.buckets import person_buckets
 
     if args.persons < 1:
         logger.error('--persons must be at least 1, got %d', args.persons)

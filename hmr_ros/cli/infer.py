@@ -245,17 +245,35 @@ def person_record(outputs: dict[str, np.ndarray], p: int) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from hmr_ros.pipeline.backends import BackendUnavailableError
+
     try:
         return _infer(args)
-    except (CheckpointError, BodyModelFileNotFoundError, FileNotFoundError, ValueError) as error:
+    except (
+        CheckpointError,
+        BodyModelFileNotFoundError,
+        FileNotFoundError,
+        ValueError,
+        BackendUnavailableError,
+    ) as error:
         print(f'error: {error}', file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _most_persons(boxes: dict[str, list[list[float]]] | list[list[float]] | None) -> int:
+    """The largest person count of any frame (the backends' largest person bucket)."""
+    if boxes is None:
+        return 1
+    if isinstance(boxes, dict):
+        return max((len(frame) for frame in boxes.values()), default=1) or 1
+    return len(boxes) or 1
 
 
 def _infer(args: argparse.Namespace) -> int:
     # Heavy imports here, so `hmr-ros --help` stays fast.
     from hmr_ros.models.dual_path import DualPathConfig
     from hmr_ros.models.dual_path_builder import build_dual_path
+    from hmr_ros.pipeline.backends import BackendOptions, create_backend
     from hmr_ros.pipeline.frames import CameraIntrinsics
     from hmr_ros.pipeline.overlay import OverlayPerson, draw_box, render_overlay
 
@@ -308,6 +326,13 @@ def _infer(args: argparse.Namespace) -> int:
     )
 
     device = torch.device(args.device)
+    backend = create_backend(
+        args.backend,
+        model,
+        device,
+        torch.float32,
+        BackendOptions(max_persons=_most_persons(boxes)),
+    )
     written = 0
     for frame in iter_frames(args.inputs, args.max_frames):
         height, width = frame.rgb.shape[:2]
@@ -328,14 +353,17 @@ def _infer(args: argparse.Namespace) -> int:
         canvas = frame.rgb
         if frame_boxes:
             image = torch.from_numpy(frame.rgb).to(device).permute(2, 0, 1)[None].float() / 255.0
-            with torch.inference_mode():
-                result = model(
-                    image,
-                    torch.tensor(frame_boxes, dtype=torch.float32, device=device),
-                    torch.zeros(len(frame_boxes), dtype=torch.long, device=device),
-                    torch.from_numpy(k_matrix)[None].to(device),
-                )
-            arrays = {name: value.cpu().numpy() for name, value in result._asdict().items()}
+            result = backend.run(
+                image,
+                torch.tensor(frame_boxes, dtype=torch.float32, device=device),
+                torch.zeros(len(frame_boxes), dtype=torch.long, device=device),
+                torch.from_numpy(k_matrix)[None].to(device),
+            )
+            # Static-shape backends return bucket rows: keep the real persons' rows.
+            arrays = {
+                name: value[: len(frame_boxes)].cpu().numpy()
+                for name, value in result._asdict().items()
+            }
             record['persons'] = [person_record(arrays, p) for p in range(len(frame_boxes))]
             np.savez_compressed(
                 output / f'{frame.name}.npz',
@@ -421,6 +449,12 @@ def register(subparsers: Any) -> None:
         help='the whole image is one person (the default without --boxes)',
     )
     parser.add_argument('--device', default='cpu', help="torch device (default: 'cpu')")
+    parser.add_argument(
+        '--backend',
+        choices=('auto', 'eager', 'cuda_graph', 'compile', 'onnxruntime', 'tensorrt'),
+        default='eager',
+        help="inference backend (docs/performance.md; default 'eager')",
+    )
     parser.add_argument(
         '--hand-threshold',
         type=float,

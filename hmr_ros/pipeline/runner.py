@@ -120,16 +120,34 @@ class _PersonEstimate:
     values: dict[str, np.ndarray]
 
 
+@dataclasses.dataclass
+class _StagingSlot:
+    """One reusable set of upload buffers (CUDA): pinned host copy, device uint8, device float.
+
+    ``free`` is the copy's event while the frame waits, then an event recorded on the compute
+    stream once the frame that used the slot is queued (at the next upload); the slot is reused
+    only after that event has passed, checked with a non-blocking ``query``.
+    """
+
+    pinned: torch.Tensor
+    device_uint8: torch.Tensor
+    device_float: torch.Tensor
+    free: torch.cuda.Event | None = None
+
+
 class FrameUploader:
     """Moves RGB images to the model's device as (1, 3, H, W) float [0, 1], ahead of use.
 
-    ``prefetch`` may be called from another thread (the node's image callback) as soon as a
-    frame arrives: on CUDA the image is copied into a pinned host buffer and sent with a
-    non-blocking copy on a side stream, and the uint8 -> float conversion is queued on that
-    stream too, so frame N+1 crosses the bus while the compute stream runs frame N. ``upload``
-    (the worker thread) then takes the prefetched tensor and makes the compute stream wait for
-    that copy only; a frame that was never prefetched is uploaded on the spot. On CPU the same
-    split moves the conversion off the worker thread.
+    ``prefetch`` may be called from another thread (the node's image callback, the ROS executor
+    thread) as soon as a frame arrives. On CUDA it never waits for the GPU: the image is copied
+    (a host memcpy) into a pinned buffer of a reused staging slot, and the host-to-device copy
+    and the uint8 -> float conversion are queued on a side stream, so frame N+1 crosses the bus
+    while the compute stream runs frame N. Slots are allocated once per image size; a slot is
+    reused only when a non-blocking event query says the GPU is done with it, and when none is
+    free the prefetch is skipped (counted) rather than waited for. ``upload`` (the worker
+    thread) takes the prefetched tensor and makes the compute stream wait for that copy only; a
+    frame that was never prefetched is uploaded on the spot. On CPU the same split moves the
+    conversion off the worker thread.
 
     At most ``capacity`` prefetched frames are kept (the newest); older ones were dropped by the
     one-slot hand-off anyway. Their float copies (4 bytes per channel) together stay within
@@ -148,20 +166,34 @@ class FrameUploader:
         self._capacity = capacity
         self._max_prefetch_bytes = max_prefetch_bytes
         self._lock = threading.Lock()
-        # (image array, device tensor, copy-done event or None), oldest first.
-        self._ready: list[tuple[np.ndarray, torch.Tensor, torch.cuda.Event | None]] = []
+        # (image array, device tensor, copy-done event or None, staging slot or None).
+        self._ready: list[
+            tuple[np.ndarray, torch.Tensor, torch.cuda.Event | None, _StagingSlot | None]
+        ] = []
         self._stream = torch.cuda.Stream(device) if device.type == 'cuda' else None
+        self._slots: list[_StagingSlot] = []
+        self._in_use: _StagingSlot | None = None
         self.prefetch_hits = 0
         self.prefetch_misses = 0
+        self.prefetch_skipped = 0
 
     def prefetch(self, image_rgb: np.ndarray) -> None:
-        """Start moving one image to the device (any thread); too large ones wait for upload."""
+        """Start moving one image to the device (any thread; never waits for the GPU); too
+        large ones wait for upload.
+        """
         float_bytes = image_rgb.size * 4
         if float_bytes > self._max_prefetch_bytes:
             return
-        tensor, event = self._start(image_rgb)
+        if self._stream is None:
+            tensor, event, slot = *self._start(image_rgb), None
+        else:
+            staged = self._start_staged(image_rgb)
+            if staged is None:
+                self.prefetch_skipped += 1
+                return
+            tensor, event, slot = staged
         with self._lock:
-            self._ready.append((image_rgb, tensor, event))
+            self._ready.append((image_rgb, tensor, event, slot))
             del self._ready[: -self._capacity]
             while sum(entry[1].nbytes for entry in self._ready) > self._max_prefetch_bytes:
                 del self._ready[0]
@@ -171,12 +203,17 @@ class FrameUploader:
         with self._lock:
             found = next((i for i, entry in enumerate(self._ready) if entry[0] is image_rgb), None)
             entry = self._ready.pop(found) if found is not None else None
+            previous, self._in_use = self._in_use, entry[3] if entry is not None else None
+        if previous is not None:
+            # Everything the previous frame does with its slot is queued by now.
+            previous.free = torch.cuda.Event()
+            previous.free.record(torch.cuda.current_stream(self._device))
         if entry is None:
             self.prefetch_misses += 1
             tensor, event = self._start(image_rgb)
         else:
             self.prefetch_hits += 1
-            _, tensor, event = entry
+            _, tensor, event, _ = entry
         if event is not None:
             compute = torch.cuda.current_stream(self._device)
             compute.wait_event(event)
@@ -195,6 +232,47 @@ class FrameUploader:
             event = torch.cuda.Event()
             event.record(self._stream)
         return tensor, event
+
+    def _start_staged(
+        self, image_rgb: np.ndarray
+    ) -> tuple[torch.Tensor, torch.cuda.Event, _StagingSlot] | None:
+        """Queue the copy through a free staging slot; None when every slot is still busy."""
+        assert self._stream is not None
+        slot = self._free_slot(image_rgb.shape)
+        if slot is None:
+            return None
+        slot.pinned.numpy()[...] = image_rgb  # host memcpy into page-locked memory
+        with torch.cuda.stream(self._stream):
+            slot.device_uint8.copy_(slot.pinned, non_blocking=True)
+            torch.div(slot.device_uint8.permute(2, 0, 1)[None], 255.0, out=slot.device_float)
+            event = torch.cuda.Event()
+            event.record(self._stream)
+        # Until the worker takes it, the slot is free again once its copy is done (a frame
+        # evicted unread); upload() replaces this with the compute stream's event.
+        slot.free = event
+        return slot.device_float, event, slot
+
+    def _free_slot(self, shape: tuple[int, ...]) -> _StagingSlot | None:
+        with self._lock:
+            busy = {id(entry[3]) for entry in self._ready} | {id(self._in_use)}
+            for slot in self._slots:
+                if tuple(slot.pinned.shape) != shape or id(slot) in busy:
+                    continue
+                if slot.free is None or slot.free.query():
+                    return slot
+            self._slots = [s for s in self._slots if tuple(s.pinned.shape) == shape]
+            if len(self._slots) >= self._capacity + 2:
+                return None
+            height, width = shape[0], shape[1]
+            slot = _StagingSlot(
+                pinned=torch.empty(shape, dtype=torch.uint8, pin_memory=True),
+                device_uint8=torch.empty(shape, dtype=torch.uint8, device=self._device),
+                device_float=torch.empty(
+                    (1, 3, height, width), dtype=torch.float32, device=self._device
+                ),
+            )
+            self._slots.append(slot)
+            return slot
 
 
 class PipelineRunner:

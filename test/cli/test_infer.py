@@ -168,6 +168,7 @@ def test_frames_without_boxes_get_an_empty_record_and_the_plain_image(assets, tm
     [
         (['--intrinsics', '500,500,320'], 'fx,fy,cx,cy'),
         (['--adapters', 'body'], 'needs the body adapter'),
+        (['--backend', 'cuda_graph', '--device', 'cpu'], 'needs a CUDA device'),
     ],
 )
 def test_bad_options_exit_with_a_message(assets, tmp_path, capsys, extra, message):

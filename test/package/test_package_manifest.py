@@ -44,6 +44,7 @@ ROSDEP_KEYS = {
 OPTIONAL_MODULES = {
     'onnx',
     'onnxruntime',
+    'onnxscript',  # torch.onnx's exporter; backends/onnx_export.py adds translations with it
     'tensorrt',
     'torch2trt',
     'vision_msgs',

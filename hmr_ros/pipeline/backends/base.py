@@ -2,11 +2,11 @@
 
 A backend runs :class:`~hmr_ros.models.dual_path.DualPathModel` on one frame's person boxes and
 returns its :class:`~hmr_ros.models.dual_path.DualPathOutput` on the model's device. Backends with
-static shapes (graph capture, ONNX Runtime, TensorRT) run a fixed person count, the *bucket*
-(1, 2, 4, 8 ... up to ``max_persons``): they pad the boxes to the bucket and return one row per
-bucket slot; the caller copies the whole output to the host once and drops the rows past the real
-boxes there (``PipelineRunner`` does). The eager backend runs exactly the boxes it gets, so CPU
-outputs stay what they were before backends existed.
+static shapes (graph capture, compilation, ONNX Runtime, TensorRT) run a fixed person count, the
+*bucket* (1, 2, 4 ... and ``max_persons``, hmr_ros.pipeline.buckets): they pad the boxes to the
+bucket and return one row per bucket slot; the caller copies the whole output to the host once
+and drops the rows past the real boxes there (``PipelineRunner`` does). The eager backend runs
+exactly the boxes it gets, so CPU outputs stay what they were before backends existed.
 
 Nothing here imports optional packages; each backend module imports its own inside functions.
 """
@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from hmr_ros.models.dual_path import DualPathModel, DualPathOutput
+from hmr_ros.pipeline.buckets import bucket_size, pad_persons, person_buckets
 
 
 class BackendUnavailableError(RuntimeError):
@@ -41,8 +42,7 @@ class BackendOptions:
     """How a backend is configured (``model.*`` parameters of the node, flags of the CLI).
 
     Attributes:
-        max_persons: Most persons per frame; the largest bucket is the smallest power of two
-            at or above it.
+        max_persons: Most persons per frame, the largest person bucket.
         engine_cache_dir: Folder of TensorRT engines and exported ONNX graphs; '' is
             ``default_cache_dir() / 'engines'``.
         rebuild_engines: Rebuild TensorRT engines even when a valid cached one exists.
@@ -81,50 +81,12 @@ class BackendOptions:
         )
 
 
-def person_buckets(max_persons: int) -> tuple[int, ...]:
-    """Static person counts: powers of two up to the first one at or above ``max_persons``.
-
-    >>> person_buckets(4), person_buckets(5), person_buckets(1)
-    ((1, 2, 4), (1, 2, 4, 8), (1,))
-    """
-    if max_persons < 1:
-        raise ValueError(f'max_persons must be at least 1, got {max_persons}')
-    buckets = [1]
-    while buckets[-1] < max_persons:
-        buckets.append(buckets[-1] * 2)
-    return tuple(buckets)
-
-
-def bucket_for(count: int, buckets: tuple[int, ...]) -> int:
-    """The smallest bucket holding ``count`` persons.
-
-    Raises:
-        ValueError: more persons than the largest bucket (raise ``max_persons``).
-    """
-    for bucket in buckets:
-        if count <= bucket:
-            return bucket
-    raise ValueError(
-        f'{count} persons exceed the largest person bucket {buckets[-1]}; raise '
-        'detection.max_persons (the backends capture or build one graph per bucket)'
-    )
-
-
-def pad_persons(boxes_xyxy: Tensor, batch_index: Tensor, bucket: int) -> tuple[Tensor, Tensor]:
-    """Pad (P, 4) boxes and (P,) image indices to ``bucket`` rows by repeating the last box.
-
-    A repeated real box keeps every padding row a valid input (a zero-size box would be a
-    degenerate crop); its outputs are dropped after the host copy.
-    """
-    missing = bucket - boxes_xyxy.shape[0]
-    if missing < 0:
-        raise ValueError(f'{boxes_xyxy.shape[0]} boxes do not fit bucket {bucket}')
-    if missing == 0:
-        return boxes_xyxy, batch_index
-    return (
-        torch.cat([boxes_xyxy, boxes_xyxy[-1:].expand(missing, 4)]),
-        torch.cat([batch_index, batch_index[-1:].expand(missing)]),
-    )
+def pad_to_bucket(
+    boxes_xyxy: Tensor, batch_index: Tensor, buckets: tuple[int, ...]
+) -> tuple[Tensor, Tensor]:
+    """Boxes and image indices padded to their bucket (hmr_ros.pipeline.buckets)."""
+    padded = pad_persons(boxes_xyxy, batch_index, bucket_size(boxes_xyxy.shape[0], buckets))
+    return padded.boxes_xyxy, padded.batch_index
 
 
 def autocast_for(device: torch.device, precision: torch.dtype) -> AbstractContextManager[object]:
@@ -172,7 +134,7 @@ class InferenceBackend(abc.ABC):
     ) -> DualPathOutput:
         """The dual path's output for the boxes (see DualPathModel.forward for shapes).
 
-        Static-shape backends return ``bucket_for(P)`` rows; rows past P are padding.
+        Static-shape backends return ``bucket_size(P)`` rows; rows past P are padding.
         """
 
     def describe(self) -> str:

@@ -24,8 +24,7 @@ from hmr_ros.models.dual_path import DualPathOutput
 from hmr_ros.pipeline.backends.base import (
     InferenceBackend,
     autocast_for,
-    bucket_for,
-    pad_persons,
+    pad_to_bucket,
 )
 from hmr_ros.pipeline.backends.cuda_graph import example_inputs
 
@@ -85,6 +84,5 @@ class CompileBackend(InferenceBackend):
         self, images: Tensor, boxes_xyxy: Tensor, batch_index: Tensor, intrinsics: Tensor
     ) -> DualPathOutput:
         """See InferenceBackend.run."""
-        bucket = bucket_for(boxes_xyxy.shape[0], self.buckets)
-        boxes, index = pad_persons(boxes_xyxy, batch_index, bucket)
+        boxes, index = pad_to_bucket(boxes_xyxy, batch_index, self.buckets)
         return self._call(images, boxes, index, intrinsics)

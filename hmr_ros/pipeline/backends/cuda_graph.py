@@ -30,8 +30,7 @@ from hmr_ros.pipeline.backends.base import (
     BackendUnavailableError,
     InferenceBackend,
     autocast_for,
-    bucket_for,
-    pad_persons,
+    pad_to_bucket,
 )
 
 logger = logging.getLogger(__name__)
@@ -152,9 +151,8 @@ class CudaGraphBackend(InferenceBackend):
             self.prepare(image_hw)
         if images.shape[0] != 1:
             raise ValueError(f'cuda_graph runs one image per frame, got {images.shape[0]}')
-        bucket = bucket_for(boxes_xyxy.shape[0], self.buckets)
-        captured = self._graphs[bucket]
-        boxes, index = pad_persons(boxes_xyxy, batch_index, bucket)
+        boxes, index = pad_to_bucket(boxes_xyxy, batch_index, self.buckets)
+        captured = self._graphs[boxes.shape[0]]
         captured.images.copy_(images, non_blocking=True)
         captured.boxes_xyxy.copy_(boxes, non_blocking=True)
         captured.batch_index.copy_(index, non_blocking=True)

@@ -30,8 +30,7 @@ from hmr_ros.models.whole_body import (
 from hmr_ros.pipeline.backends.base import (
     InferenceBackend,
     autocast_for,
-    bucket_for,
-    pad_persons,
+    pad_to_bucket,
 )
 from hmr_ros.pipeline.backends.onnx_export import (
     GraphSpec,
@@ -185,8 +184,7 @@ class EngineBackend(InferenceBackend):
         if self._engine_model is None:
             self.prepare()
         assert self._engine_model is not None
-        bucket = bucket_for(boxes_xyxy.shape[0], self.buckets)
-        boxes, index = pad_persons(boxes_xyxy, batch_index, bucket)
+        boxes, index = pad_to_bucket(boxes_xyxy, batch_index, self.buckets)
         with torch.inference_mode(), autocast_for(self.device, self.precision):
             return self._engine_model(images, boxes, index, intrinsics)
 

@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -227,9 +228,10 @@ def export_graph(spec: GraphSpec, path: Path) -> Path:
                 dynamo=True,
                 external_data=True,
                 verbose=False,
+                custom_translation_table=onnx_translations(),
             )
     except Exception as error:  # the exporter raises many kinds; all mean "not exportable"
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = _export_reason(error)
         raise ExportError(
             f'ONNX export of {spec.name} failed: {type(error).__name__}: {reason}'
         ) from error
@@ -237,6 +239,80 @@ def export_graph(spec: GraphSpec, path: Path) -> Path:
         for log, level in zip(quiet, levels, strict=True):
             log.setLevel(level)
     return path
+
+
+def onnx_translations() -> dict[Any, Callable[..., Any]]:
+    """ONNX translations of the two ATen ops of the dual path that ONNX (Runtime) lacks.
+
+    - ``aten._linalg_solve_ex`` (ONNX has no linear solve): the dual path solves only 3 x 3
+      systems (the hand-root registration's normal equations, the camera matrix), so the
+      translation is Cramer's rule on the system scaled by its largest entry (the scaling keeps
+      the determinant of badly scaled normal equations in float range; it does not change the
+      solution). ``info`` is always 0, as the ridge-regularised systems never fail.
+    - ``aten.where.self`` on booleans: ONNX Runtime's CPU provider has no boolean ``Where``;
+      it becomes ``(c and x) or (not c and y)``; every other ``where`` stays ``Where``.
+    """
+    from onnx import TensorProto
+    from onnxscript import opset18
+
+    op: Any = opset18  # onnxscript's typed signatures do not fit traced values
+
+    def element(matrix: Any, row: int, column: int) -> Any:
+        picked = op.Gather(matrix, op.Constant(value_int=row), axis=-2)
+        return op.Gather(picked, op.Constant(value_int=column), axis=-1)
+
+    def solve_ex(a: Any, b: Any, left: bool = True, check_errors: bool = False) -> Any:
+        shape = getattr(a, 'shape', None)
+        if not left or (shape is not None and tuple(shape)[-2:] != (3, 3)):
+            raise ExportError('the ONNX translation of linalg.solve_ex handles 3 x 3 systems')
+        scale = op.ReduceMax(op.Abs(a), op.Constant(value_ints=[-2, -1]), keepdims=1)
+        a, b = op.Div(a, scale), op.Div(b, scale)
+        m = [[element(a, i, j) for j in range(3)] for i in range(3)]
+
+        def minor(r0: int, r1: int, c0: int, c1: int) -> Any:
+            return op.Sub(op.Mul(m[r0][c0], m[r1][c1]), op.Mul(m[r0][c1], m[r1][c0]))
+
+        # Adjugate (transposed cofactors), row by row.
+        adjugate = [
+            [minor(1, 2, 1, 2), minor(0, 2, 2, 1), minor(0, 1, 1, 2)],
+            [minor(1, 2, 2, 0), minor(0, 2, 0, 2), minor(0, 1, 2, 0)],
+            [minor(1, 2, 0, 1), minor(0, 2, 1, 0), minor(0, 1, 0, 1)],
+        ]
+        det = op.Add(
+            op.Add(op.Mul(m[0][0], adjugate[0][0]), op.Mul(m[0][1], adjugate[1][0])),
+            op.Mul(m[0][2], adjugate[2][0]),
+        )
+        last = op.Constant(value_ints=[-1])
+        rows = [op.Concat(*(op.Unsqueeze(v, last) for v in row), axis=-1) for row in adjugate]
+        inverse = op.Concat(
+            *(op.Unsqueeze(row, op.Constant(value_ints=[-2])) for row in rows), axis=-2
+        )
+        inverse = op.Div(inverse, op.Unsqueeze(det, op.Constant(value_ints=[-1, -2])))
+        info = op.Cast(op.Mul(det, op.Constant(value_float=0.0)), to=TensorProto.INT32)
+        return op.MatMul(inverse, b), info
+
+    def where(condition: Any, x: Any, y: Any) -> Any:
+        boolean = TensorProto.BOOL  # onnx_ir's DataType is an IntEnum of the same codes
+        if getattr(x, 'dtype', None) == boolean and getattr(y, 'dtype', None) == boolean:
+            return op.Or(op.And(condition, x), op.And(op.Not(condition), y))
+        return op.Where(condition, x, y)
+
+    return {
+        torch.ops.aten._linalg_solve_ex.default: solve_ex,
+        torch.ops.aten.where.self: where,
+    }
+
+
+def _export_reason(error: Exception) -> str:
+    """The informative line of an exporter error (its exception summary's first entry)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if 'Exception summary' in lines:
+        after = lines[lines.index('Exception summary') + 1 :]
+        if after:
+            return f'{lines[0]} {after[0]}'[:400]
+    return lines[0][:400]
 
 
 def _shapes(tensors: tuple[Tensor, ...]) -> str:

@@ -71,11 +71,18 @@ class OrtRunner:
             raise ValueError(f'graph takes {self._input_names}, got {len(inputs)} inputs')
         if self._device.type != 'cuda':
             feeds = {
-                name: value.detach().to(self._input_dtype).contiguous().numpy()
+                name: self._cast(value).numpy()
                 for name, value in zip(self._input_names, inputs, strict=True)
             }
             return tuple(torch.from_numpy(out) for out in self.session.run(None, feeds))
         return self._run_bound(inputs)
+
+    def _cast(self, value: Tensor) -> Tensor:
+        """Floating inputs in the graph's dtype; integer inputs (image indices) as they are."""
+        value = value.detach()
+        if value.is_floating_point():
+            value = value.to(self._input_dtype)
+        return value.contiguous()
 
     def _run_bound(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
         """CUDA: inputs and outputs stay in device memory (IOBinding on torch's tensors)."""
@@ -83,7 +90,7 @@ class OrtRunner:
         binding = self.session.io_binding()
         keep = []
         for name, value in zip(self._input_names, inputs, strict=True):
-            tensor = value.detach().to(self._input_dtype).contiguous()
+            tensor = self._cast(value)
             keep.append(tensor)
             binding.bind_input(
                 name,

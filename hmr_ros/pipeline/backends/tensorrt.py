@@ -235,7 +235,11 @@ def build_engine_from_onnx(onnx_path: Path, fp16: bool) -> bytes:
 
     trt_logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(trt_logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT >= 10
+    # Explicit batch is the only mode from TensorRT 10 on; 8.x (JetPack 6.0) needs the flag.
+    flags = 0
+    if int(trt.__version__.split('.')[0]) < 10:
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
     parser = trt.OnnxParser(network, trt_logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = '; '.join(str(parser.get_error(i)) for i in range(parser.num_errors))
@@ -244,10 +248,35 @@ def build_engine_from_onnx(onnx_path: Path, fp16: bool) -> bytes:
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if fp16:
         config.set_flag(trt.BuilderFlag.FP16)
+    monitor = _progress_monitor(trt, onnx_path.stem)
+    if monitor is not None:
+        config.progress_monitor = monitor
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise RuntimeError(f'TensorRT could not build an engine from {onnx_path} (see its log)')
     return bytes(serialized)
+
+
+def _progress_monitor(trt: Any, name: str) -> Any:
+    """A builder progress monitor logging the top-level build phases (TensorRT >= 10)."""
+    if not hasattr(trt, 'IProgressMonitor'):
+        return None
+
+    class _Progress(trt.IProgressMonitor):  # type: ignore[misc,name-defined,unused-ignore]
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            if parent_phase is None:
+                logger.info('tensorrt: %s: %s (%d steps)', name, phase_name, num_steps)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            return True  # never cancel
+
+        def phase_finish(self, phase_name: str) -> None:
+            pass
+
+    return _Progress()
 
 
 class TensorRTBackend(EngineBackend):

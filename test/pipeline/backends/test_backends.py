@@ -1,6 +1,6 @@
 """Backend registry, person buckets, the eager backend and the TensorRT engine cache (issue 9, 2).
 
-Outside facts used: the issue fixes the person buckets as powers of two (1, 2, 4, 8 ... up to
+Outside facts used: the issue pads person counts to buckets (1, 2, 4 ... up to
 detection.max_persons); a cached engine must be rebuilt (never used, never crash) when its file
 is truncated, its record names another key, or it fails to deserialise.
 """
@@ -19,7 +19,7 @@ from hmr_ros.pipeline.backends import (
     create_backend,
     resolve_backend_name,
 )
-from hmr_ros.pipeline.backends.base import bucket_for, pad_persons, person_buckets
+from hmr_ros.pipeline.backends.base import pad_to_bucket
 from hmr_ros.pipeline.backends.cuda_graph import example_inputs
 from hmr_ros.pipeline.backends.tensorrt import EngineCache, EngineKey
 
@@ -33,24 +33,13 @@ def tiny_model():
     return _test_asset_model(DualPathConfig(), CPU)
 
 
-def test_person_buckets_are_powers_of_two_up_to_max_persons() -> None:
-    assert person_buckets(1) == (1,)
-    assert person_buckets(4) == (1, 2, 4)
-    assert person_buckets(5) == (1, 2, 4, 8)
-    assert [bucket_for(n, (1, 2, 4, 8)) for n in range(1, 9)] == [1, 2, 4, 4, 8, 8, 8, 8]
-    with pytest.raises(ValueError, match='max_persons'):
-        bucket_for(9, (1, 2, 4, 8))
-
-
-def test_pad_persons_repeats_the_last_real_box() -> None:
+def test_pad_to_bucket_uses_the_smallest_bucket_holding_the_persons() -> None:
     boxes = torch.tensor([[0.0, 0.0, 10.0, 20.0], [5.0, 5.0, 50.0, 90.0], [1.0, 2.0, 3.0, 4.0]])
-    index = torch.tensor([0, 0, 1])
-    padded, padded_index = pad_persons(boxes, index, 4)
-    assert padded.shape == (4, 4)
-    assert torch.equal(padded[:3], boxes) and torch.equal(padded[3], boxes[2])
-    assert padded_index.tolist() == [0, 0, 1, 1]
-    with pytest.raises(ValueError):
-        pad_persons(boxes, index, 2)
+    padded, index = pad_to_bucket(boxes, torch.tensor([0, 0, 0]), (1, 2, 4))
+    assert padded.shape == (4, 4) and index.shape == (4,)
+    assert torch.equal(padded[:3], boxes)
+    with pytest.raises(ValueError, match='max_persons'):
+        pad_to_bucket(boxes, torch.tensor([0, 0, 0]), (1, 2))
 
 
 def test_unknown_backend_is_refused_with_the_choices(tiny_model) -> None:
@@ -214,7 +203,7 @@ def test_engine_dual_path_with_padding_equals_eager(tiny_model) -> None:
     assert engine_model.whole_body is not tiny_model.whole_body  # the original is untouched
     inputs = example_inputs((240, 320), 3, CPU)
     inputs[1][:, 0] += torch.tensor([0.0, 15.0, 30.0])
-    padded_boxes, padded_index = pad_persons(inputs[1], inputs[2], 4)
+    padded_boxes, padded_index = pad_to_bucket(inputs[1], inputs[2], (4,))
     with torch.inference_mode():
         expected = tiny_model(inputs[0], padded_boxes, padded_index, inputs[3])
         output = engine_model(inputs[0], padded_boxes, padded_index, inputs[3])

@@ -87,3 +87,24 @@ def test_tensorrt_equals_eager_and_reuses_its_cache(cuda_model, tmp_path) -> Non
     stamps = [path.stat().st_mtime_ns for path in engines]
     _compare(cuda_model, 'tensorrt', 2, 1e-3, tmp_path)
     assert [path.stat().st_mtime_ns for path in engines] == stamps  # loaded, not rebuilt
+
+
+def test_staging_ring_reuses_slots_and_keeps_values() -> None:
+    """Prefetch through reused pinned slots: each upload is its own image, and the number of
+    slots stays bounded (capacity + 2) however many frames pass."""
+    import numpy as np
+
+    from hmr_ros.pipeline.runner import FrameUploader, HostStaging
+
+    uploader = FrameUploader(CUDA, capacity=2)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        image = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        uploader.prefetch(image)
+        tensor = uploader.upload(image)
+        expected = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255
+        torch.testing.assert_close(tensor.cpu(), expected)
+    assert uploader.prefetch_hits + uploader.prefetch_skipped == 12
+    assert len(uploader._slots) <= 4  # noqa: SLF001 - the bound is the point of the test
+    flat = torch.arange(12.0, device=CUDA).reshape(3, 4)
+    np.testing.assert_array_equal(HostStaging(CUDA).to_host(flat), flat.cpu().numpy())
