@@ -337,13 +337,21 @@ def nearest_rotation_np(rotmat: np.ndarray) -> np.ndarray:
     # quaternions in float64) are their own projection: skip their SVD.
     gram_error = np.abs(np.swapaxes(flat, -1, -2) @ flat - np.eye(3)).reshape(-1, 9).max(-1)
     project = ~((gram_error < _ORTHONORMAL_TOLERANCE) & (np.linalg.det(flat) > 0.0))
+    if not project.any():
+        return flat.copy().reshape(matrices.shape)
+    if project.all():
+        return _svd_rotation(flat).reshape(matrices.shape)
     result = flat.copy()
-    if np.any(project):
-        u, _, vt = np.linalg.svd(flat[project])
-        sign = np.sign(np.linalg.det(u) * np.linalg.det(vt))
-        u[..., :, 2] *= np.where(sign == 0.0, 1.0, sign)[..., None]
-        result[project] = u @ vt
+    result[project] = _svd_rotation(flat[project])
     return result.reshape(matrices.shape)
+
+
+def _svd_rotation(matrices: np.ndarray) -> np.ndarray:
+    """``U diag(1, 1, det(U V^T)) V^T`` of ``(N, 3, 3)`` matrices."""
+    u, _, vt = np.linalg.svd(matrices)
+    sign = np.sign(np.linalg.det(u) * np.linalg.det(vt))
+    u[..., :, 2] *= np.where(sign == 0.0, 1.0, sign)[..., None]
+    return u @ vt
 
 
 def _quaternion_outer_from_rotmat() -> tuple[np.ndarray, np.ndarray]:
