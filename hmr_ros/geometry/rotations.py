@@ -308,6 +308,10 @@ def axis_angle_to_rotmat_np(axis_angle: np.ndarray) -> np.ndarray:
     return np.eye(3) + a * skew + b * (skew @ skew)
 
 
+_ORTHONORMAL_TOLERANCE = 1e-12
+"""Largest entry of ``R^T R - I`` for which a matrix counts as a rotation already."""
+
+
 def nearest_rotation_np(rotmat: np.ndarray) -> np.ndarray:
     """The proper rotation nearest to each matrix (Frobenius norm), by SVD: ``U diag(1,1,d) V^T``.
 
@@ -328,6 +332,22 @@ def nearest_rotation_np(rotmat: np.ndarray) -> np.ndarray:
         raise ValueError(f'rotation matrices must be (..., 3, 3), got {matrices.shape}')
     if not np.all(np.isfinite(matrices)):
         raise ValueError('rotation matrix has non-finite entries')
+    flat = matrices.reshape(-1, 3, 3)
+    # Rotations already orthonormal to float64 precision (built from cross products or
+    # quaternions in float64) are their own projection: skip their SVD.
+    gram_error = np.abs(np.swapaxes(flat, -1, -2) @ flat - np.eye(3)).reshape(-1, 9).max(-1)
+    project = ~((gram_error < _ORTHONORMAL_TOLERANCE) & (np.linalg.det(flat) > 0.0))
+    if not project.any():
+        return flat.copy().reshape(matrices.shape)
+    if project.all():
+        return _svd_rotation(flat).reshape(matrices.shape)
+    result = flat.copy()
+    result[project] = _svd_rotation(flat[project])
+    return result.reshape(matrices.shape)
+
+
+def _svd_rotation(matrices: np.ndarray) -> np.ndarray:
+    """``U diag(1, 1, det(U V^T)) V^T`` of ``(N, 3, 3)`` matrices."""
     u, _, vt = np.linalg.svd(matrices)
     sign = np.sign(np.linalg.det(u) * np.linalg.det(vt))
     u[..., :, 2] *= np.where(sign == 0.0, 1.0, sign)[..., None]

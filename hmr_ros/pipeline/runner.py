@@ -178,8 +178,9 @@ class FrameUploader:
         self.prefetch_skipped = 0
 
     def prefetch(self, image_rgb: np.ndarray) -> None:
-        """Start moving one image to the device (any thread; never waits for the GPU); too
-        large ones wait for upload.
+        """Start moving one image to the device (any thread; never waits for the GPU).
+
+        An image whose float copy exceeds the prefetch budget is left for ``upload``.
         """
         float_bytes = image_rgb.size * 4
         if float_bytes > self._max_prefetch_bytes:

@@ -104,6 +104,8 @@ releases the GIL in every torch operation and must get it back after each; rclpy
 MultiThreadedExecutor can spin in Python while callbacks wait in its thread pool (rclpy issues
 #1223, #1452), and at 5 ms per hand-back a few hundred operations took seconds. With 0.5 ms the
 demo ran at its normal rate in every trial on a 2-core machine."""
+DDS_PROFILE_VARIABLE = 'FASTRTPS_DEFAULT_PROFILES_FILE'
+"""Fast DDS 2.x reads its XML profile from this variable (Jazzy's rmw_fastrtps)."""
 CAMERA_START_MAX_S = 30.0
 """The camera process starts Python, rclpy and its reader within this."""
 CAMERA_STOP_MAX_S = 5.0
@@ -146,6 +148,9 @@ class DemoConfig:
         frame_id: the image source's optical frame.
         camera_process: run the image source in its own process (as a camera driver), else in
             the demo's process.
+        dds_profile: a Fast DDS XML profile for the demo and the camera process
+            (``FASTRTPS_DEFAULT_PROFILES_FILE``; config/fastdds_large_images.xml for large
+            best-effort images, docs/dds-large-images.md); '' keeps the environment's.
     """
 
     source: str = ''
@@ -161,8 +166,14 @@ class DemoConfig:
     node_parameters: tuple[tuple[str, Any], ...] = ()
     frame_id: str = DEFAULT_FRAME_ID
     camera_process: bool = True
+    dds_profile: str = ''
 
     def __post_init__(self) -> None:
+        if self.dds_profile and not Path(self.dds_profile).is_file():
+            raise DemoError(
+                f'--dds-profile {self.dds_profile} is not a file; give a Fast DDS XML profile '
+                '(the package ships config/fastdds_large_images.xml)'
+            )
         if not (math.isfinite(self.duration_s) and self.duration_s > 0.0):
             raise DemoError(
                 f'duration must be a positive number of seconds, got {self.duration_s}'
@@ -339,6 +350,11 @@ def run_demo(config: DemoConfig, ros_args: Sequence[str] | None = None) -> dict[
     config.output_dir.mkdir(parents=True, exist_ok=True)
     if config.uses_test_assets:
         logger.warning(STAND_IN_NOTE)
+    previous_profile = os.environ.get(DDS_PROFILE_VARIABLE)
+    if config.dds_profile:
+        # Read by Fast DDS when rclpy.init creates the participant; the camera process
+        # inherits it.
+        os.environ[DDS_PROFILE_VARIABLE] = str(Path(config.dds_profile).resolve())
     context = Context()
     rclpy.init(args=list(ros_args) if ros_args else None, context=context)
     switch_interval_s = sys.getswitchinterval()
@@ -348,6 +364,11 @@ def run_demo(config: DemoConfig, ros_args: Sequence[str] | None = None) -> dict[
     finally:
         sys.setswitchinterval(switch_interval_s)
         rclpy.shutdown(context=context)
+        if config.dds_profile:
+            if previous_profile is None:
+                os.environ.pop(DDS_PROFILE_VARIABLE, None)
+            else:
+                os.environ[DDS_PROFILE_VARIABLE] = previous_profile
 
 
 def _remaps(topics: dict[str, str]) -> list[str]:
@@ -626,6 +647,7 @@ def _summary(
             'requested_rate_hz': source_rate_hz,
             'received_by_hmr_node': statistics.received,
             'camera': 'separate process' if camera_process else 'in the demo process',
+            'dds_profile': config.dds_profile or os.environ.get(DDS_PROFILE_VARIABLE) or None,
         },
         'output': {
             'persons_messages': len(samples),
@@ -735,6 +757,12 @@ def build_parser() -> argparse.ArgumentParser:
         action='store_true',
         help='run the image source in the demo process (no DDS transport for the images)',
     )
+    parser.add_argument(
+        '--dds-profile',
+        default='',
+        help='Fast DDS XML profile for the demo and the camera process, e.g. '
+        'config/fastdds_large_images.xml (docs/dds-large-images.md)',
+    )
     return parser
 
 
@@ -760,6 +788,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             body_adapter_checkpoint=args.body_adapter_checkpoint,
             device=args.device,
             camera_process=not args.camera_in_process,
+            dds_profile=args.dds_profile,
         )
         summary = run_demo(config, ros_args=argv)
         logger.info(format_summary(summary))

@@ -538,7 +538,7 @@ class HmrNode(InvalidTransitionGuard, LifecycleNode):
                 f'{len(offered)} publisher(s) offering '
                 + '/'.join(sorted({policy.name.lower() for policy in offered}))
                 if offered
-                else 'no publisher yet'
+                else 'no publisher'
             )
             self.get_logger().info(
                 f'input.qos auto: {found} on {subscription.topic_name}: image subscription '

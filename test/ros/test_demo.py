@@ -197,6 +197,9 @@ def test_partial_model_files_are_refused() -> None:
     with pytest.raises(DemoError, match='duration must be a positive'):
         DemoConfig(duration_s=0.0)
     assert DemoConfig().hmr_node_parameters()['model.use_test_assets'] is True
+    assert DemoConfig().camera_process  # the camera runs in its own process by default
+    with pytest.raises(DemoError, match='--dds-profile missing.xml is not a file'):
+        DemoConfig(dds_profile='missing.xml')
     files = DemoConfig(whole_body_checkpoint='w', hand_checkpoint='h', body_model_dir='d')
     parameters = files.hmr_node_parameters()
     assert 'model.use_test_assets' not in parameters
@@ -219,3 +222,24 @@ def test_main_fails_with_status_1_when_hmr_node_cannot_configure(
     assert 'hmr_node failed to configure' in captured.out
     assert 'SMPLX_NEUTRAL' in captured.err  # hmr_node's log names the missing file
     assert not (output / SUMMARY_NAME).exists()
+
+
+def test_large_images_profile_enlarges_the_shared_memory_segment() -> None:
+    """config/fastdds_large_images.xml (docs/dds-large-images.md): the default participant uses
+    SHM with 32 MiB segments (one 1280x720 rgb8 image is 2.6 MiB; the default is 512 KiB) and
+    UDPv4 with 4 MiB buffers, instead of the built-in transports."""
+    import xml.etree.ElementTree as ElementTree
+
+    namespace = {'dds': 'http://www.eprosima.com/XMLSchemas/fastRTPS_Profiles'}
+    root = ElementTree.parse(REPO / 'config' / 'fastdds_large_images.xml').getroot()
+    transports = {
+        t.findtext('dds:type', namespaces=namespace): t
+        for t in root.iterfind('.//dds:transport_descriptor', namespace)
+    }
+    assert int(transports['SHM'].findtext('dds:segment_size', namespaces=namespace)) >= 2**25
+    assert (
+        int(transports['UDPv4'].findtext('dds:receiveBufferSize', namespaces=namespace)) >= 2**22
+    )
+    participant = root.find('.//dds:participant', namespace)
+    assert participant is not None and participant.get('is_default_profile') == 'true'
+    assert participant.findtext('.//dds:useBuiltinTransports', namespaces=namespace) == 'false'
