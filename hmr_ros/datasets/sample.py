@@ -24,7 +24,7 @@ Optional (None when the data set does not provide it; `Sample.present` lists wha
         (`joint_names.OPENPOSE_HAND_JOINT_NAMES`: wrist, thumb1-3, thumb tip, index..., pinky).
     left_hand_keypoints_3d_cam_m, right_hand_keypoints_3d_cam_m: (21, 4), the same order.
     vertices_cam_m: (V, 3) ground-truth mesh, metres, camera frame; vertices_model says which
-        topology: 'smplx' (10,475), 'mano_right' or 'mano_left' (778).
+        topology: 'smplx' (10,475), 'mano_right' or 'mano_left' (778), 'smpl' (6,890; 3DPW).
 
 Conventions
     Pixels follow OpenCV: integer coordinates are pixel centres, so mirroring maps x to
@@ -64,7 +64,7 @@ from hmr_ros.geometry.rotations import axis_angle_to_rotmat
 
 INDEX_FORMAT_VERSION = 1
 
-VerticesModel = Literal['smplx', 'mano_right', 'mano_left']
+VerticesModel = Literal['smplx', 'mano_right', 'mano_left', 'smpl']
 VERTICES_MODELS: tuple[str, ...] = get_args(VerticesModel)
 
 OPENPOSE_BODY25_NAMES: tuple[str, ...] = (
@@ -100,8 +100,17 @@ OPENPOSE_BODY25_NAMES: tuple[str, ...] = (
 OPENPOSE_COCO18_NAMES: tuple[str, ...] = OPENPOSE_BODY25_NAMES[:8] + OPENPOSE_BODY25_NAMES[9:19]
 """OpenPose COCO-18 keypoints (BODY_25 without pelvis and feet)."""
 
+SMPL_LAYOUT = 'smpl24'
+SMPL_JOINT_NAMES: tuple[str, ...] = SMPLX_JOINT_NAMES[: 1 + NUM_BODY_JOINTS] + (
+    'left_smpl_hand',
+    'right_smpl_hand',
+)
+"""The 24 joints of SMPL's J_regressor: the 22 it shares (by name and place) with SMPL-X, then
+SMPL's 'L_Hand' and 'R_Hand' (knuckle joints beyond the wrists; no SMPL-X joint matches them)."""
+
 KEYPOINT_LAYOUTS: dict[str, tuple[str, ...]] = {
     'smplx': SMPLX_JOINT_NAMES + SMPLX_VERTEX_KEYPOINT_NAMES,
+    SMPL_LAYOUT: SMPL_JOINT_NAMES,
     'openpose_body25': OPENPOSE_BODY25_NAMES,
     'openpose_coco18': OPENPOSE_COCO18_NAMES,
 }

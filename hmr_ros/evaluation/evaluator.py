@@ -53,13 +53,30 @@ from hmr_ros.body_models.joint_names import (
 from hmr_ros.body_models.smplx_layers import MANOHandModel, SMPLXBodyModel
 from hmr_ros.config import config_to_dict
 from hmr_ros.datasets.sample import (
+    SMPL_LAYOUT,
     Sample,
     keypoint_box_xyxy,
     load_index,
     smplx_params_to_rotmats,
     with_image,
 )
-from hmr_ros.evaluation.metrics import WholeBodyEvalSpec, hand_errors, whole_body_errors
+from hmr_ros.evaluation.metrics import (
+    WholeBodyEvalSpec,
+    hand_errors,
+    smpl_body_errors,
+    whole_body_errors,
+)
+from hmr_ros.evaluation.protocols import (
+    HAND_JOINT_SETS,
+    HAND_VERTEX_IDS_FILE_NAME,
+    J14_FILE_NAME,
+    PW3D_EVAL_JOINTS,
+    SMPLX_TO_SMPL_FILE_NAME,
+    HandJointSet,
+    hand_joint_regressor,
+    load_hand_vertex_ids,
+    load_regressor_file,
+)
 from hmr_ros.evaluation.report import (
     MetricAccumulator,
     ResultRow,
@@ -98,6 +115,12 @@ _LOG = logging.getLogger(__name__)
 
 EvalModel = Literal['dual_path', 'hand_expert']
 AdapterRequest = Literal['auto', 'none', 'hand', 'body', 'both']
+HandGuidance = Literal['ground_truth', 'zero']
+
+ORACLE_LABEL = ' [oracle: ground-truth body pose]'
+"""Appended to a hand-crop row whose adapter was guided by the ground-truth body pose: an upper
+bound of the real pipeline (which guides with the whole-body model's prediction), reported as
+its own row and never mixed with the pipeline's numbers."""
 
 WHOLE_BODY_TABLES: tuple[str, ...] = ('table1', 'table2', 'table4', 'table6')
 """Layouts of whole-body metrics (model 'dual_path')."""
@@ -139,31 +162,58 @@ class EvalRow:
         adapters: 'auto' (every adapter loaded), 'none', 'hand', 'body' or 'both'.
         extra: text columns of the layout (Tables 3-4: 'Pre-trained', 'Adapter',
             'Trainable Params.').
+        guidance: hand-crop rows (model 'hand_expert') with the hand adapter: 'ground_truth'
+            guides it with each sample's ground-truth body pose (an oracle; the row is
+            labelled with ORACLE_LABEL), 'zero' with no body pose (as for hand-only data).
+            Whole-body rows always use the whole-body model's predicted pose.
     """
 
     method: str
     adapters: AdapterRequest = 'auto'
     extra: dict[str, str] = field(default_factory=dict)
+    guidance: HandGuidance = 'ground_truth'
 
     def __post_init__(self) -> None:
         if self.adapters not in get_args(AdapterRequest):
             raise ValueError(f'adapters must be one of {get_args(AdapterRequest)}')
+        if self.guidance not in get_args(HandGuidance):
+            raise ValueError(f'guidance must be one of {get_args(HandGuidance)}')
+
+
+MetricsProtocol = Literal['smplerx', 'approximate']
 
 
 @dataclass(frozen=True)
 class WholeBodyMetricsConfig:
-    """Files that define the whole-body metrics (licensed; see the module docstring).
+    """Files and choices that define the whole-body metrics (``evaluation.protocols``).
 
     Attributes:
-        hand_vertex_ids: ``.npz`` with int arrays 'left_hand' and 'right_hand' (the 778 SMPL-X
-            vertices of each MANO hand, from SMPL-X's MANO_SMPLX_vertex_ids.pkl); '' derives
-            the subsets from the skinning weights.
-        body_joint_regressor: ``.npy`` (J, 10475) regressor of the 'All' joints (or ``.npz``
-            with key 'regressor'); '' uses the 22 SMPL-X body joints.
+        protocol: 'smplerx' (the paper's, as SMPLer-X's evaluation code computes it: needs
+            hand_vertex_ids and body_joint_regressor, and fails naming the missing file) or
+            'approximate' (runs without the licensed files: hand vertices by skinning weight,
+            the 22 SMPL-X body joints; the results say so, and they are not the paper's
+            numbers).
+        hand_vertex_ids: SMPL-X's ``MANO_SMPLX_vertex_ids.pkl`` (or an ``.npz`` with int
+            arrays 'left_hand' and 'right_hand').
+        body_joint_regressor: the J14 regressor ``SMPLX_to_J14.pkl`` ((14, 10475); also
+            ``.npy``, or ``.npz`` with key 'regressor') for the 'All' PA-MPJPE.
+        hand_joints: 'smplerx21' (16 MANO joints and 5 fingertip vertices, the protocol) or
+            'mano16'.
+        smplx_to_smpl: SMPL-X-to-SMPL transfer matrix ((6890, 10475), ``smplx2smpl.pkl`` or
+            ``.npz`` key 'matrix') for 3DPW's PVE; '' leaves PVE out on SMPL ground truth.
     """
 
+    protocol: MetricsProtocol = 'smplerx'
     hand_vertex_ids: str = ''
     body_joint_regressor: str = ''
+    hand_joints: HandJointSet = 'smplerx21'
+    smplx_to_smpl: str = ''
+
+    def __post_init__(self) -> None:
+        if self.protocol not in get_args(MetricsProtocol):
+            raise ValueError(f'metrics.protocol must be one of {get_args(MetricsProtocol)}')
+        if self.hand_joints not in HAND_JOINT_SETS:
+            raise ValueError(f'metrics.hand_joints must be one of {HAND_JOINT_SETS}')
 
 
 @dataclass(frozen=True)
@@ -305,35 +355,45 @@ def whole_body_eval_spec(
 
     Args:
         smplx_model: the SMPL-X layer (its J_regressor and skinning weights).
-        metrics: optional files of the benchmark protocol.
+        metrics: the protocol and its files.
 
     Returns:
         (spec, description of the sources for the results' metadata).
+
+    Raises:
+        ProtocolFileNotFoundError: protocol 'smplerx' and a file it needs is not given.
     """
     layer = smplx_model.layer
     joint_regressor = layer.J_regressor.detach().float().cpu()  # (55, V)
-    sources: dict[str, str] = {}
-    if metrics.body_joint_regressor:
-        path = Path(metrics.body_joint_regressor)
-        if path.suffix == '.npz':
-            with np.load(path, allow_pickle=False) as data:
-                body = torch.from_numpy(np.asarray(data['regressor'], dtype=np.float32))
-        else:
-            body = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))
-        sources['body_joints'] = f'{path.name} ({body.shape[0]} joints)'
+    num_vertices = joint_regressor.shape[1]
+    exact = metrics.protocol == 'smplerx'
+    sources: dict[str, str] = {'protocol': metrics.protocol}
+    if metrics.body_joint_regressor or exact:
+        body = load_regressor_file(
+            metrics.body_joint_regressor or J14_FILE_NAME,
+            num_vertices,
+            J14_FILE_NAME,
+            'metrics.body_joint_regressor',
+        )
+        sources['body_joints'] = (
+            f'{Path(metrics.body_joint_regressor).name} ({body.shape[0]} joints)'
+        )
     else:
         body = joint_regressor[: NUM_ROOT_JOINTS + NUM_BODY_JOINTS]
-        sources['body_joints'] = 'SMPL-X J_regressor, 22 body joints (not a benchmark regressor)'
+        sources['body_joints'] = 'SMPL-X J_regressor, 22 body joints (not the J14 protocol)'
     hand_regressors = {
-        side: joint_regressor[[SMPLX_JOINT_INDEX[f'{side}_wrist'], *_hand_rows(side)]]
-        for side in SIDES
+        side: hand_joint_regressor(joint_regressor, side, metrics.hand_joints) for side in SIDES
     }
-    if metrics.hand_vertex_ids:
-        with np.load(Path(metrics.hand_vertex_ids), allow_pickle=False) as data:
-            hand_vertices = {
-                side: torch.from_numpy(np.asarray(data[f'{side}_hand'], dtype=np.int64))
-                for side in SIDES
-            }
+    sources['hand_joints'] = (
+        '21 per hand: SMPL-X J_regressor wrist and finger joints + fingertip vertices '
+        '(SMPLer-X make_hand_regressor)'
+        if metrics.hand_joints == 'smplerx21'
+        else '16 per hand: SMPL-X J_regressor wrist and finger joints (not the protocol)'
+    )
+    if metrics.hand_vertex_ids or exact:
+        hand_vertices = load_hand_vertex_ids(
+            metrics.hand_vertex_ids or HAND_VERTEX_IDS_FILE_NAME, num_vertices
+        )
         sources['hand_vertices'] = Path(metrics.hand_vertex_ids).name
     else:
         owner = layer.lbs_weights.detach().cpu().argmax(dim=1)  # (V,) strongest joint
@@ -385,6 +445,19 @@ def _gt_smplx_vertices(sample: Sample, smplx_model: SMPLXBodyModel) -> Tensor | 
     return None
 
 
+def _gt_smpl_joints(sample: Sample) -> tuple[Tensor, Tensor | None] | None:
+    """(24, 3) SMPL joints and the (6890, 3) SMPL mesh if stored, of SMPL ground truth."""
+    keypoints = sample.body_keypoints_3d_cam_m
+    if sample.body_keypoint_layout != SMPL_LAYOUT or keypoints is None:
+        return None
+    if not (np.asarray(keypoints)[:, 3] > 0).all():
+        return None
+    mesh = None
+    if sample.vertices_model == 'smpl' and sample.vertices_cam_m is not None:
+        mesh = torch.tensor(sample.vertices_cam_m, dtype=torch.float32)
+    return torch.tensor(np.asarray(keypoints)[:, :3], dtype=torch.float32), mesh
+
+
 @torch.no_grad()
 def _evaluate_whole_body(
     model: DualPathModel,
@@ -393,13 +466,20 @@ def _evaluate_whole_body(
     batch_size: int,
     device: torch.device,
     dtype: torch.dtype,
+    smplx_to_smpl: Tensor | None = None,
 ) -> tuple[MetricAccumulator, int]:
-    """Metrics of one data set with the model's current adapter setting; (acc, skipped)."""
+    """Metrics of one data set with the model's current adapter setting; (acc, skipped).
+
+    Samples with SMPL-X ground truth get ``metrics.whole_body_errors``; samples with SMPL
+    ground truth (3DPW: 24 SMPL joints, layout 'smpl24') get ``metrics.smpl_body_errors``.
+    """
     accumulator = MetricAccumulator()
-    usable = []
+    usable: list[tuple[Sample, Any, np.ndarray]] = []
     for sample in samples:
-        gt = _gt_smplx_vertices(sample, model.smplx_model)
         box = _person_box(sample)
+        gt: Any = _gt_smplx_vertices(sample, model.smplx_model)
+        if gt is None:
+            gt = _gt_smpl_joints(sample)
         if gt is not None and box is not None:
             usable.append((sample, gt, box))
     skipped = len(samples) - len(usable)
@@ -425,13 +505,35 @@ def _evaluate_whole_body(
                 torch.arange(len(group), device=device),
                 intrinsics.to(device),
             )
-        gt = torch.stack([by_id[id(s)][0] for s in group])
-        if gt.shape[1] != output.vertices.shape[1]:
-            raise ValueError(
-                f'ground-truth meshes have {gt.shape[1]} vertices, the prediction '
-                f'{output.vertices.shape[1]}: whole-body tables compare SMPL-X meshes'
+        predicted = output.vertices.float().cpu()
+        truths = [by_id[id(s)][0] for s in group]
+        smplx_rows = [i for i, t in enumerate(truths) if isinstance(t, Tensor)]
+        smpl_rows = [i for i, t in enumerate(truths) if not isinstance(t, Tensor)]
+        if smplx_rows:
+            gt_vertices = torch.stack([truths[i] for i in smplx_rows])
+            if gt_vertices.shape[1] != predicted.shape[1]:
+                raise ValueError(
+                    f'ground-truth meshes have {gt_vertices.shape[1]} vertices, the prediction '
+                    f'{predicted.shape[1]}: whole-body tables compare SMPL-X meshes'
+                )
+            accumulator.update(whole_body_errors(predicted[smplx_rows], gt_vertices, spec))
+        if smpl_rows:
+            joints = torch.stack([truths[i][0] for i in smpl_rows])
+            meshes = [truths[i][1] for i in smpl_rows]
+            pred_smpl = gt_smpl = None
+            if smplx_to_smpl is not None and all(m is not None for m in meshes):
+                gt_smpl = torch.stack(meshes)
+                pred_smpl = torch.einsum('sv,bvc->bsc', smplx_to_smpl, predicted[smpl_rows])
+            accumulator.update(
+                smpl_body_errors(
+                    predicted[smpl_rows],
+                    joints,
+                    spec.root_regressor,
+                    PW3D_EVAL_JOINTS,
+                    pred_smpl_vertices_m=pred_smpl,
+                    gt_smpl_vertices_m=gt_smpl,
+                )
             )
-        accumulator.update(whole_body_errors(output.vertices.float().cpu(), gt, spec))
     return accumulator, skipped
 
 
@@ -543,13 +645,16 @@ def _run_hands(
     use_adapter: bool,
     device: torch.device,
     dtype: torch.dtype,
+    ground_truth_guidance: bool = True,
 ) -> dict[str, Tensor]:
     crops = torch.stack([item.crop for item in items]).to(device)
     is_left = torch.tensor([item.is_left for item in items], device=device)
     with _autocast(device, dtype):
         if use_adapter:
             guidance = torch.stack([item.guidance for item in items]).to(device)
-            has_body = torch.tensor([item.has_body_pose for item in items], device=device)
+            has_body = torch.tensor(
+                [item.has_body_pose and ground_truth_guidance for item in items], device=device
+            )
             seen = model(crops, guidance, has_body)
         else:
             seen = model.hand_expert(crops)
@@ -586,24 +691,39 @@ def _evaluate_hands(
     batch_size: int,
     device: torch.device,
     dtype: torch.dtype,
-) -> tuple[MetricAccumulator, int]:
-    """Metrics of the hands of one data set; (acc, samples without a usable hand)."""
+    ground_truth_guidance: bool = True,
+) -> tuple[MetricAccumulator, int, int]:
+    """Metrics of the hands of one data set.
+
+    Returns:
+        (acc, samples without a usable hand, hands the adapter saw with ground-truth guidance).
+    """
     accumulator = MetricAccumulator()
     crop_size = model.hand_expert.config.crop_size_px
     pending: list[_HandItem] = []
     skipped = 0
+    oracle = 0
+
+    def run(items: list[_HandItem]) -> None:
+        nonlocal oracle
+        accumulator.update(
+            _run_hands(
+                model, mano['right'], items, use_adapter, device, dtype, ground_truth_guidance
+            )
+        )
+        if use_adapter and ground_truth_guidance:
+            oracle += sum(item.has_body_pose for item in items)
+
     for sample in samples:
         items = _hand_items(sample, mano, crop_size, HAND_BOX_RESCALE)
         skipped += not items
         pending += items
         while len(pending) >= batch_size:
-            accumulator.update(
-                _run_hands(model, mano['right'], pending[:batch_size], use_adapter, device, dtype)
-            )
+            run(pending[:batch_size])
             pending = pending[batch_size:]
     if pending:
-        accumulator.update(_run_hands(model, mano['right'], pending, use_adapter, device, dtype))
-    return accumulator, skipped
+        run(pending)
+    return accumulator, skipped, oracle
 
 
 # --- Entry point ---------------------------------------------------------------------------------
@@ -649,6 +769,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
         'skipped_samples': {},
     }
     accumulators: dict[str, dict[str, MetricAccumulator]] = {}
+    labels = {row.method: row.method for row in config.rows}
     if config.model == 'dual_path':
         build = build_dual_path(
             config.whole_body,
@@ -661,6 +782,15 @@ def evaluate(config: EvalConfig) -> EvalResult:
         )
         model = build.model
         spec, sources = whole_body_eval_spec(model.smplx_model, config.metrics)
+        smplx_to_smpl = None
+        if config.metrics.smplx_to_smpl:
+            smplx_to_smpl = load_regressor_file(
+                config.metrics.smplx_to_smpl,
+                spec.root_regressor.shape[1],
+                SMPLX_TO_SMPL_FILE_NAME,
+                'metrics.smplx_to_smpl',
+            )
+            sources['smpl_vertices'] = Path(config.metrics.smplx_to_smpl).name
         metadata['weights'] = _weights_metadata(build.weights)
         metadata['metric_sources'] = sources
         for row in config.rows:
@@ -669,7 +799,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
             accumulators[row.method] = {}
             for name, samples in datasets.items():
                 acc, skipped = _evaluate_whole_body(
-                    model, samples, spec, config.batch_size, device, dtype
+                    model, samples, spec, config.batch_size, device, dtype, smplx_to_smpl
                 )
                 accumulators[row.method][name] = acc
                 metadata['skipped_samples'][name] = skipped
@@ -695,19 +825,33 @@ def evaluate(config: EvalConfig) -> EvalResult:
                     f'row {row.method!r} asks for the hand adapter; set hand_adapter to its file'
                 )
             accumulators[row.method] = {}
+            oracle_hands = 0
             for name, samples in datasets.items():
-                acc, skipped = _evaluate_hands(
-                    hand_model, mano, samples, use_adapter, config.batch_size, device, dtype
+                acc, skipped, oracle = _evaluate_hands(
+                    hand_model,
+                    mano,
+                    samples,
+                    use_adapter,
+                    config.batch_size,
+                    device,
+                    dtype,
+                    ground_truth_guidance=row.guidance == 'ground_truth',
                 )
                 accumulators[row.method][name] = acc
                 metadata['skipped_samples'][name] = skipped
+                oracle_hands += oracle
+            if oracle_hands:
+                labels[row.method] = row.method + ORACLE_LABEL
+                metadata.setdefault('oracle_rows', {})[labels[row.method]] = (
+                    f'{oracle_hands} hands guided by the ground-truth body pose'
+                )
     for name, skipped in metadata['skipped_samples'].items():
         if skipped:
             _LOG.warning(
                 '%s: %d samples without the needed box or ground truth skipped', name, skipped
             )
     rows = tuple(
-        ResultRow.from_accumulators(row.method, accumulators[row.method], row.extra)
+        ResultRow.from_accumulators(labels[row.method], accumulators[row.method], row.extra)
         for row in config.rows
     )
     json_path = write_json(config.output_json, layout, rows, metadata)

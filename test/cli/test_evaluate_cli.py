@@ -22,7 +22,7 @@ from hmr_ros.checkpoints.adapter_files import save_adapter_file
 from hmr_ros.cli.main import main
 from hmr_ros.config import load_config
 from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
-from hmr_ros.evaluation.evaluator import EvalConfig
+from hmr_ros.evaluation.evaluator import ORACLE_LABEL, EvalConfig
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, body_adapter_tiny
 from hmr_ros.models.adapters.hand_adapter import HandAdapter
@@ -167,7 +167,11 @@ def _hand_config(assets: dict[str, Path], index: Path, adapter: str) -> dict:
         'body_model_dir': str(assets['dir']),
         'datasets': [{'name': 'FreiHAND', 'index': str(index)}],
         'table': 'freihand',
-        'rows': [{'method': 'HaMeR', 'adapters': 'none'}, {'method': 'Ours', 'adapters': 'hand'}],
+        'rows': [
+            {'method': 'HaMeR', 'adapters': 'none'},
+            {'method': 'Ours', 'adapters': 'hand'},
+            {'method': 'Ours, no guidance', 'adapters': 'hand', 'guidance': 'zero'},
+        ],
         'batch_size': 2,
         'device': 'cpu',
     }
@@ -184,7 +188,14 @@ def test_eval_hand_expert_rows(
     assert 'Root-relative hand mesh recovery on FreiHAND' in printed
     assert 'PA-MPJPE' in printed and 'HaMeR' in printed and 'Ours' in printed
     baseline = _metrics(results, 'HaMeR', 'FreiHAND')
-    assert _metrics(results, 'Ours', 'FreiHAND') == baseline  # untrained adapter: a no-op
+    oracle = 'Ours' + ORACLE_LABEL
+    # One sample has a body pose: its row is the oracle, labelled so; the zero-guidance row not.
+    assert [row['method'] for row in results['rows']] == ['HaMeR', oracle, 'Ours, no guidance']
+    assert oracle in printed
+    assert results['metadata']['oracle_rows'] == {
+        oracle: '1 hands guided by the ground-truth body pose'
+    }
+    assert _metrics(results, oracle, 'FreiHAND') == baseline  # untrained adapter: a no-op
     assert all(math.isfinite(v) for v in baseline.values())
     counts = results['rows'][0]['counts']['FreiHAND']
     assert counts['pa_mpjpe_mm'] == 3 and counts['pve_mm'] == 3
@@ -194,7 +205,11 @@ def test_eval_hand_expert_rows(
 
     trained = _run(tmp_path / 'random', _hand_config(assets, hand_index, 'hand_random'))
     assert _metrics(trained, 'HaMeR', 'FreiHAND') == baseline
-    assert _metrics(trained, 'Ours', 'FreiHAND')['pa_mpjpe_mm'] != baseline['pa_mpjpe_mm']
+    guided = _metrics(trained, oracle, 'FreiHAND')
+    unguided = _metrics(trained, 'Ours, no guidance', 'FreiHAND')
+    assert guided['pa_mpjpe_mm'] != baseline['pa_mpjpe_mm']
+    # Guidance reaches the adapter: only the hand with a body pose differs between the rows.
+    assert guided['pa_mpjpe_mm'] != unguided['pa_mpjpe_mm']
 
 
 def _body_config(assets: dict[str, Path], index: Path, kind: str) -> dict:
@@ -212,6 +227,7 @@ def _body_config(assets: dict[str, Path], index: Path, kind: str) -> dict:
             {'method': 'Ours', 'adapters': 'both'},
         ],
         'dual_path': {'hand_confidence_threshold': 0.0},
+        'metrics': {'protocol': 'approximate'},
         'device': 'cpu',
     }
 
