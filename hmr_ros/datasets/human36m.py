@@ -41,6 +41,7 @@ from hmr_ros.body_models.joint_names import (
     NUM_BODY_JOINTS,
     NUM_HAND_JOINTS,
     SIDES,
+    Side,
     smplx_hand_to_openpose,
 )
 from hmr_ros.body_models.smplx_layers import NUM_BETAS, NUM_EXPRESSION_COEFFS, SMPLXBodyModel
@@ -75,7 +76,7 @@ def _load_json(path: Path) -> Any:
 
 
 def _smplx_world(
-    fit: Mapping[str, Any], body_model: SMPLXBodyModel, hands_mean: Mapping[str, np.ndarray]
+    fit: Mapping[str, Any], body_model: SMPLXBodyModel, hands_mean: Mapping[Side, np.ndarray]
 ) -> tuple[SMPLXParams, bool]:
     """The fit as SMPLXParams in the world frame, and whether it has hand poses."""
 
