@@ -122,9 +122,9 @@ ORACLE_LABEL = ' [oracle: ground-truth body pose]'
 bound of the real pipeline (which guides with the whole-body model's prediction), reported as
 its own row and never mixed with the pipeline's numbers."""
 
-WHOLE_BODY_TABLES: tuple[str, ...] = ('table1', 'table2', 'table4', 'table6')
+WHOLE_BODY_TABLES: tuple[str, ...] = ('table1', 'table2', 'table4', 'table5', 'table6')
 """Layouts of whole-body metrics (model 'dual_path')."""
-HAND_TABLES: tuple[str, ...] = ('table3', 'table5', 'freihand', 'freihand_cs')
+HAND_TABLES: tuple[str, ...] = ('table3', 'freihand', 'freihand_cs')
 """Layouts of hand metrics (model 'hand_expert')."""
 
 HAND_BOX_RESCALE = 2.0
@@ -559,9 +559,34 @@ class _HandItem:
     camera_frame: bool  # ground truth in the camera frame (cs_ metrics valid)
 
 
+@dataclass
+class SMPLXHandTruth:
+    """Hand ground truth of whole-body samples (ARCTIC hand crops, Tables 3 and 5).
+
+    SMPL-X's hands are MANO hands: the 778 vertices of each hand (MANO_SMPLX_vertex_ids, in
+    MANO's vertex order) of the ground-truth SMPL-X mesh, and its 21 hand joints (the protocol's
+    regressor, OpenPose order like the MANO layer's joints), in the camera frame.
+    """
+
+    smplx_model: SMPLXBodyModel
+    spec: WholeBodyEvalSpec
+
+    @torch.no_grad()
+    def __call__(self, sample: Sample, side: Side) -> tuple[Tensor, Tensor] | None:
+        mesh = _gt_smplx_vertices(sample, self.smplx_model)
+        if mesh is None:
+            return None
+        vertices = mesh[self.spec.hand_vertex_indices[side]]
+        joints = self.spec.hand_joint_regressors[side].to(mesh) @ mesh
+        return vertices, joints
+
+
 @torch.no_grad()
 def _hand_ground_truth(
-    sample: Sample, side: Side, mano: dict[Side, MANOHandModel]
+    sample: Sample,
+    side: Side,
+    mano: dict[Side, MANOHandModel],
+    smplx_truth: SMPLXHandTruth | None = None,
 ) -> tuple[Tensor, Tensor, bool] | None:
     """(vertices, joints, in camera frame) of one hand, or None without enough labels."""
     stored = sample.vertices_cam_m if sample.vertices_model == f'mano_{side}' else None
@@ -571,7 +596,10 @@ def _hand_ground_truth(
         vertices = torch.tensor(stored, dtype=torch.float32)
         return vertices, torch.tensor(keypoints[:, :3], dtype=torch.float32), True
     if params is None:
-        return None
+        if smplx_truth is None or sample.smplx is None:
+            return None
+        truth = smplx_truth(sample, side)
+        return None if truth is None else (*truth, True)
     layer = mano[side]
     like = layer.layer.shapedirs
     rotmats = axis_angle_to_rotmat(
@@ -584,13 +612,17 @@ def _hand_ground_truth(
 
 
 def _hand_items(
-    sample: Sample, mano: dict[Side, MANOHandModel], crop_size: int, rescale: float
+    sample: Sample,
+    mano: dict[Side, MANOHandModel],
+    crop_size: int,
+    rescale: float,
+    smplx_truth: SMPLXHandTruth | None = None,
 ) -> list[_HandItem]:
     items = []
     boxes, sides = [], []
     for side in SIDES:
         box = _hand_box(sample, side)
-        truth = _hand_ground_truth(sample, side, mano)
+        truth = _hand_ground_truth(sample, side, mano, smplx_truth)
         if box is None or truth is None:
             continue
         boxes.append(box)
@@ -692,6 +724,7 @@ def _evaluate_hands(
     device: torch.device,
     dtype: torch.dtype,
     ground_truth_guidance: bool = True,
+    smplx_truth: SMPLXHandTruth | None = None,
 ) -> tuple[MetricAccumulator, int, int]:
     """Metrics of the hands of one data set.
 
@@ -715,7 +748,7 @@ def _evaluate_hands(
             oracle += sum(item.has_body_pose for item in items)
 
     for sample in samples:
-        items = _hand_items(sample, mano, crop_size, HAND_BOX_RESCALE)
+        items = _hand_items(sample, mano, crop_size, HAND_BOX_RESCALE, smplx_truth)
         skipped += not items
         pending += items
         while len(pending) >= batch_size:
@@ -818,6 +851,20 @@ def evaluate(config: EvalConfig) -> EvalResult:
             for side in SIDES
         }
         metadata['weights'] = _weights_metadata(weights)
+        smplx_truth = None
+        if any(
+            s.smplx is not None
+            and getattr(s, f'{side}_mano') is None
+            and _hand_box(s, side) is not None
+            for samples in datasets.values()
+            for s in samples
+            for side in SIDES
+        ):
+            # Whole-body samples (ARCTIC): hand ground truth from their SMPL-X meshes.
+            smplx_model = SMPLXBodyModel.from_folder(config.body_model_dir).to(device)
+            spec, sources = whole_body_eval_spec(smplx_model, config.metrics)
+            smplx_truth = SMPLXHandTruth(smplx_model, spec)
+            metadata['metric_sources'] = sources
         for row in config.rows:
             use_adapter = row.adapters in ('auto', 'hand') and adapter is not None
             if row.adapters == 'hand' and adapter is None:
@@ -836,6 +883,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
                     device,
                     dtype,
                     ground_truth_guidance=row.guidance == 'ground_truth',
+                    smplx_truth=smplx_truth,
                 )
                 accumulators[row.method][name] = acc
                 metadata['skipped_samples'][name] = skipped
