@@ -50,7 +50,7 @@ from hmr_ros.body_models.joint_names import (
     Side,
     hand_joint_names,
 )
-from hmr_ros.body_models.smplx_layers import MANOHandModel, SMPLXBodyModel
+from hmr_ros.body_models.smplx_layers import MANO_NUM_VERTICES, MANOHandModel, SMPLXBodyModel
 from hmr_ros.config import config_to_dict
 from hmr_ros.datasets.sample import (
     SMPL_LAYOUT,
@@ -570,6 +570,14 @@ class SMPLXHandTruth:
 
     smplx_model: SMPLXBodyModel
     spec: WholeBodyEvalSpec
+
+    def __post_init__(self) -> None:
+        sizes = {len(ids) for ids in self.spec.hand_vertex_indices.values()}
+        if sizes != {MANO_NUM_VERTICES}:
+            raise ValueError(
+                "hand crops of whole-body samples compare with the SMPL-X mesh's MANO hands: "
+                f'set metrics.hand_vertex_ids to {HAND_VERTEX_IDS_FILE_NAME} (778 ids per hand)'
+            )
 
     @torch.no_grad()
     def __call__(self, sample: Sample, side: Side) -> tuple[Tensor, Tensor] | None:

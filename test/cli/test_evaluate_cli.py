@@ -398,3 +398,45 @@ def test_shipped_paper_eval_config_loads() -> None:
         for row in table.rows:
             if row.run is not None and row.run.ablation_config:
                 assert (REPO / row.run.ablation_config).is_file(), row.run.ablation_config
+
+
+def test_hand_crops_of_whole_body_samples_use_the_smplx_hands(
+    assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ARCTIC-like samples carry SMPL-X only: the hand ground truth is the SMPL-X mesh's MANO
+    hand (its 778 vertex ids) in the camera frame, so camera-space errors are measured too."""
+    rng = np.random.default_rng(6)
+    folder = tmp_path / 'arctic'
+    folder.mkdir()
+    samples = [
+        Sample(
+            dataset='ARCTIC',
+            sample_id=f'a/{i}',
+            image_size_wh=IMAGE_WH,
+            image_path=_image(folder, f'a_{i}', rng),
+            intrinsics=INTRINSICS,
+            left_hand_box_xyxy=np.array((10.0, 30.0, 30.0, 52.0)),
+            right_hand_box_xyxy=np.array((34.0, 30.0, 54.0, 52.0)),
+            smplx=_smplx(rng),
+        )
+        for i in range(2)
+    ]
+    index = save_index(folder / 'arctic.npz', samples)
+    ids = tmp_path / 'ids.npz'
+    np.savez(ids, left_hand=np.arange(778), right_hand=np.arange(778) + 2000)
+    values = {
+        **_hand_config(assets, index, 'hand_zero'),
+        'datasets': [{'name': 'ARCTIC', 'index': str(index)}],
+        'table': 'table3',
+        'rows': [{'method': 'HaMeR', 'adapters': 'none'}],
+        'metrics': {'protocol': 'approximate'},
+    }
+    config = tmp_path / 'eval.yaml'
+    config.write_text(yaml.safe_dump(values))
+    assert main(['eval', str(config)]) == 1
+    assert 'set metrics.hand_vertex_ids' in capsys.readouterr().err
+    values['metrics'] = {'protocol': 'approximate', 'hand_vertex_ids': str(ids)}
+    results = _run(tmp_path / 'with_ids', values)
+    counts = results['rows'][0]['counts']['ARCTIC']
+    assert counts['pa_pve_mm'] == 4 and counts['cs_pve_mm'] == 4  # 2 samples x 2 hands
+    assert math.isfinite(results['rows'][0]['metrics']['ARCTIC']['pve_mm'])
