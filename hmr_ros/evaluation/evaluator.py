@@ -8,25 +8,29 @@ Two kinds of model, chosen by ``EvalConfig.model``:
   (the stored intrinsics; without them fx = fy = max(W, H) and the image centre, as
   ``hmr-ros infer`` assumes). The predicted SMPL-X mesh is compared with the ground-truth mesh
   (stored SMPL-X vertices, else the SMPL-X layer on the stored parameters) by
-  ``metrics.whole_body_errors``: 'All' and 'Hands' columns of Tables 1, 4 and 6.
-- 'hand_expert': the hand path alone on hand crops (Tables 3 and 5, FreiHAND): HaMeR's square
-  crop around each ground-truth hand box (2.0 x the box, grown to 3:4, left hands flipped),
-  with the hand adapter guided by the ground-truth body pose when the sample has one (zero
-  guidance otherwise, as in training), rows 'none' (plain hand expert) or 'hand'. The MANO
-  mesh is placed in the camera with ``cam_crop_to_full`` and the real intrinsics and compared
-  by ``metrics.hand_errors``; camera-space ('cs_') metrics need camera-frame ground truth (the
-  stored mesh and 3D keypoints) and are left out (NaN, not averaged) otherwise.
+  ``metrics.whole_body_errors``: 'All' and 'Hands' columns of Tables 1, 4, 5 and 6; samples
+  with SMPL ground truth (3DPW's 24 joints, layout 'smpl24') by ``metrics.smpl_body_errors``
+  (Table 2).
+- 'hand_expert': the hand path alone on hand crops (Table 3, FreiHAND): HaMeR's square crop
+  around each ground-truth hand box (2.0 x the box, grown to 3:4, left hands flipped), rows
+  'none' (plain hand expert) or 'hand'. With the adapter, a row's ``guidance`` is the
+  ground-truth body pose where the sample has one (an oracle: the row is labelled
+  ``ORACLE_LABEL``) or zero. The MANO mesh is placed in the camera with ``cam_crop_to_full``
+  and the real intrinsics and compared by ``metrics.hand_errors`` with the MANO ground truth,
+  or, for whole-body samples (ARCTIC), with the SMPL-X mesh's hands (``SMPLXHandTruth``);
+  camera-space ('cs_') metrics need camera-frame ground truth and are left out (NaN, not
+  averaged) otherwise.
 
-Whole-body metric definitions come from files the user holds (``WholeBodyMetricsConfig``): the
-MANO-to-SMPL-X vertex map for the hand vertex subsets and, optionally, the body joint regressor
-of the benchmark. Without them the hand subsets are the vertices whose strongest skinning
-weight belongs to that hand (wrist and fingers) and the body joints are the 22 SMPL-X body
-joints of the layer's own regressor; the result's metadata says which was used, since the
-numbers are then not the paper's protocol.
+Metric definitions follow SMPLer-X's evaluation code (``protocols``, docs/evaluation.md) and
+need licensed files (``WholeBodyMetricsConfig``): the J14 regressor and the MANO-to-SMPL-X
+vertex map. Protocol 'smplerx' stops naming a missing file; 'approximate' falls back to hand
+subsets by skinning weight and the 22 SMPL-X body joints, and the result's metadata says so,
+since the numbers are then not the paper's protocol.
 
 Results: one ``report.ResultRow`` per row over all data sets, printed with
 ``report.format_table`` in the layout of ``EvalConfig.table`` and written with
-``report.write_json`` (metadata: configuration, weights files with SHA-256, versions, device).
+``report.write_json`` (metadata: configuration, weights files with SHA-256, versions, device,
+metric sources, oracle rows).
 """
 
 from __future__ import annotations
