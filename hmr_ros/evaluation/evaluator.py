@@ -89,9 +89,9 @@ from hmr_ros.evaluation.report import (
     write_json,
 )
 from hmr_ros.geometry.cameras import assumed_intrinsics, cam_crop_to_full
-from hmr_ros.geometry.crops import crop_images, hand_crop_boxes
-from hmr_ros.geometry.rotations import axis_angle_to_rotmat
-from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, arm_guidance_from_axis_angle
+from hmr_ros.geometry.crops import body_crop_boxes, clip_boxes_xyxy, crop_images, hand_crop_boxes
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat
+from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, arm_guidance
 from hmr_ros.models.devices import PRECISION_NAMES, resolve_device, resolve_precision
 from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
 from hmr_ros.models.dual_path_builder import (
@@ -99,8 +99,10 @@ from hmr_ros.models.dual_path_builder import (
     build_dual_path,
     load_hand_adapter,
     load_hand_expert,
+    load_whole_body,
 )
 from hmr_ros.models.hand_expert import mirror_left_hands, normalize_hand_crops
+from hmr_ros.models.whole_body import WholeBodyModel
 
 __all__ = [
     'HAND_TABLES',
@@ -119,7 +121,7 @@ _LOG = logging.getLogger(__name__)
 
 EvalModel = Literal['dual_path', 'hand_expert']
 AdapterRequest = Literal['auto', 'none', 'hand', 'body', 'both']
-HandGuidance = Literal['ground_truth', 'zero']
+HandGuidance = Literal['ground_truth', 'predicted', 'zero']
 
 ORACLE_LABEL = ' [oracle: ground-truth body pose]'
 """Appended to a hand-crop row whose adapter was guided by the ground-truth body pose: an upper
@@ -168,8 +170,10 @@ class EvalRow:
             'Trainable Params.').
         guidance: hand-crop rows (model 'hand_expert') with the hand adapter: 'ground_truth'
             guides it with each sample's ground-truth body pose (an oracle; the row is
-            labelled with ORACLE_LABEL), 'zero' with no body pose (as for hand-only data).
-            Whole-body rows always use the whole-body model's predicted pose.
+            labelled with ORACLE_LABEL), 'predicted' with the pose the whole-body model
+            (EvalConfig.whole_body) predicts on the sample's person box, as the real pipeline
+            does, 'zero' with no body pose (as for hand-only data). Whole-body rows always use
+            the whole-body model's predicted pose.
     """
 
     method: str
@@ -273,6 +277,12 @@ class EvalConfig:
             raise ValueError('give at least one data set and one row')
         if self.model == 'dual_path' and not self.whole_body:
             raise ValueError("model 'dual_path' needs whole_body (the SMPLer-X model file)")
+        predicted = [r.method for r in self.rows if r.guidance == 'predicted']
+        if self.model == 'hand_expert' and predicted and not self.whole_body:
+            raise ValueError(
+                f'rows {predicted} use guidance predicted: set whole_body (the SMPLer-X model '
+                'file whose body pose guides the hand adapter)'
+            )
         if self.model == 'hand_expert':
             if self.body_adapter:
                 raise ValueError("model 'hand_expert' takes no body_adapter")
@@ -593,6 +603,45 @@ class SMPLXHandTruth:
         return vertices, joints
 
 
+class PredictedBodyPose:
+    """The body pose the whole-body model predicts for a sample's person (guidance 'predicted').
+
+    The person crop is cut as the dual path cuts it (models.dual_path, steps a-b: SMPLer-X's
+    box grown to 3:4 and scaled, 512 x 384), and the regressor's initial body pose theta_0 is
+    returned (no body adapter: this measures the hand path). Cached per sample, since every
+    row of a table uses the same poses.
+    """
+
+    def __init__(self, whole_body: WholeBodyModel) -> None:
+        self.whole_body = whole_body.eval()
+        self.device = next(whole_body.parameters()).device
+        self._cache: dict[str, Tensor | None] = {}
+
+    @torch.no_grad()
+    def __call__(self, sample: Sample) -> Tensor | None:
+        """(1, 22, 3, 3) root and body rotations, or None without a person box."""
+        key = f'{sample.dataset}/{sample.sample_id}'
+        if key not in self._cache:
+            self._cache[key] = self._predict(sample)
+        return self._cache[key]
+
+    def _predict(self, sample: Sample) -> Tensor | None:
+        box = _person_box(sample)
+        if box is None:
+            return None
+        prep = self.whole_body.config.preprocessing
+        image = _image_tensor(sample)[None].to(self.device)
+        boxes = torch.tensor(box, dtype=torch.float32, device=self.device)[None]
+        centers, sizes = body_crop_boxes(
+            clip_boxes_xyxy(boxes, boxes.new_tensor(sample.image_size_wh)),
+            prep.crop_scale,
+            (prep.crop_aspect_wh, 1.0),
+        )
+        crops = crop_images(image, centers, sizes, prep.crop_hw_px)
+        stages = self.whole_body.run_stages(crops)
+        return rot6d_to_rotmat(stages.body_pose_6d.float(), 'interleaved').cpu()
+
+
 @torch.no_grad()
 def _hand_ground_truth(
     sample: Sample,
@@ -629,6 +678,8 @@ def _hand_items(
     crop_size: int,
     rescale: float,
     smplx_truth: SMPLXHandTruth | None = None,
+    guidance_source: HandGuidance = 'ground_truth',
+    predictor: PredictedBodyPose | None = None,
 ) -> list[_HandItem]:
     items = []
     boxes, sides = [], []
@@ -653,17 +704,19 @@ def _hand_items(
         else default_intrinsics(sample.image_size_wh),
         dtype=torch.float32,
     )
-    body = None
-    if sample.smplx is not None:
-        body = torch.from_numpy(
-            np.concatenate(
-                (sample.smplx.global_orient_aa[None], sample.smplx.body_pose_aa)
-            ).astype(np.float32)
+    body: Tensor | None = None  # (1, 22, 3, 3) root and body rotations
+    if guidance_source == 'ground_truth' and sample.smplx is not None:
+        body = axis_angle_to_rotmat(
+            torch.from_numpy(
+                np.concatenate(
+                    (sample.smplx.global_orient_aa[None], sample.smplx.body_pose_aa)
+                ).astype(np.float32)
+            )
         )[None]
+    elif guidance_source == 'predicted' and predictor is not None:
+        body = predictor(sample)
     for i, (side, (vertices, joints, camera_frame)) in enumerate(sides):
-        guidance = (
-            arm_guidance_from_axis_angle(body, side)[0] if body is not None else torch.zeros(8, 6)
-        )
+        guidance = arm_guidance(body, side)[0] if body is not None else torch.zeros(8, 6)
         items.append(
             _HandItem(
                 crop=crops[i],
@@ -689,16 +742,13 @@ def _run_hands(
     use_adapter: bool,
     device: torch.device,
     dtype: torch.dtype,
-    ground_truth_guidance: bool = True,
 ) -> dict[str, Tensor]:
     crops = torch.stack([item.crop for item in items]).to(device)
     is_left = torch.tensor([item.is_left for item in items], device=device)
     with _autocast(device, dtype):
         if use_adapter:
             guidance = torch.stack([item.guidance for item in items]).to(device)
-            has_body = torch.tensor(
-                [item.has_body_pose and ground_truth_guidance for item in items], device=device
-            )
+            has_body = torch.tensor([item.has_body_pose for item in items], device=device)
             seen = model(crops, guidance, has_body)
         else:
             seen = model.hand_expert(crops)
@@ -735,32 +785,37 @@ def _evaluate_hands(
     batch_size: int,
     device: torch.device,
     dtype: torch.dtype,
-    ground_truth_guidance: bool = True,
+    guidance_source: HandGuidance = 'ground_truth',
     smplx_truth: SMPLXHandTruth | None = None,
+    predictor: PredictedBodyPose | None = None,
 ) -> tuple[MetricAccumulator, int, int]:
     """Metrics of the hands of one data set.
 
     Returns:
-        (acc, samples without a usable hand, hands the adapter saw with ground-truth guidance).
+        (acc, samples without a usable hand, hands the adapter saw with a body pose).
     """
     accumulator = MetricAccumulator()
     crop_size = model.hand_expert.config.crop_size_px
     pending: list[_HandItem] = []
     skipped = 0
-    oracle = 0
+    guided = 0
 
     def run(items: list[_HandItem]) -> None:
-        nonlocal oracle
-        accumulator.update(
-            _run_hands(
-                model, mano['right'], items, use_adapter, device, dtype, ground_truth_guidance
-            )
-        )
-        if use_adapter and ground_truth_guidance:
-            oracle += sum(item.has_body_pose for item in items)
+        nonlocal guided
+        accumulator.update(_run_hands(model, mano['right'], items, use_adapter, device, dtype))
+        if use_adapter:
+            guided += sum(item.has_body_pose for item in items)
 
     for sample in samples:
-        items = _hand_items(sample, mano, crop_size, HAND_BOX_RESCALE, smplx_truth)
+        items = _hand_items(
+            sample,
+            mano,
+            crop_size,
+            HAND_BOX_RESCALE,
+            smplx_truth,
+            guidance_source if use_adapter else 'zero',
+            predictor,
+        )
         skipped += not items
         pending += items
         while len(pending) >= batch_size:
@@ -768,7 +823,7 @@ def _evaluate_hands(
             pending = pending[batch_size:]
     if pending:
         run(pending)
-    return accumulator, skipped, oracle
+    return accumulator, skipped, guided
 
 
 # --- Entry point ---------------------------------------------------------------------------------
@@ -862,6 +917,11 @@ def evaluate(config: EvalConfig) -> EvalResult:
             side: MANOHandModel.from_folder(config.body_model_dir, side).to(device)
             for side in SIDES
         }
+        predictor = None
+        if any(r.guidance == 'predicted' for r in config.rows):
+            whole_body, whole_body_info = load_whole_body(config.whole_body, device)
+            weights.append(whole_body_info)
+            predictor = PredictedBodyPose(whole_body)
         metadata['weights'] = _weights_metadata(weights)
         smplx_truth = None
         if any(
@@ -884,9 +944,9 @@ def evaluate(config: EvalConfig) -> EvalResult:
                     f'row {row.method!r} asks for the hand adapter; set hand_adapter to its file'
                 )
             accumulators[row.method] = {}
-            oracle_hands = 0
+            guided_hands = 0
             for name, samples in datasets.items():
-                acc, skipped, oracle = _evaluate_hands(
+                acc, skipped, guided = _evaluate_hands(
                     hand_model,
                     mano,
                     samples,
@@ -894,16 +954,21 @@ def evaluate(config: EvalConfig) -> EvalResult:
                     config.batch_size,
                     device,
                     dtype,
-                    ground_truth_guidance=row.guidance == 'ground_truth',
+                    guidance_source=row.guidance,
                     smplx_truth=smplx_truth,
+                    predictor=predictor,
                 )
                 accumulators[row.method][name] = acc
                 metadata['skipped_samples'][name] = skipped
-                oracle_hands += oracle
-            if oracle_hands:
+                guided_hands += guided
+            if guided_hands and row.guidance == 'ground_truth':
                 labels[row.method] = row.method + ORACLE_LABEL
                 metadata.setdefault('oracle_rows', {})[labels[row.method]] = (
-                    f'{oracle_hands} hands guided by the ground-truth body pose'
+                    f'{guided_hands} hands guided by the ground-truth body pose'
+                )
+            elif guided_hands:
+                metadata.setdefault('predicted_guidance_rows', {})[row.method] = (
+                    f"{guided_hands} hands guided by the whole-body model's body pose"
                 )
     for name, skipped in metadata['skipped_samples'].items():
         if skipped:

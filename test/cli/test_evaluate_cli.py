@@ -21,7 +21,7 @@ from hmr_ros.body_models.smplx_layers import MANOHandModel
 from hmr_ros.checkpoints.adapter_files import save_adapter_file
 from hmr_ros.cli.main import main
 from hmr_ros.config import load_config
-from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
+from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, load_index, save_index
 from hmr_ros.evaluation.evaluator import ORACLE_LABEL, EvalConfig
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, body_adapter_tiny
@@ -440,3 +440,38 @@ def test_hand_crops_of_whole_body_samples_use_the_smplx_hands(
     counts = results['rows'][0]['counts']['ARCTIC']
     assert counts['pa_pve_mm'] == 4 and counts['cs_pve_mm'] == 4  # 2 samples x 2 hands
     assert math.isfinite(results['rows'][0]['metrics']['ARCTIC']['pve_mm'])
+
+
+def test_predicted_guidance_rows_are_the_real_pipeline_not_oracles(
+    assets: dict[str, Path], hand_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """guidance: predicted guides each hand with the body pose SMPLer-X predicts on the
+    person's box (no ground truth): the row keeps its label and the metadata says so."""
+    samples = [
+        s.replace(person_box_xyxy=np.array((4.0, 4.0, 60.0, 76.0))) for s in load_index(hand_index)
+    ]
+    index = save_index(tmp_path / 'hands_with_persons.npz', samples)
+    values = {
+        **_hand_config(assets, index, 'hand_random'),
+        'rows': [
+            {'method': 'Ours, predicted', 'adapters': 'hand', 'guidance': 'predicted'},
+            {'method': 'Ours, no guidance', 'adapters': 'hand', 'guidance': 'zero'},
+        ],
+    }
+    config = tmp_path / 'eval.yaml'
+    config.write_text(yaml.safe_dump(values))
+    assert main(['eval', str(config)]) == 2
+    assert 'use guidance predicted: set whole_body' in capsys.readouterr().err
+    values['whole_body'] = str(assets['dir'] / 'smplerx_tiny.safetensors')
+    results = _run(tmp_path / 'run', values)
+    assert [row['method'] for row in results['rows']] == ['Ours, predicted', 'Ours, no guidance']
+    assert 'oracle_rows' not in results['metadata']
+    assert results['metadata']['predicted_guidance_rows'] == {
+        'Ours, predicted': "3 hands guided by the whole-body model's body pose"
+    }
+    assert {w['model'] for w in results['metadata']['weights']} >= {'smplerx', 'hand_adapter'}
+    predicted = _metrics(results, 'Ours, predicted', 'FreiHAND')
+    assert (
+        predicted['pa_mpjpe_mm']
+        != _metrics(results, 'Ours, no guidance', 'FreiHAND')['pa_mpjpe_mm']
+    )
