@@ -475,3 +475,23 @@ def test_predicted_guidance_rows_are_the_real_pipeline_not_oracles(
         predicted['pa_mpjpe_mm']
         != _metrics(results, 'Ours, no guidance', 'FreiHAND')['pa_mpjpe_mm']
     )
+
+
+def test_eval_table_3_no6_runs_oracle_and_predicted_guidance(
+    assets: dict[str, Path], hand_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = [
+        s.replace(person_box_xyxy=np.array((4.0, 4.0, 60.0, 76.0))) for s in load_index(hand_index)
+    ]
+    index = save_index(tmp_path / 'arctic_hands.npz', samples)
+    config = _paper_config(
+        assets,
+        tmp_path,
+        [{'name': 'ARCTIC', 'index': str(index)}],
+        hand_adapter_arctic=str(assets['hand_random']),
+    )
+    assert main(['eval', '--table', '3', str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert 'No.6 [ours]' + ORACLE_LABEL in printed
+    assert 'No.6, SMPLer-X body pose [ours]' in printed
+    assert 'No.6, SMPLer-X body pose [paper]' not in printed  # the paper has no such row
