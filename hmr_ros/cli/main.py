@@ -23,6 +23,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     'doctor',
     'export',
     'bench',
+    'data',
 )
 
 

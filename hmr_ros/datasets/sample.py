@@ -24,7 +24,7 @@ Optional (None when the data set does not provide it; `Sample.present` lists wha
         (`joint_names.OPENPOSE_HAND_JOINT_NAMES`: wrist, thumb1-3, thumb tip, index..., pinky).
     left_hand_keypoints_3d_cam_m, right_hand_keypoints_3d_cam_m: (21, 4), the same order.
     vertices_cam_m: (V, 3) ground-truth mesh, metres, camera frame; vertices_model says which
-        topology: 'smplx' (10,475), 'mano_right' or 'mano_left' (778).
+        topology: 'smplx' (10,475), 'mano_right' or 'mano_left' (778), 'smpl' (6,890; 3DPW).
 
 Conventions
     Pixels follow OpenCV: integer coordinates are pixel centres, so mirroring maps x to
@@ -60,11 +60,11 @@ from hmr_ros.body_models.joint_names import (
     SMPLX_VERTEX_KEYPOINT_NAMES,
 )
 from hmr_ros.body_models.smplx_layers import NUM_BETAS, NUM_EXPRESSION_COEFFS, SMPLXBodyModel
-from hmr_ros.geometry.rotations import axis_angle_to_rotmat
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
 
 INDEX_FORMAT_VERSION = 1
 
-VerticesModel = Literal['smplx', 'mano_right', 'mano_left']
+VerticesModel = Literal['smplx', 'mano_right', 'mano_left', 'smpl']
 VERTICES_MODELS: tuple[str, ...] = get_args(VerticesModel)
 
 OPENPOSE_BODY25_NAMES: tuple[str, ...] = (
@@ -100,8 +100,17 @@ OPENPOSE_BODY25_NAMES: tuple[str, ...] = (
 OPENPOSE_COCO18_NAMES: tuple[str, ...] = OPENPOSE_BODY25_NAMES[:8] + OPENPOSE_BODY25_NAMES[9:19]
 """OpenPose COCO-18 keypoints (BODY_25 without pelvis and feet)."""
 
+SMPL_LAYOUT = 'smpl24'
+SMPL_JOINT_NAMES: tuple[str, ...] = SMPLX_JOINT_NAMES[: 1 + NUM_BODY_JOINTS] + (
+    'left_smpl_hand',
+    'right_smpl_hand',
+)
+"""The 24 joints of SMPL's J_regressor: the 22 it shares (by name and place) with SMPL-X, then
+SMPL's 'L_Hand' and 'R_Hand' (knuckle joints beyond the wrists; no SMPL-X joint matches them)."""
+
 KEYPOINT_LAYOUTS: dict[str, tuple[str, ...]] = {
     'smplx': SMPLX_JOINT_NAMES + SMPLX_VERTEX_KEYPOINT_NAMES,
+    SMPL_LAYOUT: SMPL_JOINT_NAMES,
     'openpose_body25': OPENPOSE_BODY25_NAMES,
     'openpose_coco18': OPENPOSE_COCO18_NAMES,
 }
@@ -402,6 +411,66 @@ def smplx_rest_pelvis_m(
         inputs['expression'] = torch.as_tensor(np.array(expression), dtype=like.dtype)[None]
     pelvis = body_model(**inputs).joints[0, 0]
     return pelvis.cpu().numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def smplx_rest_pelvis_batch_m(
+    body_model: SMPLXBodyModel,
+    betas: np.ndarray,
+    expression: np.ndarray | None = None,
+    chunk: int = 512,
+) -> np.ndarray:
+    """`smplx_rest_pelvis_m` of many shapes at once (converters of large data sets).
+
+    Args:
+        body_model: the SMPL-X layer.
+        betas: (N, 10).
+        expression: (N, 10) or None (zeros).
+        chunk: shapes per forward pass.
+
+    Returns:
+        (N, 3) float32 metres.
+    """
+    betas = np.asarray(betas, dtype=np.float64).reshape(-1, NUM_BETAS)
+    out = np.zeros((len(betas), 3), dtype=np.float32)
+    for start in range(0, len(betas), chunk):
+        stop = min(start + chunk, len(betas))
+        inputs = body_model.neutral_inputs(stop - start)
+        like = inputs['betas']
+        inputs['betas'] = torch.as_tensor(betas[start:stop], dtype=like.dtype)
+        if expression is not None:
+            inputs['expression'] = torch.as_tensor(
+                np.asarray(expression[start:stop], dtype=np.float64), dtype=like.dtype
+            )
+        out[start:stop] = body_model(**inputs).joints[:, 0].cpu().numpy()
+    return out
+
+
+def smplx_params_to_camera(
+    params: SMPLXParams, rotation: np.ndarray, translation_m: np.ndarray
+) -> SMPLXParams:
+    """SMPL-X parameters of a body moved by x_cam = R x + t (e.g. world to camera).
+
+    The root turns by R; because it rotates about the rest-pose pelvis p, the new translation
+    is R (p + transl) + t - p (the pelvis lands where R and t put it).
+
+    Args:
+        params: the body in the source frame.
+        rotation: (3, 3) R.
+        translation_m: (3,) t, metres.
+    """
+    rotation = np.asarray(rotation, dtype=np.float64).reshape(3, 3)
+    pelvis = params.rest_pelvis_m.astype(np.float64)
+    root = axis_angle_to_rotmat(torch.from_numpy(params.global_orient_aa.astype(np.float64)))
+    orient = rotmat_to_axis_angle(torch.from_numpy(rotation) @ root).numpy()
+    transl = rotation @ (pelvis + params.transl_m) + np.asarray(translation_m) - pelvis
+    return SMPLXParams(
+        **{
+            **{name: getattr(params, name) for name in SMPLXParams.SHAPES},
+            'global_orient_aa': orient,
+            'transl_m': transl,
+        }
+    )
 
 
 def smplx_params_to_rotmats(params: SMPLXParams) -> dict[str, torch.Tensor]:

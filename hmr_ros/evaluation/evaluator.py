@@ -8,25 +8,29 @@ Two kinds of model, chosen by ``EvalConfig.model``:
   (the stored intrinsics; without them fx = fy = max(W, H) and the image centre, as
   ``hmr-ros infer`` assumes). The predicted SMPL-X mesh is compared with the ground-truth mesh
   (stored SMPL-X vertices, else the SMPL-X layer on the stored parameters) by
-  ``metrics.whole_body_errors``: 'All' and 'Hands' columns of Tables 1, 4 and 6.
-- 'hand_expert': the hand path alone on hand crops (Tables 3 and 5, FreiHAND): HaMeR's square
-  crop around each ground-truth hand box (2.0 x the box, grown to 3:4, left hands flipped),
-  with the hand adapter guided by the ground-truth body pose when the sample has one (zero
-  guidance otherwise, as in training), rows 'none' (plain hand expert) or 'hand'. The MANO
-  mesh is placed in the camera with ``cam_crop_to_full`` and the real intrinsics and compared
-  by ``metrics.hand_errors``; camera-space ('cs_') metrics need camera-frame ground truth (the
-  stored mesh and 3D keypoints) and are left out (NaN, not averaged) otherwise.
+  ``metrics.whole_body_errors``: 'All' and 'Hands' columns of Tables 1, 4, 5 and 6; samples
+  with SMPL ground truth (3DPW's 24 joints, layout 'smpl24') by ``metrics.smpl_body_errors``
+  (Table 2).
+- 'hand_expert': the hand path alone on hand crops (Table 3, FreiHAND): HaMeR's square crop
+  around each ground-truth hand box (2.0 x the box, grown to 3:4, left hands flipped), rows
+  'none' (plain hand expert) or 'hand'. With the adapter, a row's ``guidance`` is the
+  ground-truth body pose where the sample has one (an oracle: the row is labelled
+  ``ORACLE_LABEL``) or zero. The MANO mesh is placed in the camera with ``cam_crop_to_full``
+  and the real intrinsics and compared by ``metrics.hand_errors`` with the MANO ground truth,
+  or, for whole-body samples (ARCTIC), with the SMPL-X mesh's hands (``SMPLXHandTruth``);
+  camera-space ('cs_') metrics need camera-frame ground truth and are left out (NaN, not
+  averaged) otherwise.
 
-Whole-body metric definitions come from files the user holds (``WholeBodyMetricsConfig``): the
-MANO-to-SMPL-X vertex map for the hand vertex subsets and, optionally, the body joint regressor
-of the benchmark. Without them the hand subsets are the vertices whose strongest skinning
-weight belongs to that hand (wrist and fingers) and the body joints are the 22 SMPL-X body
-joints of the layer's own regressor; the result's metadata says which was used, since the
-numbers are then not the paper's protocol.
+Metric definitions follow SMPLer-X's evaluation code (``protocols``, docs/evaluation.md) and
+need licensed files (``WholeBodyMetricsConfig``): the J14 regressor and the MANO-to-SMPL-X
+vertex map. Protocol 'smplerx' stops naming a missing file; 'approximate' falls back to hand
+subsets by skinning weight and the 22 SMPL-X body joints, and the result's metadata says so,
+since the numbers are then not the paper's protocol.
 
 Results: one ``report.ResultRow`` per row over all data sets, printed with
 ``report.format_table`` in the layout of ``EvalConfig.table`` and written with
-``report.write_json`` (metadata: configuration, weights files with SHA-256, versions, device).
+``report.write_json`` (metadata: configuration, weights files with SHA-256, versions, device,
+metric sources, oracle rows).
 """
 
 from __future__ import annotations
@@ -50,16 +54,33 @@ from hmr_ros.body_models.joint_names import (
     Side,
     hand_joint_names,
 )
-from hmr_ros.body_models.smplx_layers import MANOHandModel, SMPLXBodyModel
+from hmr_ros.body_models.smplx_layers import MANO_NUM_VERTICES, MANOHandModel, SMPLXBodyModel
 from hmr_ros.config import config_to_dict
 from hmr_ros.datasets.sample import (
+    SMPL_LAYOUT,
     Sample,
     keypoint_box_xyxy,
     load_index,
     smplx_params_to_rotmats,
     with_image,
 )
-from hmr_ros.evaluation.metrics import WholeBodyEvalSpec, hand_errors, whole_body_errors
+from hmr_ros.evaluation.metrics import (
+    WholeBodyEvalSpec,
+    hand_errors,
+    smpl_body_errors,
+    whole_body_errors,
+)
+from hmr_ros.evaluation.protocols import (
+    HAND_JOINT_SETS,
+    HAND_VERTEX_IDS_FILE_NAME,
+    J14_FILE_NAME,
+    PW3D_EVAL_JOINTS,
+    SMPLX_TO_SMPL_FILE_NAME,
+    HandJointSet,
+    hand_joint_regressor,
+    load_hand_vertex_ids,
+    load_regressor_file,
+)
 from hmr_ros.evaluation.report import (
     MetricAccumulator,
     ResultRow,
@@ -68,9 +89,9 @@ from hmr_ros.evaluation.report import (
     write_json,
 )
 from hmr_ros.geometry.cameras import assumed_intrinsics, cam_crop_to_full
-from hmr_ros.geometry.crops import crop_images, hand_crop_boxes
-from hmr_ros.geometry.rotations import axis_angle_to_rotmat
-from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, arm_guidance_from_axis_angle
+from hmr_ros.geometry.crops import body_crop_boxes, clip_boxes_xyxy, crop_images, hand_crop_boxes
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat
+from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, arm_guidance
 from hmr_ros.models.devices import PRECISION_NAMES, resolve_device, resolve_precision
 from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
 from hmr_ros.models.dual_path_builder import (
@@ -78,9 +99,11 @@ from hmr_ros.models.dual_path_builder import (
     build_dual_path,
     load_hand_adapter,
     load_hand_expert,
+    load_whole_body,
 )
 from hmr_ros.models.fusion import DEFAULT_WRIST_SOURCE, WRIST_SOURCES, WristSource
 from hmr_ros.models.hand_expert import mirror_left_hands, normalize_hand_crops
+from hmr_ros.models.whole_body import WholeBodyModel
 
 __all__ = [
     'HAND_TABLES',
@@ -99,10 +122,16 @@ _LOG = logging.getLogger(__name__)
 
 EvalModel = Literal['dual_path', 'hand_expert']
 AdapterRequest = Literal['auto', 'none', 'hand', 'body', 'both']
+HandGuidance = Literal['ground_truth', 'predicted', 'zero']
 
-WHOLE_BODY_TABLES: tuple[str, ...] = ('table1', 'table2', 'table4', 'table6')
+ORACLE_LABEL = ' [oracle: ground-truth body pose]'
+"""Appended to a hand-crop row whose adapter was guided by the ground-truth body pose: an upper
+bound of the real pipeline (which guides with the whole-body model's prediction), reported as
+its own row and never mixed with the pipeline's numbers."""
+
+WHOLE_BODY_TABLES: tuple[str, ...] = ('table1', 'table2', 'table4', 'table5', 'table6')
 """Layouts of whole-body metrics (model 'dual_path')."""
-HAND_TABLES: tuple[str, ...] = ('table3', 'table5', 'freihand', 'freihand_cs')
+HAND_TABLES: tuple[str, ...] = ('table3', 'freihand', 'freihand_cs')
 """Layouts of hand metrics (model 'hand_expert')."""
 
 HAND_BOX_RESCALE = 2.0
@@ -142,34 +171,63 @@ class EvalRow:
             'Trainable Params.').
         wrist_source: 'hand', 'body' or 'blend' for this row only; '' evaluates the row once
             per ``EvalConfig.wrist_sources`` (model 'dual_path').
+        guidance: hand-crop rows (model 'hand_expert') with the hand adapter: 'ground_truth'
+            guides it with each sample's ground-truth body pose (an oracle; the row is
+            labelled with ORACLE_LABEL), 'predicted' with the pose the whole-body model
+            (EvalConfig.whole_body) predicts on the sample's person box, as the real pipeline
+            does, 'zero' with no body pose (as for hand-only data). Whole-body rows always use
+            the whole-body model's predicted pose.
     """
 
     method: str
     adapters: AdapterRequest = 'auto'
     extra: dict[str, str] = field(default_factory=dict)
     wrist_source: str = ''
+    guidance: HandGuidance = 'ground_truth'
 
     def __post_init__(self) -> None:
         if self.adapters not in get_args(AdapterRequest):
             raise ValueError(f'adapters must be one of {get_args(AdapterRequest)}')
         if self.wrist_source and self.wrist_source not in WRIST_SOURCES:
             raise ValueError(f"wrist_source must be '' or one of {WRIST_SOURCES}")
+        if self.guidance not in get_args(HandGuidance):
+            raise ValueError(f'guidance must be one of {get_args(HandGuidance)}')
+
+
+MetricsProtocol = Literal['smplerx', 'approximate']
 
 
 @dataclass(frozen=True)
 class WholeBodyMetricsConfig:
-    """Files that define the whole-body metrics (licensed; see the module docstring).
+    """Files and choices that define the whole-body metrics (``evaluation.protocols``).
 
     Attributes:
-        hand_vertex_ids: ``.npz`` with int arrays 'left_hand' and 'right_hand' (the 778 SMPL-X
-            vertices of each MANO hand, from SMPL-X's MANO_SMPLX_vertex_ids.pkl); '' derives
-            the subsets from the skinning weights.
-        body_joint_regressor: ``.npy`` (J, 10475) regressor of the 'All' joints (or ``.npz``
-            with key 'regressor'); '' uses the 22 SMPL-X body joints.
+        protocol: 'smplerx' (the paper's, as SMPLer-X's evaluation code computes it: needs
+            hand_vertex_ids and body_joint_regressor, and fails naming the missing file) or
+            'approximate' (runs without the licensed files: hand vertices by skinning weight,
+            the 22 SMPL-X body joints; the results say so, and they are not the paper's
+            numbers).
+        hand_vertex_ids: SMPL-X's ``MANO_SMPLX_vertex_ids.pkl`` (or an ``.npz`` with int
+            arrays 'left_hand' and 'right_hand').
+        body_joint_regressor: the J14 regressor ``SMPLX_to_J14.pkl`` ((14, 10475); also
+            ``.npy``, or ``.npz`` with key 'regressor') for the 'All' PA-MPJPE.
+        hand_joints: 'smplerx21' (16 MANO joints and 5 fingertip vertices, the protocol) or
+            'mano16'.
+        smplx_to_smpl: SMPL-X-to-SMPL transfer matrix ((6890, 10475), ``smplx2smpl.pkl`` or
+            ``.npz`` key 'matrix') for 3DPW's PVE; '' leaves PVE out on SMPL ground truth.
     """
 
+    protocol: MetricsProtocol = 'smplerx'
     hand_vertex_ids: str = ''
     body_joint_regressor: str = ''
+    hand_joints: HandJointSet = 'smplerx21'
+    smplx_to_smpl: str = ''
+
+    def __post_init__(self) -> None:
+        if self.protocol not in get_args(MetricsProtocol):
+            raise ValueError(f'metrics.protocol must be one of {get_args(MetricsProtocol)}')
+        if self.hand_joints not in HAND_JOINT_SETS:
+            raise ValueError(f'metrics.hand_joints must be one of {HAND_JOINT_SETS}')
 
 
 @dataclass(frozen=True)
@@ -231,6 +289,12 @@ class EvalConfig:
             raise ValueError('give at least one data set and one row')
         if self.model == 'dual_path' and not self.whole_body:
             raise ValueError("model 'dual_path' needs whole_body (the SMPLer-X model file)")
+        predicted = [r.method for r in self.rows if r.guidance == 'predicted']
+        if self.model == 'hand_expert' and predicted and not self.whole_body:
+            raise ValueError(
+                f'rows {predicted} use guidance predicted: set whole_body (the SMPLer-X model '
+                'file whose body pose guides the hand adapter)'
+            )
         if self.model == 'hand_expert':
             if self.body_adapter:
                 raise ValueError("model 'hand_expert' takes no body_adapter")
@@ -350,35 +414,45 @@ def whole_body_eval_spec(
 
     Args:
         smplx_model: the SMPL-X layer (its J_regressor and skinning weights).
-        metrics: optional files of the benchmark protocol.
+        metrics: the protocol and its files.
 
     Returns:
         (spec, description of the sources for the results' metadata).
+
+    Raises:
+        ProtocolFileNotFoundError: protocol 'smplerx' and a file it needs is not given.
     """
     layer = smplx_model.layer
     joint_regressor = layer.J_regressor.detach().float().cpu()  # (55, V)
-    sources: dict[str, str] = {}
-    if metrics.body_joint_regressor:
-        path = Path(metrics.body_joint_regressor)
-        if path.suffix == '.npz':
-            with np.load(path, allow_pickle=False) as data:
-                body = torch.from_numpy(np.asarray(data['regressor'], dtype=np.float32))
-        else:
-            body = torch.from_numpy(np.load(path, allow_pickle=False).astype(np.float32))
-        sources['body_joints'] = f'{path.name} ({body.shape[0]} joints)'
+    num_vertices = joint_regressor.shape[1]
+    exact = metrics.protocol == 'smplerx'
+    sources: dict[str, str] = {'protocol': metrics.protocol}
+    if metrics.body_joint_regressor or exact:
+        body = load_regressor_file(
+            metrics.body_joint_regressor or J14_FILE_NAME,
+            num_vertices,
+            J14_FILE_NAME,
+            'metrics.body_joint_regressor',
+        )
+        sources['body_joints'] = (
+            f'{Path(metrics.body_joint_regressor).name} ({body.shape[0]} joints)'
+        )
     else:
         body = joint_regressor[: NUM_ROOT_JOINTS + NUM_BODY_JOINTS]
-        sources['body_joints'] = 'SMPL-X J_regressor, 22 body joints (not a benchmark regressor)'
+        sources['body_joints'] = 'SMPL-X J_regressor, 22 body joints (not the J14 protocol)'
     hand_regressors = {
-        side: joint_regressor[[SMPLX_JOINT_INDEX[f'{side}_wrist'], *_hand_rows(side)]]
-        for side in SIDES
+        side: hand_joint_regressor(joint_regressor, side, metrics.hand_joints) for side in SIDES
     }
-    if metrics.hand_vertex_ids:
-        with np.load(Path(metrics.hand_vertex_ids), allow_pickle=False) as data:
-            hand_vertices = {
-                side: torch.from_numpy(np.asarray(data[f'{side}_hand'], dtype=np.int64))
-                for side in SIDES
-            }
+    sources['hand_joints'] = (
+        '21 per hand: SMPL-X J_regressor wrist and finger joints + fingertip vertices '
+        '(SMPLer-X make_hand_regressor)'
+        if metrics.hand_joints == 'smplerx21'
+        else '16 per hand: SMPL-X J_regressor wrist and finger joints (not the protocol)'
+    )
+    if metrics.hand_vertex_ids or exact:
+        hand_vertices = load_hand_vertex_ids(
+            metrics.hand_vertex_ids or HAND_VERTEX_IDS_FILE_NAME, num_vertices
+        )
         sources['hand_vertices'] = Path(metrics.hand_vertex_ids).name
     else:
         owner = layer.lbs_weights.detach().cpu().argmax(dim=1)  # (V,) strongest joint
@@ -430,6 +504,19 @@ def _gt_smplx_vertices(sample: Sample, smplx_model: SMPLXBodyModel) -> Tensor | 
     return None
 
 
+def _gt_smpl_joints(sample: Sample) -> tuple[Tensor, Tensor | None] | None:
+    """(24, 3) SMPL joints and the (6890, 3) SMPL mesh if stored, of SMPL ground truth."""
+    keypoints = sample.body_keypoints_3d_cam_m
+    if sample.body_keypoint_layout != SMPL_LAYOUT or keypoints is None:
+        return None
+    if not (np.asarray(keypoints)[:, 3] > 0).all():
+        return None
+    mesh = None
+    if sample.vertices_model == 'smpl' and sample.vertices_cam_m is not None:
+        mesh = torch.tensor(sample.vertices_cam_m, dtype=torch.float32)
+    return torch.tensor(np.asarray(keypoints)[:, :3], dtype=torch.float32), mesh
+
+
 @torch.no_grad()
 def _evaluate_whole_body(
     model: DualPathModel,
@@ -438,13 +525,20 @@ def _evaluate_whole_body(
     batch_size: int,
     device: torch.device,
     dtype: torch.dtype,
+    smplx_to_smpl: Tensor | None = None,
 ) -> tuple[MetricAccumulator, int]:
-    """Metrics of one data set with the model's current adapter setting; (acc, skipped)."""
+    """Metrics of one data set with the model's current adapter setting; (acc, skipped).
+
+    Samples with SMPL-X ground truth get ``metrics.whole_body_errors``; samples with SMPL
+    ground truth (3DPW: 24 SMPL joints, layout 'smpl24') get ``metrics.smpl_body_errors``.
+    """
     accumulator = MetricAccumulator()
-    usable = []
+    usable: list[tuple[Sample, Any, np.ndarray]] = []
     for sample in samples:
-        gt = _gt_smplx_vertices(sample, model.smplx_model)
         box = _person_box(sample)
+        gt: Any = _gt_smplx_vertices(sample, model.smplx_model)
+        if gt is None:
+            gt = _gt_smpl_joints(sample)
         if gt is not None and box is not None:
             usable.append((sample, gt, box))
     skipped = len(samples) - len(usable)
@@ -470,13 +564,35 @@ def _evaluate_whole_body(
                 torch.arange(len(group), device=device),
                 intrinsics.to(device),
             )
-        gt = torch.stack([by_id[id(s)][0] for s in group])
-        if gt.shape[1] != output.vertices.shape[1]:
-            raise ValueError(
-                f'ground-truth meshes have {gt.shape[1]} vertices, the prediction '
-                f'{output.vertices.shape[1]}: whole-body tables compare SMPL-X meshes'
+        predicted = output.vertices.float().cpu()
+        truths = [by_id[id(s)][0] for s in group]
+        smplx_rows = [i for i, t in enumerate(truths) if isinstance(t, Tensor)]
+        smpl_rows = [i for i, t in enumerate(truths) if not isinstance(t, Tensor)]
+        if smplx_rows:
+            gt_vertices = torch.stack([truths[i] for i in smplx_rows])
+            if gt_vertices.shape[1] != predicted.shape[1]:
+                raise ValueError(
+                    f'ground-truth meshes have {gt_vertices.shape[1]} vertices, the prediction '
+                    f'{predicted.shape[1]}: whole-body tables compare SMPL-X meshes'
+                )
+            accumulator.update(whole_body_errors(predicted[smplx_rows], gt_vertices, spec))
+        if smpl_rows:
+            joints = torch.stack([truths[i][0] for i in smpl_rows])
+            meshes = [truths[i][1] for i in smpl_rows]
+            pred_smpl = gt_smpl = None
+            if smplx_to_smpl is not None and all(m is not None for m in meshes):
+                gt_smpl = torch.stack(meshes)
+                pred_smpl = torch.einsum('sv,bvc->bsc', smplx_to_smpl, predicted[smpl_rows])
+            accumulator.update(
+                smpl_body_errors(
+                    predicted[smpl_rows],
+                    joints,
+                    spec.root_regressor,
+                    PW3D_EVAL_JOINTS,
+                    pred_smpl_vertices_m=pred_smpl,
+                    gt_smpl_vertices_m=gt_smpl,
+                )
             )
-        accumulator.update(whole_body_errors(output.vertices.float().cpu(), gt, spec))
     return accumulator, skipped
 
 
@@ -502,9 +618,81 @@ class _HandItem:
     camera_frame: bool  # ground truth in the camera frame (cs_ metrics valid)
 
 
+@dataclass
+class SMPLXHandTruth:
+    """Hand ground truth of whole-body samples (ARCTIC hand crops, Tables 3 and 5).
+
+    SMPL-X's hands are MANO hands: the 778 vertices of each hand (MANO_SMPLX_vertex_ids, in
+    MANO's vertex order) of the ground-truth SMPL-X mesh, and its 21 hand joints (the protocol's
+    regressor, OpenPose order like the MANO layer's joints), in the camera frame.
+    """
+
+    smplx_model: SMPLXBodyModel
+    spec: WholeBodyEvalSpec
+
+    def __post_init__(self) -> None:
+        sizes = {len(ids) for ids in self.spec.hand_vertex_indices.values()}
+        if sizes != {MANO_NUM_VERTICES}:
+            raise ValueError(
+                "hand crops of whole-body samples compare with the SMPL-X mesh's MANO hands: "
+                f'set metrics.hand_vertex_ids to {HAND_VERTEX_IDS_FILE_NAME} (778 ids per hand)'
+            )
+
+    @torch.no_grad()
+    def __call__(self, sample: Sample, side: Side) -> tuple[Tensor, Tensor] | None:
+        mesh = _gt_smplx_vertices(sample, self.smplx_model)
+        if mesh is None:
+            return None
+        vertices = mesh[self.spec.hand_vertex_indices[side]]
+        joints = self.spec.hand_joint_regressors[side].to(mesh) @ mesh
+        return vertices, joints
+
+
+class PredictedBodyPose:
+    """The body pose the whole-body model predicts for a sample's person (guidance 'predicted').
+
+    The person crop is cut as the dual path cuts it (models.dual_path, steps a-b: SMPLer-X's
+    box grown to 3:4 and scaled, 512 x 384), and the regressor's initial body pose theta_0 is
+    returned (no body adapter: this measures the hand path). Cached per sample, since every
+    row of a table uses the same poses.
+    """
+
+    def __init__(self, whole_body: WholeBodyModel) -> None:
+        self.whole_body = whole_body.eval()
+        self.device = next(whole_body.parameters()).device
+        self._cache: dict[str, Tensor | None] = {}
+
+    @torch.no_grad()
+    def __call__(self, sample: Sample) -> Tensor | None:
+        """(1, 22, 3, 3) root and body rotations, or None without a person box."""
+        key = f'{sample.dataset}/{sample.sample_id}'
+        if key not in self._cache:
+            self._cache[key] = self._predict(sample)
+        return self._cache[key]
+
+    def _predict(self, sample: Sample) -> Tensor | None:
+        box = _person_box(sample)
+        if box is None:
+            return None
+        prep = self.whole_body.config.preprocessing
+        image = _image_tensor(sample)[None].to(self.device)
+        boxes = torch.tensor(box, dtype=torch.float32, device=self.device)[None]
+        centers, sizes = body_crop_boxes(
+            clip_boxes_xyxy(boxes, boxes.new_tensor(sample.image_size_wh)),
+            prep.crop_scale,
+            (prep.crop_aspect_wh, 1.0),
+        )
+        crops = crop_images(image, centers, sizes, prep.crop_hw_px)
+        stages = self.whole_body.run_stages(crops)
+        return rot6d_to_rotmat(stages.body_pose_6d.float(), 'interleaved').cpu()
+
+
 @torch.no_grad()
 def _hand_ground_truth(
-    sample: Sample, side: Side, mano: dict[Side, MANOHandModel]
+    sample: Sample,
+    side: Side,
+    mano: dict[Side, MANOHandModel],
+    smplx_truth: SMPLXHandTruth | None = None,
 ) -> tuple[Tensor, Tensor, bool] | None:
     """(vertices, joints, in camera frame) of one hand, or None without enough labels."""
     stored = sample.vertices_cam_m if sample.vertices_model == f'mano_{side}' else None
@@ -514,7 +702,10 @@ def _hand_ground_truth(
         vertices = torch.tensor(stored, dtype=torch.float32)
         return vertices, torch.tensor(keypoints[:, :3], dtype=torch.float32), True
     if params is None:
-        return None
+        if smplx_truth is None or sample.smplx is None:
+            return None
+        truth = smplx_truth(sample, side)
+        return None if truth is None else (*truth, True)
     layer = mano[side]
     like = layer.layer.shapedirs
     rotmats = axis_angle_to_rotmat(
@@ -527,13 +718,19 @@ def _hand_ground_truth(
 
 
 def _hand_items(
-    sample: Sample, mano: dict[Side, MANOHandModel], crop_size: int, rescale: float
+    sample: Sample,
+    mano: dict[Side, MANOHandModel],
+    crop_size: int,
+    rescale: float,
+    smplx_truth: SMPLXHandTruth | None = None,
+    guidance_source: HandGuidance = 'ground_truth',
+    predictor: PredictedBodyPose | None = None,
 ) -> list[_HandItem]:
     items = []
     boxes, sides = [], []
     for side in SIDES:
         box = _hand_box(sample, side)
-        truth = _hand_ground_truth(sample, side, mano)
+        truth = _hand_ground_truth(sample, side, mano, smplx_truth)
         if box is None or truth is None:
             continue
         boxes.append(box)
@@ -552,17 +749,19 @@ def _hand_items(
         else default_intrinsics(sample.image_size_wh),
         dtype=torch.float32,
     )
-    body = None
-    if sample.smplx is not None:
-        body = torch.from_numpy(
-            np.concatenate(
-                (sample.smplx.global_orient_aa[None], sample.smplx.body_pose_aa)
-            ).astype(np.float32)
+    body: Tensor | None = None  # (1, 22, 3, 3) root and body rotations
+    if guidance_source == 'ground_truth' and sample.smplx is not None:
+        body = axis_angle_to_rotmat(
+            torch.from_numpy(
+                np.concatenate(
+                    (sample.smplx.global_orient_aa[None], sample.smplx.body_pose_aa)
+                ).astype(np.float32)
+            )
         )[None]
+    elif guidance_source == 'predicted' and predictor is not None:
+        body = predictor(sample)
     for i, (side, (vertices, joints, camera_frame)) in enumerate(sides):
-        guidance = (
-            arm_guidance_from_axis_angle(body, side)[0] if body is not None else torch.zeros(8, 6)
-        )
+        guidance = arm_guidance(body, side)[0] if body is not None else torch.zeros(8, 6)
         items.append(
             _HandItem(
                 crop=crops[i],
@@ -631,24 +830,45 @@ def _evaluate_hands(
     batch_size: int,
     device: torch.device,
     dtype: torch.dtype,
-) -> tuple[MetricAccumulator, int]:
-    """Metrics of the hands of one data set; (acc, samples without a usable hand)."""
+    guidance_source: HandGuidance = 'ground_truth',
+    smplx_truth: SMPLXHandTruth | None = None,
+    predictor: PredictedBodyPose | None = None,
+) -> tuple[MetricAccumulator, int, int]:
+    """Metrics of the hands of one data set.
+
+    Returns:
+        (acc, samples without a usable hand, hands the adapter saw with a body pose).
+    """
     accumulator = MetricAccumulator()
     crop_size = model.hand_expert.config.crop_size_px
     pending: list[_HandItem] = []
     skipped = 0
+    guided = 0
+
+    def run(items: list[_HandItem]) -> None:
+        nonlocal guided
+        accumulator.update(_run_hands(model, mano['right'], items, use_adapter, device, dtype))
+        if use_adapter:
+            guided += sum(item.has_body_pose for item in items)
+
     for sample in samples:
-        items = _hand_items(sample, mano, crop_size, HAND_BOX_RESCALE)
+        items = _hand_items(
+            sample,
+            mano,
+            crop_size,
+            HAND_BOX_RESCALE,
+            smplx_truth,
+            guidance_source if use_adapter else 'zero',
+            predictor,
+        )
         skipped += not items
         pending += items
         while len(pending) >= batch_size:
-            accumulator.update(
-                _run_hands(model, mano['right'], pending[:batch_size], use_adapter, device, dtype)
-            )
+            run(pending[:batch_size])
             pending = pending[batch_size:]
     if pending:
-        accumulator.update(_run_hands(model, mano['right'], pending, use_adapter, device, dtype))
-    return accumulator, skipped
+        run(pending)
+    return accumulator, skipped, guided
 
 
 # --- Entry point ---------------------------------------------------------------------------------
@@ -694,6 +914,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
         'skipped_samples': {},
     }
     accumulators: dict[str, dict[str, MetricAccumulator]] = {}
+    labels = {row.method: row.method for row in config.rows}
     if config.model == 'dual_path':
         build = build_dual_path(
             config.whole_body,
@@ -706,6 +927,15 @@ def evaluate(config: EvalConfig) -> EvalResult:
         )
         model = build.model
         spec, sources = whole_body_eval_spec(model.smplx_model, config.metrics)
+        smplx_to_smpl = None
+        if config.metrics.smplx_to_smpl:
+            smplx_to_smpl = load_regressor_file(
+                config.metrics.smplx_to_smpl,
+                spec.root_regressor.shape[1],
+                SMPLX_TO_SMPL_FILE_NAME,
+                'metrics.smplx_to_smpl',
+            )
+            sources['smpl_vertices'] = Path(config.metrics.smplx_to_smpl).name
         metadata['weights'] = _weights_metadata(build.weights)
         metadata['metric_sources'] = sources
         result_rows = wrist_source_rows(config)
@@ -719,7 +949,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
             accumulators[row.method] = {}
             for name, samples in datasets.items():
                 acc, skipped = _evaluate_whole_body(
-                    model, samples, spec, config.batch_size, device, dtype
+                    model, samples, spec, config.batch_size, device, dtype, smplx_to_smpl
                 )
                 accumulators[row.method][name] = acc
                 metadata['skipped_samples'][name] = skipped
@@ -737,7 +967,26 @@ def evaluate(config: EvalConfig) -> EvalResult:
             side: MANOHandModel.from_folder(config.body_model_dir, side).to(device)
             for side in SIDES
         }
+        predictor = None
+        if any(r.guidance == 'predicted' for r in config.rows):
+            whole_body, whole_body_info = load_whole_body(config.whole_body, device)
+            weights.append(whole_body_info)
+            predictor = PredictedBodyPose(whole_body)
         metadata['weights'] = _weights_metadata(weights)
+        smplx_truth = None
+        if any(
+            s.smplx is not None
+            and getattr(s, f'{side}_mano') is None
+            and _hand_box(s, side) is not None
+            for samples in datasets.values()
+            for s in samples
+            for side in SIDES
+        ):
+            # Whole-body samples (ARCTIC): hand ground truth from their SMPL-X meshes.
+            smplx_model = SMPLXBodyModel.from_folder(config.body_model_dir).to(device)
+            spec, sources = whole_body_eval_spec(smplx_model, config.metrics)
+            smplx_truth = SMPLXHandTruth(smplx_model, spec)
+            metadata['metric_sources'] = sources
         for row in config.rows:
             use_adapter = row.adapters in ('auto', 'hand') and adapter is not None
             if row.adapters == 'hand' and adapter is None:
@@ -745,12 +994,32 @@ def evaluate(config: EvalConfig) -> EvalResult:
                     f'row {row.method!r} asks for the hand adapter; set hand_adapter to its file'
                 )
             accumulators[row.method] = {}
+            guided_hands = 0
             for name, samples in datasets.items():
-                acc, skipped = _evaluate_hands(
-                    hand_model, mano, samples, use_adapter, config.batch_size, device, dtype
+                acc, skipped, guided = _evaluate_hands(
+                    hand_model,
+                    mano,
+                    samples,
+                    use_adapter,
+                    config.batch_size,
+                    device,
+                    dtype,
+                    guidance_source=row.guidance,
+                    smplx_truth=smplx_truth,
+                    predictor=predictor,
                 )
                 accumulators[row.method][name] = acc
                 metadata['skipped_samples'][name] = skipped
+                guided_hands += guided
+            if guided_hands and row.guidance == 'ground_truth':
+                labels[row.method] = row.method + ORACLE_LABEL
+                metadata.setdefault('oracle_rows', {})[labels[row.method]] = (
+                    f'{guided_hands} hands guided by the ground-truth body pose'
+                )
+            elif guided_hands:
+                metadata.setdefault('predicted_guidance_rows', {})[row.method] = (
+                    f"{guided_hands} hands guided by the whole-body model's body pose"
+                )
     for name, skipped in metadata['skipped_samples'].items():
         if skipped:
             _LOG.warning(
@@ -758,7 +1027,9 @@ def evaluate(config: EvalConfig) -> EvalResult:
             )
     reported = wrist_source_rows(config) if config.model == 'dual_path' else config.rows
     rows = tuple(
-        ResultRow.from_accumulators(row.method, accumulators[row.method], row.extra)
+        ResultRow.from_accumulators(
+            labels.get(row.method, row.method), accumulators[row.method], row.extra
+        )
         for row in reported
     )
     json_path = write_json(config.output_json, layout, rows, metadata)

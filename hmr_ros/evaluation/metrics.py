@@ -430,3 +430,52 @@ def whole_body_errors(
         left, right = (results[f'{metric}_{side}_hand_mm'] for side in SIDES)
         results[f'{metric}_hands_mm'] = (left + right) / 2.0
     return results
+
+
+def smpl_body_errors(
+    pred_vertices_m: torch.Tensor,
+    gt_joints_m: torch.Tensor,
+    smplx_joint_regressor: torch.Tensor,
+    eval_joints: tuple[int, ...],
+    gt_joints_valid: torch.Tensor | None = None,
+    pred_smpl_vertices_m: torch.Tensor | None = None,
+    gt_smpl_vertices_m: torch.Tensor | None = None,
+) -> dict[str, torch.Tensor]:
+    """Body errors of SMPL-X predictions against SMPL ground truth (3DPW, Table 2).
+
+    As SMPLer-X's 3DPW evaluation (see `protocols`): joints of the prediction from the SMPL-X
+    `J_regressor`, of the ground truth from SMPL's; the scored rows `eval_joints` of both.
+    MPJPE moves the prediction so its pelvis (row 0) lies on the ground-truth pelvis;
+    PA-MPJPE fits a similarity on the scored joints. PVE (pelvis-aligned) only when both
+    meshes are given on the SMPL topology.
+
+    Args:
+        pred_vertices_m: (B, 10475, 3) predicted SMPL-X meshes.
+        gt_joints_m: (B, 24, 3) ground-truth SMPL joints, row 0 the pelvis.
+        smplx_joint_regressor: (55, 10475) SMPL-X `J_regressor`.
+        eval_joints: rows scored (`protocols.PW3D_EVAL_JOINTS`).
+        gt_joints_valid: (B,) bool; invalid samples get NaN (not averaged).
+        pred_smpl_vertices_m: (B, 6890, 3) the prediction on the SMPL topology, or None.
+        gt_smpl_vertices_m: (B, 6890, 3) ground-truth SMPL mesh, or None.
+
+    Returns:
+        'mpjpe_all_mm', 'pa_mpjpe_all_mm' and, with both SMPL meshes, 'pve_all_mm'; (B,) each.
+    """
+    pred_joints = regress_joints(pred_vertices_m, smplx_joint_regressor)
+    rows = list(eval_joints)
+    pred_pelvis, gt_pelvis = pred_joints[:, 0], gt_joints_m[:, 0]
+    pred_scored, gt_scored = pred_joints[:, rows], gt_joints_m[:, rows]
+    results = {
+        'mpjpe_all_mm': point_errors_mm(
+            root_align(pred_scored, pred_pelvis), root_align(gt_scored, gt_pelvis)
+        ).mean(dim=-1),
+        'pa_mpjpe_all_mm': pa_mpjpe_mm(pred_scored, gt_scored),
+    }
+    if pred_smpl_vertices_m is not None and gt_smpl_vertices_m is not None:
+        results['pve_all_mm'] = pve_mm(
+            pred_smpl_vertices_m, gt_smpl_vertices_m, pred_pelvis, gt_pelvis
+        )
+    if gt_joints_valid is not None:
+        valid = gt_joints_valid.to(pred_vertices_m.device)
+        results = {k: torch.where(valid, v, torch.nan) for k, v in results.items()}
+    return results

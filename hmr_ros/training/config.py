@@ -25,6 +25,7 @@ from hmr_ros.models.alternatives.deformable_decoder import DeformableDecoderConf
 from hmr_ros.training.losses import BodyLossWeights, HandLossWeights
 
 __all__ = [
+    'IMPLEMENTED_VARIANTS',
     'PRECISIONS',
     'BodyAdapterTrainConfig',
     'DataConfig',
@@ -45,6 +46,37 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 LrSchedule = Literal['constant', 'cosine']
 
+HandVariant = Literal[
+    'hmr_adapter',
+    'hamer_full_finetune',
+    'hamer_from_scratch',
+    'hamer_decoder_finetune',
+    'hamer_concatenation',
+    'hamer_adapter_image_input',
+    'hand_concatenation',
+    'hand_weighted_sum',
+    'hand_whole_body_pose',
+]
+"""What the hand stage trains: 'hmr_adapter' (paper 3.3, implemented) or one of the paper's
+ablation variants (Tables 3 and 5: full fine-tuning, from scratch, decoder only, concatenated
+body features, the adapter fed image features, concatenation / moderator (weighted-sum)
+injection, whole-body pose guidance), which this version does not implement."""
+
+BodyVariant = Literal[
+    'hmr_adapter',
+    'smplerx_full_finetune',
+    'smplerx_from_scratch',
+    'smplerx_head_finetune',
+    'smplerx_concatenation',
+    'smplerx_adapter_task_tokens',
+    'body_concatenation',
+    'body_weighted_sum',
+]
+"""What the body stage trains: 'hmr_adapter' (paper 3.4, implemented) or an ablation variant of
+Tables 4 and 6 (not implemented in this version)."""
+
+IMPLEMENTED_VARIANTS: tuple[str, ...] = ('hmr_adapter',)
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -55,12 +87,17 @@ class DataConfig:
             samples are concatenated.
         image_roots: one image folder per index ('' = the root stored in the index); empty for
             all stored roots.
+        weights: one sampling weight per index (data-set mixing): each item of a batch comes
+            from index i with probability weights[i] / sum(weights), drawn uniformly (with
+            replacement) within it, as a pure function of (seed, step). Empty: the indexes
+            are concatenated and walked in shuffled epochs (each item once per epoch).
         augmentation: flip / rotation / scale / colour ranges; null disables augmentation.
         num_workers: DataLoader worker processes (0 loads in the training process).
     """
 
     indexes: tuple[str, ...]
     image_roots: tuple[str, ...] = ()
+    weights: tuple[float, ...] = ()
     augmentation: AugmentationConfig | None = AugmentationConfig()
     num_workers: int = 4
 
@@ -74,6 +111,15 @@ class DataConfig:
             )
         if self.num_workers < 0:
             raise ValueError(f'data.num_workers must be >= 0; got {self.num_workers}')
+        if self.weights and (
+            len(self.weights) != len(self.indexes)
+            or any(w < 0 for w in self.weights)
+            or not sum(self.weights) > 0
+        ):
+            raise ValueError(
+                f'data.weights must be empty or {len(self.indexes)} non-negative numbers '
+                f'(one per index) with a positive sum; got {list(self.weights)}'
+            )
 
 
 @dataclass(frozen=True)
@@ -192,6 +238,8 @@ class HandAdapterTrainConfig:
             layer gives the predicted (and ground-truth) meshes and joints.
         data: training data (hand crops, left hands flipped; see datasets.loader).
         output: run folder.
+        variant: 'hmr_adapter' or an ablation variant (HandVariant; only IMPLEMENTED_VARIANTS
+            train).
         adapter: hand adapter options (sizes come from the hand expert's head).
         loss: lambda of eq. 5.
         optimizer: AdamW and schedule.
@@ -202,6 +250,7 @@ class HandAdapterTrainConfig:
     body_model_dir: str
     data: DataConfig
     output: OutputConfig
+    variant: HandVariant = 'hmr_adapter'
     adapter: HandAdapterConfig = HandAdapterConfig()
     loss: HandLossWeights = HandLossWeights()
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -217,6 +266,8 @@ class BodyAdapterTrainConfig:
         body_model_dir: folder with SMPLX_NEUTRAL.npz (README, section 'Body models').
         data: training data (person crops).
         output: run folder.
+        variant: 'hmr_adapter' or an ablation variant (BodyVariant; only IMPLEMENTED_VARIANTS
+            train).
         adapter: body adapter sizes; ``in_channels`` is always taken from the whole-body
             model's width.
         loss: lambda of eqs. 7 and 8.
@@ -228,6 +279,7 @@ class BodyAdapterTrainConfig:
     body_model_dir: str
     data: DataConfig
     output: OutputConfig
+    variant: BodyVariant = 'hmr_adapter'
     adapter: BodyAdapterConfig = BodyAdapterConfig()
     loss: BodyLossWeights = BodyLossWeights()
     optimizer: OptimizerConfig = OptimizerConfig()

@@ -91,6 +91,7 @@ from hmr_ros.models.hand_expert import HandExpert, normalize_hand_crops
 from hmr_ros.models.heads.smplx_head import BODY_POSITION_JOINT_NAMES, NUM_HAND_POSE_JOINTS
 from hmr_ros.models.whole_body import WholeBodyModel, WholeBodyStages, virtual_crop_intrinsics
 from hmr_ros.training.config import (
+    IMPLEMENTED_VARIANTS,
     BodyAdapterTrainConfig,
     DeformableDecoderTrainConfig,
     HandAdapterTrainConfig,
@@ -127,6 +128,7 @@ __all__ = [
     'find_checkpoint',
     'step_items',
     'train_adapter',
+    'weighted_step_items',
 ]
 
 _LOG = logging.getLogger(__name__)
@@ -141,6 +143,7 @@ CONFIG_FILE_NAME = 'config.yaml'
 
 _ORDER_STREAM = 1
 _AUGMENTATION_STREAM = 2
+_MIXING_STREAM = 3
 """Tags that keep the data-order and augmentation seeds apart."""
 
 SMPLX_LAYOUT = 'smplx'
@@ -202,11 +205,58 @@ def step_items(step: int, batch_size: int, num_items: int, seed: int) -> list[tu
     return keys
 
 
+def weighted_step_items(
+    step: int,
+    batch_size: int,
+    groups: Sequence[Sequence[int]],
+    weights: Sequence[float],
+    seed: int,
+) -> list[tuple[int, int]]:
+    """(step, item) keys of a batch mixed from several data sets (``data.weights``).
+
+    Each slot picks data set d with probability weights[d] / sum(weights) among the sets that
+    have items, then one of d's items uniformly; the draw depends only on (seed, step), so a
+    resumed run sees the same batches.
+
+    Args:
+        step: 0-based step.
+        batch_size: items per batch.
+        groups: item indices of each data set.
+        weights: one weight per group.
+        seed: run seed.
+    """
+    probabilities = torch.tensor(
+        [float(w) if len(g) else 0.0 for g, w in zip(groups, weights, strict=True)],
+        dtype=torch.float64,
+    )
+    if not probabilities.sum() > 0:
+        raise ValueError('data.weights give no weight to any data set with items')
+    generator = torch.Generator().manual_seed(_mixed_seed(seed, _MIXING_STREAM, step))
+    chosen = torch.multinomial(probabilities, batch_size, replacement=True, generator=generator)
+    picks = torch.rand(batch_size, generator=generator, dtype=torch.float64)
+    keys = []
+    for group, pick in zip(chosen.tolist(), picks.tolist(), strict=True):
+        items = groups[group]
+        keys.append((step, int(items[min(int(pick * len(items)), len(items) - 1)])))
+    return keys
+
+
 class StepBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Batches of (epoch, item) keys for steps [start_step, stop_step) (see step_items)."""
+    """Batches of (epoch, item) keys for steps [start_step, stop_step).
+
+    Without groups, epochs over all items (step_items); with groups and weights, batches mixed
+    by data set (weighted_step_items).
+    """
 
     def __init__(
-        self, num_items: int, batch_size: int, seed: int, start_step: int, stop_step: int
+        self,
+        num_items: int,
+        batch_size: int,
+        seed: int,
+        start_step: int,
+        stop_step: int,
+        groups: Sequence[Sequence[int]] = (),
+        weights: Sequence[float] = (),
     ) -> None:
         if num_items < 1:
             raise ValueError('no training items')
@@ -215,13 +265,20 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
         self.seed = seed
         self.start_step = start_step
         self.stop_step = stop_step
+        self.groups = [list(g) for g in groups]
+        self.weights = list(weights)
 
     def __len__(self) -> int:
         return max(self.stop_step - self.start_step, 0)
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         for step in range(self.start_step, self.stop_step):
-            yield step_items(step, self.batch_size, self.num_items, self.seed)
+            if self.weights:
+                yield weighted_step_items(
+                    step, self.batch_size, self.groups, self.weights, self.seed
+                )
+            else:
+                yield step_items(step, self.batch_size, self.num_items, self.seed)
 
 
 class KeyedCropDataset(CropDataset):
@@ -242,12 +299,19 @@ class KeyedCropDataset(CropDataset):
 
 
 def load_samples(indexes: Sequence[str], image_roots: Sequence[str] = ()) -> list[Sample]:
-    """Samples of every index file, concatenated.
+    """Samples of every index file, concatenated (``load_sample_groups`` keeps them apart)."""
+    return [sample for group in load_sample_groups(indexes, image_roots) for sample in group]
+
+
+def load_sample_groups(
+    indexes: Sequence[str], image_roots: Sequence[str] = ()
+) -> list[list[Sample]]:
+    """The samples of each index file.
 
     Raises:
         FileNotFoundError: an index is missing.
     """
-    samples: list[Sample] = []
+    groups: list[list[Sample]] = []
     roots: Sequence[str] = image_roots or [''] * len(indexes)
     for index, root in zip(indexes, roots, strict=True):
         path = Path(index)
@@ -258,8 +322,8 @@ def load_samples(indexes: Sequence[str], image_roots: Sequence[str] = ()) -> lis
             )
         loaded = load_index(path, root or None)
         _LOG.info('data: %d samples from %s', len(loaded), path)
-        samples += loaded
-    return samples
+        groups.append(loaded)
+    return groups
 
 
 # --- Tasks: what is trained and how its loss is computed ---------------------------------------
@@ -848,6 +912,13 @@ class AdapterTrainer:
         config: TrainConfig,
         task_factory: Callable[[TrainConfig, torch.device], TrainingTask] | None = None,
     ) -> None:
+        # The DeforHMR decoder config has no ablation variants; the adapters' may name one.
+        variant = getattr(config, 'variant', 'hmr_adapter')
+        if variant not in IMPLEMENTED_VARIANTS:
+            raise ValueError(
+                f'variant {variant!r} (a paper ablation) is not implemented in this '
+                f'version; implemented: {", ".join(IMPLEMENTED_VARIANTS)}'
+            )
         self.config = config
         self.device = resolve_device(config.run.device, 'run.device')
         self.dtype = autocast_dtype(config.run.precision, self.device)
@@ -882,6 +953,7 @@ class AdapterTrainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self.step = 0
         self.num_items = 0
+        self.item_groups: list[list[int]] = []
         _LOG.info(
             '%s on %s (%s): %d trainable parameters; base %s frozen',
             self.task.adapter_name,
@@ -911,6 +983,7 @@ class AdapterTrainer:
             'seed': self.config.run.seed,
             'batch_size': self.config.run.batch_size,
             'num_items': self.num_items,
+            'data_weights': [float(w) for w in self.config.data.weights],
             'optimizer': self.optimizer.state_dict(),
             'scheduler': self.scheduler.state_dict(),
             'scaler': self.scaler.state_dict(),
@@ -949,6 +1022,7 @@ class AdapterTrainer:
             'seed': self.config.run.seed,
             'batch_size': self.config.run.batch_size,
             'num_items': self.num_items,
+            'data_weights': [float(w) for w in self.config.data.weights],
         }
         differences = [
             f'{key}: checkpoint {state.get(key)!r}, run {value!r}'
@@ -975,7 +1049,9 @@ class AdapterTrainer:
 
     def _dataset(self) -> KeyedCropDataset:
         data = self.config.data
-        samples = load_samples(data.indexes, data.image_roots)
+        groups = load_sample_groups(data.indexes, data.image_roots)
+        samples = [sample for group in groups for sample in group]
+        starts = np.cumsum([0] + [len(group) for group in groups])
         loader_config = LoaderConfig(
             mode=self.task.crop_mode,
             crop_hw=self.task.crop_hw,
@@ -985,7 +1061,13 @@ class AdapterTrainer:
             num_workers=data.num_workers,
             seed=self.config.run.seed,
         )
-        return KeyedCropDataset(samples, loader_config)
+        dataset = KeyedCropDataset(samples, loader_config)
+        # Items of each index file, for data-set mixing (data.weights).
+        owner = np.searchsorted(starts, [index for index, _ in dataset.items], side='right') - 1
+        self.item_groups = [np.flatnonzero(owner == g).tolist() for g in range(len(groups))]
+        for path, items in zip(data.indexes, self.item_groups, strict=True):
+            _LOG.info('%s: %d %s crops', path, len(items), self.task.crop_mode)
+        return dataset
 
     def _batches(self, dataset: KeyedCropDataset, start: int) -> Iterator[dict[str, Tensor]]:
         sampler = StepBatchSampler(
@@ -994,6 +1076,8 @@ class AdapterTrainer:
             self.config.run.seed,
             start,
             self.config.run.steps,
+            groups=self.item_groups,
+            weights=self.config.data.weights,
         )
         workers = self.config.data.num_workers
         loader = DataLoader(

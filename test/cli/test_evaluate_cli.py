@@ -21,8 +21,8 @@ from hmr_ros.body_models.smplx_layers import MANOHandModel
 from hmr_ros.checkpoints.adapter_files import save_adapter_file
 from hmr_ros.cli.main import main
 from hmr_ros.config import load_config
-from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
-from hmr_ros.evaluation.evaluator import EvalConfig
+from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, load_index, save_index
+from hmr_ros.evaluation.evaluator import ORACLE_LABEL, EvalConfig
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, body_adapter_tiny
 from hmr_ros.models.adapters.hand_adapter import HandAdapter
@@ -167,7 +167,11 @@ def _hand_config(assets: dict[str, Path], index: Path, adapter: str) -> dict:
         'body_model_dir': str(assets['dir']),
         'datasets': [{'name': 'FreiHAND', 'index': str(index)}],
         'table': 'freihand',
-        'rows': [{'method': 'HaMeR', 'adapters': 'none'}, {'method': 'Ours', 'adapters': 'hand'}],
+        'rows': [
+            {'method': 'HaMeR', 'adapters': 'none'},
+            {'method': 'Ours', 'adapters': 'hand'},
+            {'method': 'Ours, no guidance', 'adapters': 'hand', 'guidance': 'zero'},
+        ],
         'batch_size': 2,
         'device': 'cpu',
     }
@@ -184,7 +188,14 @@ def test_eval_hand_expert_rows(
     assert 'Root-relative hand mesh recovery on FreiHAND' in printed
     assert 'PA-MPJPE' in printed and 'HaMeR' in printed and 'Ours' in printed
     baseline = _metrics(results, 'HaMeR', 'FreiHAND')
-    assert _metrics(results, 'Ours', 'FreiHAND') == baseline  # untrained adapter: a no-op
+    oracle = 'Ours' + ORACLE_LABEL
+    # One sample has a body pose: its row is the oracle, labelled so; the zero-guidance row not.
+    assert [row['method'] for row in results['rows']] == ['HaMeR', oracle, 'Ours, no guidance']
+    assert oracle in printed
+    assert results['metadata']['oracle_rows'] == {
+        oracle: '1 hands guided by the ground-truth body pose'
+    }
+    assert _metrics(results, oracle, 'FreiHAND') == baseline  # untrained adapter: a no-op
     assert all(math.isfinite(v) for v in baseline.values())
     counts = results['rows'][0]['counts']['FreiHAND']
     assert counts['pa_mpjpe_mm'] == 3 and counts['pve_mm'] == 3
@@ -194,7 +205,11 @@ def test_eval_hand_expert_rows(
 
     trained = _run(tmp_path / 'random', _hand_config(assets, hand_index, 'hand_random'))
     assert _metrics(trained, 'HaMeR', 'FreiHAND') == baseline
-    assert _metrics(trained, 'Ours', 'FreiHAND')['pa_mpjpe_mm'] != baseline['pa_mpjpe_mm']
+    guided = _metrics(trained, oracle, 'FreiHAND')
+    unguided = _metrics(trained, 'Ours, no guidance', 'FreiHAND')
+    assert guided['pa_mpjpe_mm'] != baseline['pa_mpjpe_mm']
+    # Guidance reaches the adapter: only the hand with a body pose differs between the rows.
+    assert guided['pa_mpjpe_mm'] != unguided['pa_mpjpe_mm']
 
 
 def _body_config(assets: dict[str, Path], index: Path, kind: str) -> dict:
@@ -212,6 +227,7 @@ def _body_config(assets: dict[str, Path], index: Path, kind: str) -> dict:
             {'method': 'Ours', 'adapters': 'both'},
         ],
         'dual_path': {'hand_confidence_threshold': 0.0},
+        'metrics': {'protocol': 'approximate'},
         'device': 'cpu',
     }
 
@@ -281,3 +297,230 @@ def test_shipped_eval_config_loads() -> None:
     config = load_config(EvalConfig, REPO / 'config' / 'eval.yaml')
     assert config.model == 'dual_path' and config.table == 'table1'
     assert [row.adapters for row in config.rows] == ['none', 'both']
+
+
+# --- hmr-ros eval --table N ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def pw3d_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3DPW-like: 24 SMPL joints in the camera frame (layout 'smpl24'), a box, the camera."""
+    folder = tmp_path_factory.mktemp('pw3d')
+    rng = np.random.default_rng(4)
+    samples = []
+    for i in range(2):
+        joints = rng.normal(scale=0.3, size=(24, 3)) + (0.0, 0.0, 3.0)
+        samples.append(
+            Sample(
+                dataset='3DPW',
+                sample_id=f'pw/{i}',
+                image_size_wh=IMAGE_WH,
+                image_path=_image(folder, f'pw_{i}', rng),
+                intrinsics=INTRINSICS,
+                person_box_xyxy=np.array((8.0, 4.0, 56.0, 76.0)),
+                body_keypoint_layout='smpl24',
+                body_keypoints_3d_cam_m=np.concatenate((joints, np.ones((24, 1))), axis=1),
+            )
+        )
+    return save_index(folder / 'pw3d.npz', samples)
+
+
+def _paper_config(
+    assets: dict[str, Path], tmp_path: Path, datasets: list[dict], **files: str
+) -> Path:
+    values = {
+        'whole_body': str(assets['dir'] / 'smplerx_tiny.safetensors'),
+        'hand_expert': str(assets['dir'] / 'hamer_tiny.safetensors'),
+        'body_model_dir': str(assets['dir']),
+        'datasets': datasets,
+        'metrics': {'protocol': 'approximate'},
+        'device': 'cpu',
+        'output_dir': str(tmp_path / 'results'),
+        **files,
+    }
+    path = tmp_path / 'paper.yaml'
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_eval_table_1_runs_our_rows_beside_the_papers(
+    assets: dict[str, Path],
+    body_index: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = _paper_config(
+        assets,
+        tmp_path,
+        [{'name': 'EHF', 'index': str(body_index)}],
+        hand_adapter=str(assets['hand_random']),
+        body_adapter=str(assets['body_random']),
+    )
+    assert main(['eval', '--table', '1', str(config)]) == 0
+    printed = capsys.readouterr().out
+    # The paper's numbers, e.g. Ours on ARCTIC: PA-PVE All 23.9, Hands 10.5 (Table 1).
+    paper_line = next(line for line in printed.splitlines() if line.startswith('Ours [paper]'))
+    assert paper_line.split()[2:4] == ['23.9', '10.5']
+    assert 'Ours [ours]' in printed and 'SMPLer-X-H32 + HaMeR [ours]' in printed
+    assert 'note: Hand4Whole: another method: published numbers only' in printed
+    results = json.loads((tmp_path / 'results' / 'table1.json').read_text())
+    rows = {row['method']: row['metrics'] for row in results['rows']}
+    ours, baseline = rows['Ours [ours]']['EHF'], rows['SMPLer-X-H32 + HaMeR [ours]']['EHF']
+    assert ours['pve_all_mm'] != baseline['pve_all_mm']  # the adapters ran
+    # SMPLer-X alone: the hand path switched off (a confidence threshold above 1).
+    alone = json.loads((tmp_path / 'results' / 'table1_smpler_x_h32.json').read_text())
+    assert alone['metadata']['config']['dual_path']['hand_confidence_threshold'] == 2.0
+    assert alone['rows'][0]['method'] == 'SMPLer-X-H32 [ours]'
+    assert 'ARCTIC' not in rows['Ours [ours]']  # not converted here: '-' in our row
+
+
+def test_eval_table_2_scores_smpl_joints(
+    assets: dict[str, Path],
+    pw3d_index: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = _paper_config(assets, tmp_path, [{'name': '3DPW', 'index': str(pw3d_index)}])
+    assert main(['eval', '--table', '2', str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert 'note: Ours: needs hand_adapter (train it: hmr-ros train hand-adapter' in printed
+    results = json.loads((tmp_path / 'results' / 'table2.json').read_text())
+    rows = {row['method']: row for row in results['rows']}
+    measured = rows['SMPLer-X-H32 + HaMeR [ours]']
+    assert set(measured['metrics']['3DPW']) == {'mpjpe_all_mm', 'pa_mpjpe_all_mm'}  # no PVE
+    assert measured['counts']['3DPW']['mpjpe_all_mm'] == 2
+    assert rows['Ours [paper]']['metrics']['3DPW'] == {
+        'pve_all_mm': 82.1,
+        'pa_mpjpe_all_mm': 44.0,
+        'mpjpe_all_mm': 73.0,
+    }
+
+
+def test_eval_table_3_names_what_each_missing_row_needs(
+    assets: dict[str, Path],
+    hand_index: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = _paper_config(assets, tmp_path, [{'name': 'ARCTIC', 'index': str(hand_index)}])
+    assert main(['eval', '--table', '3', str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert 'HaMeR [ours]' in printed
+    assert (
+        'note: No.1: ablation variant not implemented in this version; '
+        'config/train_ablation_hamer_full_finetune.yaml' in printed
+    )
+    assert 'note: No.6: needs hand_adapter_arctic (train it: hmr-ros train hand-adapter ' in (
+        printed
+    )
+    for name in ('hamer_full_finetune', 'hamer_adapter_image_input'):
+        assert (REPO / 'config' / f'train_ablation_{name}.yaml').is_file()
+    assert main(['eval', '--table', '7', str(config)]) == 2
+
+
+def test_shipped_paper_eval_config_loads() -> None:
+    from hmr_ros.evaluation.paper_tables import PAPER_TABLES, PaperEvalConfig
+
+    config = load_config(PaperEvalConfig, REPO / 'config' / 'eval_paper.yaml')
+    assert {d.name for d in config.datasets} == {'ARCTIC', 'EHF', '3DPW'}
+    for table in PAPER_TABLES.values():
+        for row in table.rows:
+            if row.run is not None and row.run.ablation_config:
+                assert (REPO / row.run.ablation_config).is_file(), row.run.ablation_config
+
+
+def test_hand_crops_of_whole_body_samples_use_the_smplx_hands(
+    assets: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ARCTIC-like samples carry SMPL-X only: the hand ground truth is the SMPL-X mesh's MANO
+    hand (its 778 vertex ids) in the camera frame, so camera-space errors are measured too."""
+    rng = np.random.default_rng(6)
+    folder = tmp_path / 'arctic'
+    folder.mkdir()
+    samples = [
+        Sample(
+            dataset='ARCTIC',
+            sample_id=f'a/{i}',
+            image_size_wh=IMAGE_WH,
+            image_path=_image(folder, f'a_{i}', rng),
+            intrinsics=INTRINSICS,
+            left_hand_box_xyxy=np.array((10.0, 30.0, 30.0, 52.0)),
+            right_hand_box_xyxy=np.array((34.0, 30.0, 54.0, 52.0)),
+            smplx=_smplx(rng),
+        )
+        for i in range(2)
+    ]
+    index = save_index(folder / 'arctic.npz', samples)
+    ids = tmp_path / 'ids.npz'
+    np.savez(ids, left_hand=np.arange(778), right_hand=np.arange(778) + 2000)
+    values = {
+        **_hand_config(assets, index, 'hand_zero'),
+        'datasets': [{'name': 'ARCTIC', 'index': str(index)}],
+        'table': 'table3',
+        'rows': [{'method': 'HaMeR', 'adapters': 'none'}],
+        'metrics': {'protocol': 'approximate'},
+    }
+    config = tmp_path / 'eval.yaml'
+    config.write_text(yaml.safe_dump(values))
+    assert main(['eval', str(config)]) == 1
+    assert 'set metrics.hand_vertex_ids' in capsys.readouterr().err
+    values['metrics'] = {'protocol': 'approximate', 'hand_vertex_ids': str(ids)}
+    results = _run(tmp_path / 'with_ids', values)
+    counts = results['rows'][0]['counts']['ARCTIC']
+    assert counts['pa_pve_mm'] == 4 and counts['cs_pve_mm'] == 4  # 2 samples x 2 hands
+    assert math.isfinite(results['rows'][0]['metrics']['ARCTIC']['pve_mm'])
+
+
+def test_predicted_guidance_rows_are_the_real_pipeline_not_oracles(
+    assets: dict[str, Path], hand_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """guidance: predicted guides each hand with the body pose SMPLer-X predicts on the
+    person's box (no ground truth): the row keeps its label and the metadata says so."""
+    samples = [
+        s.replace(person_box_xyxy=np.array((4.0, 4.0, 60.0, 76.0))) for s in load_index(hand_index)
+    ]
+    index = save_index(tmp_path / 'hands_with_persons.npz', samples)
+    values = {
+        **_hand_config(assets, index, 'hand_random'),
+        'rows': [
+            {'method': 'Ours, predicted', 'adapters': 'hand', 'guidance': 'predicted'},
+            {'method': 'Ours, no guidance', 'adapters': 'hand', 'guidance': 'zero'},
+        ],
+    }
+    config = tmp_path / 'eval.yaml'
+    config.write_text(yaml.safe_dump(values))
+    assert main(['eval', str(config)]) == 2
+    assert 'use guidance predicted: set whole_body' in capsys.readouterr().err
+    values['whole_body'] = str(assets['dir'] / 'smplerx_tiny.safetensors')
+    results = _run(tmp_path / 'run', values)
+    assert [row['method'] for row in results['rows']] == ['Ours, predicted', 'Ours, no guidance']
+    assert 'oracle_rows' not in results['metadata']
+    assert results['metadata']['predicted_guidance_rows'] == {
+        'Ours, predicted': "3 hands guided by the whole-body model's body pose"
+    }
+    assert {w['model'] for w in results['metadata']['weights']} >= {'smplerx', 'hand_adapter'}
+    predicted = _metrics(results, 'Ours, predicted', 'FreiHAND')
+    assert (
+        predicted['pa_mpjpe_mm']
+        != _metrics(results, 'Ours, no guidance', 'FreiHAND')['pa_mpjpe_mm']
+    )
+
+
+def test_eval_table_3_no6_runs_oracle_and_predicted_guidance(
+    assets: dict[str, Path], hand_index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    samples = [
+        s.replace(person_box_xyxy=np.array((4.0, 4.0, 60.0, 76.0))) for s in load_index(hand_index)
+    ]
+    index = save_index(tmp_path / 'arctic_hands.npz', samples)
+    config = _paper_config(
+        assets,
+        tmp_path,
+        [{'name': 'ARCTIC', 'index': str(index)}],
+        hand_adapter_arctic=str(assets['hand_random']),
+    )
+    assert main(['eval', '--table', '3', str(config)]) == 0
+    printed = capsys.readouterr().out
+    assert 'No.6 [ours]' + ORACLE_LABEL in printed
+    assert 'No.6, SMPLer-X body pose [ours]' in printed
+    assert 'No.6, SMPLer-X body pose [paper]' not in printed  # the paper has no such row

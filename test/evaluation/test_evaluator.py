@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,15 @@ from hmr_ros.evaluation.evaluator import (
     whole_body_eval_spec,
 )
 from hmr_ros.evaluation.metrics import whole_body_errors
+from hmr_ros.evaluation.protocols import ProtocolFileNotFoundError
 
 
 def test_default_spec_uses_the_layer_regressor_and_skinning_subsets(
     smplx_body_model: SMPLXBodyModel,
 ) -> None:
-    spec, sources = whole_body_eval_spec(smplx_body_model, WholeBodyMetricsConfig())
+    spec, sources = whole_body_eval_spec(
+        smplx_body_model, WholeBodyMetricsConfig(protocol='approximate', hand_joints='mano16')
+    )
     vertices = smplx_body_model.layer.v_template.shape[0]
     assert spec.root_regressor.shape == (55, vertices)
     assert spec.body_joint_regressor.shape == (22, vertices)
@@ -44,11 +48,31 @@ def test_spec_reads_protocol_files(smplx_body_model: SMPLXBodyModel, tmp_path: P
     regressor = tmp_path / 'regressor.npy'
     np.save(regressor, np.full((14, vertices), 1.0 / vertices, dtype=np.float32))
     spec, sources = whole_body_eval_spec(
-        smplx_body_model, WholeBodyMetricsConfig(str(ids), str(regressor))
+        smplx_body_model,
+        WholeBodyMetricsConfig(hand_vertex_ids=str(ids), body_joint_regressor=str(regressor)),
     )
     assert spec.hand_vertex_indices['right'].tolist() == list(range(1000, 1778))
     assert spec.body_joint_regressor.shape == (14, vertices)
-    assert sources == {'body_joints': 'regressor.npy (14 joints)', 'hand_vertices': 'ids.npz'}
+    assert spec.hand_joint_regressors['right'].shape == (21, vertices)
+    assert sources['body_joints'] == 'regressor.npy (14 joints)'
+    assert sources['hand_vertices'] == 'ids.npz'
+    assert sources['protocol'] == 'smplerx'
+
+
+def test_paper_protocol_names_each_missing_licensed_file(
+    smplx_body_model: SMPLXBodyModel, tmp_path: Path
+) -> None:
+    """The paper's protocol cannot silently fall back: each absent file is named."""
+    with pytest.raises(ProtocolFileNotFoundError, match='SMPLX_to_J14.pkl'):
+        whole_body_eval_spec(smplx_body_model, WholeBodyMetricsConfig())
+    regressor = tmp_path / 'SMPLX_to_J14.pkl'
+    vertices = smplx_body_model.layer.v_template.shape[0]
+    with regressor.open('wb') as file:
+        pickle.dump(np.zeros((14, vertices)), file, protocol=2)
+    with pytest.raises(ProtocolFileNotFoundError, match='MANO_SMPLX_vertex_ids.pkl'):
+        whole_body_eval_spec(
+            smplx_body_model, WholeBodyMetricsConfig(body_joint_regressor=str(regressor))
+        )
 
 
 def test_default_intrinsics() -> None:

@@ -345,3 +345,98 @@ def test_guidance_rejects_wrong_shapes_and_sides():
         arm_guidance_from_axis_angle(torch.zeros(1, 63), 'right')
     with pytest.raises(ValueError, match='side'):
         arm_guidance(torch.eye(3).expand(1, 22, 3, 3), 'middle')  # type: ignore[arg-type]
+
+
+# --- Paper eq. 3, recomputed from the weights ----------------------------------------------------
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """(B, N, H*D) -> (B, H, N, D): each head a contiguous slice of D features."""
+    b, n, hd = x.shape
+    return x.view(b, n, heads, hd // heads).transpose(1, 2)
+
+
+def _attention(
+    query_in: torch.Tensor,
+    context: torch.Tensor,
+    w_q: torch.Tensor,
+    w_k: torch.Tensor,
+    w_v: torch.Tensor,
+    w_out: torch.Tensor,
+    b_out: torch.Tensor,
+    heads: int,
+) -> torch.Tensor:
+    """Softmax(Q K^T / sqrt(d)) V per head, then the output projection (paper eqs. 1-2)."""
+    q, k, v = (_heads(t, heads) for t in (query_in @ w_q.T, context @ w_k.T, context @ w_v.T))
+    weights = torch.softmax(q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5, dim=-1)
+    merged = (weights @ v).transpose(1, 2).flatten(2)
+    return merged @ w_out.T + b_out
+
+
+def _layer_norm(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
+    mean = x.mean(dim=-1, keepdim=True)
+    var = x.var(dim=-1, unbiased=False, keepdim=True)
+    return (x - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+
+
+def test_guided_head_is_paper_eq_3_recomputed_from_the_weights():
+    """Z_new = CA(Q, K, V) + CA(Q', K', V') with Q' = SA'(Z) W'_q, K' = F^B W'_k, V' = F^B W'_v
+    and F^B = theta_b W_B (+ the joint embedding): every adapter term is computed here from the
+    raw weight matrices (pre-norm as in HaMeR's decoder), the frozen head's own terms from its
+    modules; the adapter's forward must give the same pose, shape and camera."""
+    expert = tiny_expert()
+    adapter = HandAdapter(expert.mano_head)
+    perturb_output_projections(adapter)
+    with torch.no_grad():  # make SA' differ from SA, so a swapped branch input would show
+        for branch in adapter.branches:
+            qkv = branch.self_attention.fn.to_qkv.weight
+            qkv.add_(0.3 * torch.randn(qkv.shape, generator=torch.Generator().manual_seed(9)))
+    head = expert.mano_head
+    config = head.config
+    feature_map = torch.randn(BATCH, config.context_dim, 4, 3)
+    theta_b = guidance()
+    with torch.no_grad():
+        expected_fb = theta_b @ adapter.body_projection.weight.T + adapter.body_projection.bias
+        if adapter.joint_embedding is not None:
+            expected_fb = expected_fb + adapter.joint_embedding
+        context = feature_map.flatten(2).transpose(1, 2)
+        z = head.query_tokens(BATCH, context)
+        for layer, branch in zip(head.transformer.layers, adapter.branches, strict=True):
+            block_in = z
+            z = z + layer.attend_self(z)  # frozen SA
+            hand_term = layer.attend_context(z, context)  # frozen CA(Q, K, V) over F^H
+            sa_prime = branch.self_attention
+            w_qkv = sa_prime.fn.to_qkv.weight
+            inner = w_qkv.shape[0] // 3
+            sa_out = _attention(
+                _layer_norm(block_in, sa_prime.norm),
+                _layer_norm(block_in, sa_prime.norm),
+                w_qkv[:inner],
+                w_qkv[inner : 2 * inner],
+                w_qkv[2 * inner :],
+                sa_prime.fn.to_out[0].weight,
+                sa_prime.fn.to_out[0].bias,
+                config.heads,
+            )
+            ca_prime = branch.cross_attention
+            w_kv = ca_prime.fn.to_kv.weight
+            body_term = _attention(
+                _layer_norm(block_in + sa_out, ca_prime.norm),
+                expected_fb,
+                ca_prime.fn.to_q.weight,
+                w_kv[:inner],
+                w_kv[inner:],
+                ca_prime.fn.to_out[0].weight,
+                ca_prime.fn.to_out[0].bias,
+                config.heads,
+            )
+            z = z + hand_term + body_term  # eq. 3: the two cross-attentions add
+            z = z + layer.feed_forward(z)
+        expected = head.regress(z[:, 0])
+        got = adapter(head, feature_map, theta_b)
+        assert torch.allclose(adapter.body_tokens(theta_b), expected_fb, atol=1e-6)
+    for name in ('pose_6d', 'betas', 'cam'):
+        torch.testing.assert_close(
+            getattr(got, name), getattr(expected, name), atol=1e-5, rtol=1e-4
+        )
+    assert not torch.allclose(got.pose_6d, head(feature_map).pose_6d, atol=1e-4)
