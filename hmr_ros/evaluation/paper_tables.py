@@ -375,7 +375,9 @@ def _row_config(
         ),
         hand_adapter=getattr(config, run.hand_adapter) if run.hand_adapter else '',
         body_adapter=getattr(config, run.body_adapter) if run.body_adapter else '',
-        rows=(EvalRow(f'{row.method} [ours]', run.adapters, dict(row.extra), run.guidance),),
+        rows=(
+            EvalRow(f'{row.method} [ours]', run.adapters, dict(row.extra), guidance=run.guidance),
+        ),
         dual_path=dual_path,
         metrics=config.metrics,
         batch_size=config.batch_size,

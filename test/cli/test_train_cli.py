@@ -15,7 +15,11 @@ from hmr_ros.cli.main import main
 from hmr_ros.config import load_config
 from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
 from hmr_ros.models.dual_path_builder import load_body_adapter, load_hand_adapter, load_hand_expert
-from hmr_ros.training.config import BodyAdapterTrainConfig, HandAdapterTrainConfig
+from hmr_ros.training.config import (
+    BodyAdapterTrainConfig,
+    DeformableDecoderTrainConfig,
+    HandAdapterTrainConfig,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_WH = (64, 80)
@@ -210,6 +214,9 @@ def test_every_shipped_training_config_loads_and_ablations_are_refused(
     ablations = 0
     for path in sorted((REPO / 'config').glob('train_*.yaml')):
         first = path.read_text().splitlines()[0]
+        if 'deforhmr-decoder' in first:  # config/train_deforhmr.yaml: the DeforHMR decoder
+            load_config(DeformableDecoderTrainConfig, path)
+            continue
         config_type = HandAdapterTrainConfig if 'hand-adapter' in first else BodyAdapterTrainConfig
         config = load_config(config_type, path)
         if path.name.startswith('train_ablation_'):
