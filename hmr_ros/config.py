@@ -1,4 +1,4 @@
-"""Configuration files: YAML overrides onto frozen dataclasses (style.md, section 3).
+"""Configuration files: YAML overrides onto frozen dataclasses (docs/development.md).
 
 Each layer owns a ``@dataclass(frozen=True)`` next to the code it configures (the training
 configs in hmr_ros.training.config, the evaluation config in hmr_ros.evaluation.evaluator, the

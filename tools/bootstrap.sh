@@ -182,7 +182,7 @@ fi
 mkdir -p "$ws"
 touch "$ws/COLCON_IGNORE"
 build_stamp=$(cd "$repo" && { git ls-files -co --exclude-standard -- msg CMakeLists.txt \
-  package.xml scripts launch config rviz hmr_ros | sort; cat msg/*.msg CMakeLists.txt package.xml; } \
+  package.xml scripts launch config resource hmr_ros | sort; cat msg/*.msg CMakeLists.txt package.xml; } \
   | sha256sum | cut -c1-16)
 if [ "$(cat "$ws/.hmr_ros_build" 2>/dev/null)" != "$build_stamp" ] \
   || [ ! -f "$ws/install/setup.bash" ]; then

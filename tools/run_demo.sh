@@ -29,9 +29,9 @@ printf '%s\n' '/**/hmr_node:' '  ros__parameters:' '    detection:' '      perso
   > "$accept_all"
 echo '[demo]    stand-in weights score no presence: detection.person_threshold 0 for this demo only'
 echo "[demo] 3. ROS 2: image source (its own process, as a camera driver) + hmr_node + hmr_viz_node"
-echo "[demo]    for ${HMR_DEMO_SECONDS:-10} s on data/astronaut.jpg, loading the converted files"
+echo "[demo]    for ${HMR_DEMO_SECONDS:-10} s on resource/data/astronaut.jpg, loading the converted files"
 echo '[demo]    (recorded to a rosbag2 bag, then summarised; --camera-in-process keeps all in one process)'
-python "$repo/scripts/hmr_demo" --source "$repo/data/astronaut.jpg" \
+python "$repo/scripts/hmr_demo" --source "$repo/resource/data/astronaut.jpg" \
   --duration "${HMR_DEMO_SECONDS:-10}" --output-dir "$out/ros" \
   --whole-body-checkpoint "$out/smplerx_tiny.safetensors" \
   --hand-checkpoint "$out/hamer_tiny.safetensors" --body-model-dir "$assets" \

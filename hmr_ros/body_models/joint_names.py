@@ -7,7 +7,7 @@ Every index list here is derived from names, so a reader can check it against th
   then the joints `smplx` appends (vertex keypoints, facial landmarks, optional face contour).
 - MANO (Romero et al., SIGGRAPH Asia 2017): 16 joints (wrist, then index, middle, pinky, ring and
   thumb, three each); HaMeR appends five fingertip vertices and reorders the 21 joints to the
-  OpenPose hand order (hamer-smplerx-reference.md, A.6), which is also MediaPipe's landmark order.
+  OpenPose hand order (docs/model-reference.md, A.6), which is also MediaPipe's landmark order.
 - ROS frame names follow REP-120's short side prefixes (`l_wrist`, `r_elbow`).
 
 The parents of the body joints are written as names below; the finger chains follow one rule

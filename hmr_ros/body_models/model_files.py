@@ -1,7 +1,7 @@
 """Find the licensed SMPL-X and MANO model files in the user's body-model folder.
 
 hmr_ros never downloads these files: users register on the SMPL-X and MANO websites, accept the
-licences and put the files in one folder (README, section 'Body models'). This module maps that
+licences and put the files in one folder (docs/licences.md). This module maps that
 folder to file paths and, when something is missing, raises an error that names the expected
 file, every place searched and where to get it.
 
@@ -39,7 +39,7 @@ import numpy as np
 
 from hmr_ros.body_models.joint_names import Side
 
-README_SECTION = 'Body models'
+README_SECTION = 'docs/licences.md (the files you must get, and where they go)'
 SMPLX_WEBSITE = 'https://smpl-x.is.tue.mpg.de'
 MANO_WEBSITE = 'https://mano.is.tue.mpg.de'
 SMPLX_GENDERS = ('neutral', 'male', 'female')
@@ -73,8 +73,7 @@ class BodyModelFileNotFoundError(FileNotFoundError):
             searched,
             f'Body model file {alternatives} not found (searched: {folders}). hmr_ros cannot '
             f'download it: register at {website}, accept the licence, download the model and '
-            f'copy {names[0]} into the body-model folder. See the README, section '
-            f"'{README_SECTION}'.",
+            f'copy {names[0]} into the body-model folder. See {README_SECTION}.',
         )
 
     @classmethod

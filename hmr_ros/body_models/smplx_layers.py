@@ -1,6 +1,6 @@
 """SMPL-X and MANO layers: thin wrappers of `smplx.SMPLXLayer` and `smplx.MANOLayer`.
 
-Both take rotation matrices, as HaMeR's MANO wrapper does (hamer-smplerx-reference.md A.6), and
+Both take rotation matrices, as HaMeR's MANO wrapper does (docs/model-reference.md A.6), and
 return a NamedTuple of tensors (exportable, no None). They are built from the licensed model files
 (`model_files.py`), never from a checkpoint: every buffer is registered as non-persistent, so a
 model that contains them (hand expert, whole-body model) saves and loads none of them, and
@@ -142,7 +142,7 @@ class SMPLXBodyModel(nn.Module):
         if not model_path.is_file():
             raise FileNotFoundError(
                 f'SMPL-X model file {model_path} not found; use model_files.find_smplx_file to '
-                "locate it (README, section 'Body models')"
+                'locate it (docs/licences.md)'
             )
         arrays = numeric_arrays(read_body_model_file(model_path))
         # smplx.SMPLX always reads a file (pickle or np.load with allow_pickle=True); give it a
@@ -418,7 +418,7 @@ class MANOHandModel(nn.Module):
         if not path.is_file():
             raise FileNotFoundError(
                 f'MANO model file {path} not found; use model_files.find_mano_file to locate it '
-                "(README, section 'Body models')"
+                '(docs/licences.md)'
             )
         model = read_body_model_file(path)
         return _build_quietly(

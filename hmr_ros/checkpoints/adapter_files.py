@@ -10,7 +10,7 @@ adapter, holding exactly the adapter module's state dict. Its metadata carries
 - ``hmr_ros.adapter_config``: JSON of the adapter's ``file_config()``, every size and choice
   that fixes its tensor shapes (width, depth, heads, joint embedding ...).
 
-Loading is strict (style.md, section 4): type, base variant and configuration are compared
+Loading is strict (docs/development.md): type, base variant and configuration are compared
 before any tensor is read into the module, and every difference is reported by key; then the
 state dict is loaded with ``load_state_dict_strict``, which reports missing, unexpected and
 mis-shaped keys. This module works on any ``nn.Module`` with an ``adapter_name`` and a

@@ -4,7 +4,7 @@ HaMeR saves ``hamer.ckpt`` with Lightning: the weights sit under ``state_dict`` 
 top-level prefixes ``initialized`` (a bool buffer), ``backbone.`` (389 tensors), ``mano_head.``
 (114, including the ``init_*`` mean-parameter buffers the model needs), ``discriminator.``
 (46, training only) and ``mano.`` (13 MANO_RIGHT buffers, rebuilt from the MANO file instead);
-hamer-smplerx-reference.md, A.1, A.5, A.6. ``hmr_ros.models.hand_expert.HandExpert`` uses the same
+docs/model-reference.md, A.1, A.5, A.6. ``hmr_ros.models.hand_expert.HandExpert`` uses the same
 ``backbone.*`` / ``mano_head.*`` names, so conversion only selects keys, like timm's
 ``checkpoint_filter_fn``. ``official_hamer_checkpoint`` goes the other way and fills the
 training-only parts with random tensors of the official shapes, so that small test files look

@@ -2,9 +2,9 @@
 
 Official checkpoints are pickles (safe_load.py reads them once, in ``hmr-ros convert-checkpoint``);
 everything hmr_ros loads at run time is a ``.safetensors`` file, which holds only tensors and a
-``str -> str`` metadata table, so opening one never runs code (style.md, section 4). The model card
+``str -> str`` metadata table, so opening one never runs code (docs/development.md). The model card
 says what the weights are and where they came from, so a file can be checked before it is used
-and traced back to the exact official file it was converted from (style.md, section 3: the
+and traced back to the exact official file it was converted from (docs/development.md: the
 preprocessing contract travels with the weights).
 """
 

@@ -1,6 +1,6 @@
 """Safe reading of PyTorch checkpoint files and strict, fully reported state-dict loading.
 
-Official HaMeR and SMPLer-X weights are ``torch.save`` pickles (hamer-smplerx-reference.md, A.1 and
+Official HaMeR and SMPLer-X weights are ``torch.save`` pickles (docs/model-reference.md, A.1 and
 B.7). Unpickling can run arbitrary code, so nothing here ever uses an unrestricted unpickler:
 
 1. ``torch.load(..., weights_only=True)`` is tried first. It reads any file made only of tensors
@@ -13,7 +13,7 @@ B.7). Unpickling can run arbitrary code, so nothing here ever uses an unrestrict
    into plain ``dict``/``list`` values after loading. Any other global raises
    ``UnsafeCheckpointError`` before it can be called.
 
-Strict loading follows timm's ``load_state_dict`` (style.md, section 4): keys and shapes are
+Strict loading follows timm's ``load_state_dict`` (docs/development.md): keys and shapes are
 checked before anything is copied, with explicit allow-lists for keys expected to be missing or
 unexpected, and every problem is reported at once in ``CheckpointMismatchError``.
 """
@@ -52,8 +52,8 @@ __all__ = [
 
 _LOGGER = logging.getLogger(__name__)
 
-# README section that explains where checkpoints come from and how to convert them.
-README_CHECKPOINTS_SECTION = "README, section 'Checkpoints'"
+# The page that explains where checkpoints come from and how to convert them.
+README_CHECKPOINTS_SECTION = 'docs/licences.md'
 # How many keys a mismatch message lists per category before summarising the rest.
 MAX_LISTED_KEYS = 20
 

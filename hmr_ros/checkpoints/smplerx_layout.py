@@ -1,6 +1,6 @@
 """SMPLer-X checkpoint layout: official ``.pth.tar`` dicts <-> WholeBodyModel state dicts.
 
-Pure state-dict functions, like timm's ``checkpoint_filter_fn`` (hamer-smplerx-reference.md,
+Pure state-dict functions, like timm's ``checkpoint_filter_fn`` (docs/model-reference.md,
 B.7 and D.11):
 
 - A released file is ``torch.save({'network': state_dict, 'epoch': ..., 'optimizer': ...})``

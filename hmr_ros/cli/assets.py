@@ -1,7 +1,7 @@
 """``hmr-ros make-test-assets``: a folder of generated stand-ins for the files users must supply.
 
 Real SMPL-X/MANO models are licensed and real checkpoints are gigabytes; neither can be shipped or
-downloaded in tests and CI (style.md, section 7). This command writes files with the official
+downloaded in tests and CI (docs/development.md). This command writes files with the official
 names, keys, shapes and containers, filled with random but valid content:
 
 - ``SMPLX_NEUTRAL.npz``, ``MANO_RIGHT.pkl``, ``MANO_LEFT.pkl``, ``mano_mean_params.npz``
@@ -44,7 +44,7 @@ from hmr_ros.models.registry import ModelRegistryError
 DEFAULT_VARIANTS: tuple[str, ...] = ('hamer_tiny', 'smplerx_tiny')
 README_NAME = 'README.txt'
 
-# Values of HaMeR's released model_config.yaml (hamer-smplerx-reference.md, A.2) that describe
+# Values of HaMeR's released model_config.yaml (docs/model-reference.md, A.2) that describe
 # the input contract; the stand-in config carries them so the pickled object has real content.
 _HAMER_CONFIG_EXAMPLE: dict[str, Any] = {
     'MODEL': {

@@ -11,7 +11,7 @@ Two kinds of items, one per adapter (HMR-Adapter section 3.5: the adapters train
   Left hands are presented as right hands: the whole sample is flipped first
   (`augmentation.flip_sample`), which mirrors the image, the MANO targets and the SMPL-X body,
   so the hand's arm guidance is the mirrored left arm, as the hand adapter expects
-  (architecture.md, dataflow step 4). Flip augmentation is therefore not drawn in this mode.
+  (docs/architecture.md, dataflow step 4). Flip augmentation is therefore not drawn in this mode.
 
 Every item has the same keys and shapes; what a sample lacks is zero with a `has_*` flag, so
 batches mix data sets. Crops are cut with `geometry.crops.crop_images` (bilinear, zero border)

@@ -2,7 +2,7 @@
 
 Both base models predict a weak-perspective camera (s, tx, ty) for a square crop: a 3D point
 X (metres, model frame) lands at normalised crop coordinates s (X_xy + (tx, ty)) in [-1, 1]
-(hamer-smplerx-reference.md, A.7). Seen through a virtual pinhole camera of focal f_v pixels
+(docs/model-reference.md, A.7). Seen through a virtual pinhole camera of focal f_v pixels
 on the S-pixel crop (HaMeR: f_v = 5000, S = 256) this is the translation
 (tx, ty, 2 f_v / (S s)).
 

@@ -2,7 +2,7 @@
 
 Both base models cut their inputs with ``cv2.warpAffine`` (INTER_LINEAR, constant border 0)
 using an affine map that sends the box centre to pixel (w/2, h/2) of the output, with cv2's
-convention that integer coordinates are pixel centres (hamer-smplerx-reference.md, A.8 and
+convention that integer coordinates are pixel centres (docs/model-reference.md, A.8 and
 B.2). ``crop_images`` reproduces that map with ``torch.nn.functional.grid_sample`` for many
 crops of a batch of images at once, so the pipeline can crop on the GPU; the same affine
 matrices map keypoints between crop and image pixels.

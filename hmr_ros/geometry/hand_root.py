@@ -1,6 +1,6 @@
 """Camera-space hand roots by 2D registration (CMR's 2D step, robust and batched).
 
-CMR (Chen et al., CVPR 2021; seed-systems.md 3.5 and 6.3) places a root-relative hand in the
+CMR (Chen et al., CVPR 2021; docs/seed-models.md) places a root-relative hand in the
 camera by finding the translation t that makes its 3D joints project onto 2D keypoints. With
 K = (fx, fy, cx, cy) and a joint X = (x, y, z) seen at (u, v), CMR's algebraic error
 K (X + t) - (z + t_z) (u, v, 1) is linear in t: two equations per joint,
@@ -8,7 +8,7 @@ K (X + t) - (z + t_z) (u, v, 1) is linear in t: two equations per joint,
     fx t_x + (cx - u) t_z = -fx x - (cx - u) z
     fy t_y + (cy - v) t_z = -fy y - (cy - v) z
 
-so its minimiser is a 3-unknown weighted least-squares problem (seed-systems.md measured it
+so its minimiser is a 3-unknown weighted least-squares problem (docs/seed-models.md measured it
 equal to CMR's SLSQP to < 1e-6 m, 30x faster). Steps of ``register_hand_root``:
 
 1. Hypotheses: closed-form solutions of random minimal sets of 3 keypoints (RANSAC; the same

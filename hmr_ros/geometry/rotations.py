@@ -4,7 +4,7 @@ The 6D representation (Zhou et al., "On the Continuity of Rotation Representatio
 Networks", CVPR 2019) stores two 3-vectors a1, a2; Gram-Schmidt turns them into the first two
 columns b1, b2 of a rotation matrix and b3 = b1 x b2 completes it, R = [b1 | b2 | b3].
 The two base models disagree on where a1 and a2 sit inside the 6-vector v
-(hamer-smplerx-reference.md, A.4 and B.6):
+(docs/model-reference.md, A.4 and B.6):
 
 - ``'contiguous'`` (HaMeR): a1 = (v0, v1, v2), a2 = (v3, v4, v5).
 - ``'interleaved'`` (SMPLer-X, from SPIN): v is a row-major 3x2 matrix, a1 = (v0, v2, v4),

@@ -1,7 +1,7 @@
 """From a crop's virtual camera to the real camera: metric positions with the real intrinsics.
 
 SMPLer-X places the body in a virtual pinhole camera of its person crop (f = 5000 px on the
-256 x 192 ViT image, principal point at the crop centre; hamer-smplerx-reference.md, B.5). Its
+256 x 192 ViT image, principal point at the crop centre; docs/model-reference.md, B.5). Its
 translation is only meaningful together with that camera: the network sees a crop, not the
 camera that took the image. HaMeR's ``cam_crop_to_full`` (geometry/cameras.py) solves the same
 problem for a weak-perspective camera; this module does it for any crop camera given as a

@@ -1,8 +1,8 @@
 """The dual-path system of HMR-Adapter: images and person boxes in, one SMPL-X body per person out.
 
-Paper: papers/hmr-adapter.md, 3.1 (overview), 3.3 (hand adapter), 3.4 (body adapter), 4.3
-(ablations); dataflow: specs/architecture.md, "Dataflow of one frame". ``DualPathModel.forward``
-is that dataflow, top to bottom, one short block per step:
+Paper: HMR-Adapter (docs/method.md), sections 3.1 (overview), 3.3 (hand adapter), 3.4 (body
+adapter), 4.3 (ablations); dataflow: docs/architecture.md, "One frame, end to end".
+``DualPathModel.forward`` is that dataflow, top to bottom, one short block per step:
 
 (a) Person crops: each person box is sanitised (clipped, 1 px narrower and shorter), grown to
     aspect 0.75 and scaled by 1.25 (SMPLer-X's ``sanitize_bbox`` and ``process_bbox``), and cut

@@ -360,7 +360,7 @@ def build_dual_path(
     Args:
         whole_body_file: body model file or official checkpoint (SMPLer-X, FastMETRO).
         hand_file: HaMeR model file or official checkpoint.
-        body_model_dir: folder with SMPLX_NEUTRAL.npz (README, section 'Body models'); for
+        body_model_dir: folder with SMPLX_NEUTRAL.npz (docs/licences.md); for
             FastMETRO also mesh_downsampling.npz and SMPL_NEUTRAL.npz (docs/seed-models.md).
         hand_adapter_file: optional hand adapter file.
         body_adapter_file: optional body adapter file.

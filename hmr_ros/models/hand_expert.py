@@ -2,7 +2,7 @@
 
 Pavlakos et al., "Reconstructing Hands in 3D with Transformers" (CVPR 2024); the hand path of
 HMR-Adapter (paper section 3.3) runs this model, with the hand adapter wrapping its decoder
-layers. Conventions (hamer-smplerx-reference.md, A.7, A.8, PART D):
+layers. Conventions (docs/model-reference.md, A.7, A.8, PART D):
 
 - Input: square 256x256 crops, RGB normalised with ImageNet mean/std (``normalize_hand_crops``
   on 0-255 values); only columns 32:224 reach the ViT, a 256x192 image.

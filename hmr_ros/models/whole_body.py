@@ -1,8 +1,8 @@
 """SMPLer-X-compatible whole-body model (S32/B32/L32/H32): one person crop to SMPL-X parameters.
 
 Cai et al., "SMPLer-X: Scaling Up Expressive Human Pose and Shape Estimation" (NeurIPS 2023);
-the whole-body path of HMR-Adapter (papers/hmr-adapter.md, 3.2.3). The module tree, key names,
-shapes and the forward order follow hamer-smplerx-reference.md, B.1-B.8, so the released
+the whole-body path of HMR-Adapter (docs/method.md; paper section 3.2.3). The module tree, key
+names, shapes and the forward order follow docs/model-reference.md, B.1-B.8, so the released
 checkpoints load strictly after hmr_ros.checkpoints.smplerx_layout strips ``module.``.
 
 Forward, as stages (each a method, so the dual path can insert the body adapter between the body
@@ -101,7 +101,7 @@ __all__ = [
     'whole_body_mesh',
 ]
 
-# --- Task tokens (hamer-smplerx-reference.md, B.3) ----------------------------------------------
+# --- Task tokens (docs/model-reference.md, B.3) ----------------------------------------------
 
 SHAPE_TOKEN = 0
 CAMERA_TOKEN = 1
@@ -117,7 +117,7 @@ BODY_POSE_TOKENS = slice(
 if BODY_POSE_TOKENS.stop != SMPLERX_NUM_TASK_TOKENS:  # pragma: no cover - constant check
     raise ImportError('SMPLer-X task-token layout does not add up to 31 tokens')
 
-# --- Virtual camera (hamer-smplerx-reference.md, B.1, B.4 and D.10) ----------------------------
+# --- Virtual camera (docs/model-reference.md, B.1, B.4 and D.10) ----------------------------
 
 VIRTUAL_FOCAL_PX = (5000.0, 5000.0)
 """(fx, fy) of the virtual camera of the 256 x 192 ViT image."""
@@ -177,7 +177,7 @@ DownsampleMode = Literal['nearest', 'bilinear', 'area']
 class WholeBodyPreprocessing:
     """What a crop must look like for these weights (timm's ``PretrainedCfg`` idea).
 
-    Defaults are SMPLer-X's (hamer-smplerx-reference.md, B.2 and D.9); they travel with the
+    Defaults are SMPLer-X's (docs/model-reference.md, B.2 and D.9); they travel with the
     config so the pipeline builds crops from the model's own contract.
 
     Attributes:
@@ -591,7 +591,7 @@ class WholeBodyModel(nn.Module):
         return self.face_regressor(task_tokens[:, EXPRESSION_TOKEN], task_tokens[:, JAW_TOKEN])
 
     def run_stages(self, crops: Tensor) -> WholeBodyStages:
-        """Stages 1-5 in SMPLer-X's order (hamer-smplerx-reference.md, B.8)."""
+        """Stages 1-5 in SMPLer-X's order (docs/model-reference.md, B.8)."""
         encoded = self.encode(crops)
         positions, body = self.regress_body(encoded.task_tokens, encoded.feature_map)
         part_boxes = self.predict_part_boxes(encoded.feature_map, positions.heatmap)
@@ -706,7 +706,7 @@ def whole_body_mesh(output: WholeBodyOutput, body_model: SMPLXBodyModel) -> SMPL
     """SMPL-X mesh and joints of a whole-body prediction, in the crop's virtual camera.
 
     SMPLer-X's ``mesh_cam = vertices + cam_trans`` with its layer's ``flat_hand_mean=False``
-    (hamer-smplerx-reference.md, B.5 and B.8 step 10):
+    (docs/model-reference.md, B.5 and B.8 step 10):
 
     1. Add the model's ``hands_mean`` to both mean-relative hand poses.
     2. Convert every axis-angle rotation to a matrix.

@@ -3,8 +3,8 @@
 The ROS layer passes the raw fields of ``sensor_msgs/Image`` (``data``, ``width``, ``height``,
 ``step``, ``encoding``, ``is_bigendian``), ``sensor_msgs/CompressedImage`` (``data``, ``format``)
 and ``sensor_msgs/CameraInfo`` (``k``, ``p``, ``d``, ``distortion_model``) to the functions here,
-so the same code serves the node, the offline CLI and the tests (ros-interface.md, sections 2.10,
-5.1 and 5.2; style guide, section 5).
+so the same code serves the node, the offline CLI and the tests (docs/ros-interface.md,
+docs/development.md).
 
 Every decoder returns an ``(H, W, 3)`` ``uint8`` RGB array, the input the models expect. Row
 ``step`` is honoured (rows may carry padding after ``width * bytes_per_pixel`` bytes). Encodings
@@ -137,7 +137,7 @@ def decode_image(
     - ``rgb8``: zero-copy view of ``data``; ``rgba8``: zero-copy view without the alpha channel
       (not C-contiguous: pixel stride 4 bytes).
     - ``bgr8``, ``bgra8``: channels reordered into a new array.
-    - ``mono8``: the grey value replicated into R, G and B (new array). ros-interface.md 5.2
+    - ``mono8``: the grey value replicated into R, G and B (new array). docs/ros-interface.md
       suggests refusing grey input; we convert instead, because infrared and monochrome cameras
       are common on robots and a replicated grey image is the standard way to run an RGB-trained
       network on them: detection and pose still work, with somewhat lower accuracy than on
@@ -326,7 +326,7 @@ class CameraIntrinsics:
     """Pinhole intrinsics of the camera that took a frame (from ``sensor_msgs/CameraInfo``).
 
     Use :meth:`from_k_matrix` for raw images (``K`` with distortion ``D``) and
-    :meth:`from_p_matrix` for rectified images (``P``, no distortion), as ros-interface.md 2.10
+    :meth:`from_p_matrix` for rectified images (``P``, no distortion), as docs/ros-interface.md
     prescribes.
 
     Attributes:
@@ -514,7 +514,7 @@ class FrameSlot(Generic[T]):
 
     The producer (the ROS callback) calls :meth:`put`, which never blocks: an item the consumer
     has not taken yet is replaced by the newer one and counted as dropped, so the worker always
-    runs on the latest frame (ros-interface.md 5.1, "latest-frame-wins worker"). The consumer (the
+    runs on the latest frame (docs/ros-interface.md, "latest-frame-wins worker"). The consumer (the
     inference thread) calls :meth:`get`, which blocks until an item arrives, the timeout passes,
     or the slot is closed.
 

@@ -1,6 +1,6 @@
 """Operator selection: which tracked person drives the teleop outputs.
 
-Implements ``operator.mode`` and ``operator.id`` of ros-interface.md 5.6 and the stickiness rule
+Implements ``operator.mode`` and ``operator.id`` of docs/ros-interface.md and the stickiness rule
 of 5.10: once a person is chosen, the choice holds while that track is ``TRACKED`` or
 ``PREDICTED`` (coasting), so the robot does not jump between people; only when the track is
 ``LOST`` or gone is a new operator picked, in the same frame. Modes:
@@ -31,7 +31,7 @@ _KEEPS_OPERATOR = (TrackState.TRACKED, TrackState.PREDICTED)
 
 @dataclasses.dataclass(frozen=True)
 class OperatorConfig:
-    """Operator selection settings (ros-interface.md 5.6, ``operator.*``, both dynamic).
+    """Operator selection settings (docs/ros-interface.md, ``operator.*``, both dynamic).
 
     Attributes:
         mode: One of :data:`OPERATOR_MODES`.

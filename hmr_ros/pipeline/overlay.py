@@ -1,7 +1,7 @@
 """Persons drawn onto a camera image with numpy and OpenCV: the one overlay of hmr_ros.
 
-Used by ``hmr-ros infer`` (the overlay PNGs) and by the ROS ``debug/image`` (ros-interface.md
-5.11); it lives in the pipeline layer so both can import it without ROS.
+Used by ``hmr-ros infer`` (the overlay PNGs) and by the ROS ``debug/image``
+(docs/ros-interface.md); it lives in the pipeline layer so both can import it without ROS.
 
 Pure functions, no ROS types: project camera-frame points with the camera's intrinsics
 (``hmr_ros.pipeline.frames.CameraIntrinsics``, distortion included), then draw boxes, id labels,

@@ -4,7 +4,7 @@ A consumer builds a pipeline once from :class:`PipelineOptions` through a
 :data:`PipelineFactory` (``hmr_ros.pipeline.runner.build_pipeline`` in production), hands it one
 :class:`Frame` at a time from a single worker thread and converts each
 :class:`~hmr_ros.pipeline.results.FrameResult` back into messages or files. Settings that may
-change while frames flow (ros-interface.md 5.6, the [D] parameters) travel as
+change while frames flow (docs/ros-interface.md, the [D] parameters) travel as
 :class:`RuntimeSettings` through :meth:`FramePipeline.update_settings`; the consumer calls it from
 the same worker thread between two frames, so a pipeline need not be thread-safe.
 

@@ -915,7 +915,7 @@ def _uses_test_variant(build: DualPathBuild) -> bool:
 def _require(value: str, parameter: str, what: str) -> None:
     if not value:
         raise PipelineConfigurationError(
-            f'{parameter} is empty: set it to {what} (README, sections Checkpoints and Body '
+            f'{parameter} is empty: set it to {what} (docs/licences.md; '
             'models), or set model.use_test_assets to true to try the node on random stand-ins'
         )
 

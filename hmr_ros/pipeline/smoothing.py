@@ -26,7 +26,7 @@ speed is ``r / Te``, the cutoff uses its norm, and the estimate moves by
 scalar filter applied to the angle.
 
 Time comes from frame stamps (seconds), so replaying a bag gives identical output
-(ros-interface.md 5.9). Filters are per track id and reset when a track is created or
+(docs/ros-interface.md). Filters are per track id and reset when a track is created or
 re-acquired after coasting (:class:`TrackFilterBank`). Smoothing adds lag; ``output.publish_raw``
 exists for consumers that filter themselves.
 """
@@ -55,7 +55,7 @@ ROTATION_VECTOR_SIZE = 3
 
 @dataclasses.dataclass(frozen=True)
 class OneEuroConfig:
-    """One-Euro filter settings (ros-interface.md 5.6, ``smoothing.body.*``/``smoothing.hands.*``).
+    """One-Euro filter settings (``smoothing.body.*``, ``smoothing.hands.*``).
 
     Attributes:
         min_cutoff_hz: Cutoff at rest, Hz (> 0). Lower: less jitter, more lag when slow.
@@ -251,7 +251,7 @@ class TrackFilterBank:
     Call :meth:`sync_tracks` with each tracker result before filtering that frame: filters of
     tracks reported ``LOST`` or no longer reported are dropped, and filters of a track
     re-acquired after coasting (``PREDICTED`` then ``TRACKED``) are reset, so the output jumps to
-    the new measurement instead of dragging the stale estimate (ros-interface.md 5.9). A track's
+    the new measurement instead of dragging the stale estimate (docs/ros-interface.md). A track's
     channels are created on first use, so a new id starts fresh. One bank holds one setting;
     the node keeps one bank for the body and one for the hands (``smoothing.body.*`` and
     ``smoothing.hands.*``).

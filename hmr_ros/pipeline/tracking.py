@@ -1,6 +1,6 @@
 """Multi-person box tracker: persistent ids, coasting and an explicit LOST state.
 
-Implements the tracking semantics of ros-interface.md 5.4 (``Person.tracking_state``), 5.6
+Implements the tracking semantics of docs/ros-interface.md (``Person.tracking_state``), 5.6
 (``tracking.*`` parameters) and 5.10 (teleop safety): each person gets a string id that stays the
 same while the person is tracked, a new person gets a new id (never a frame or detection index),
 a person missed for up to ``max_coast_s`` keeps the id and is reported as ``PREDICTED`` at a
@@ -70,7 +70,7 @@ class TrackState(enum.IntEnum):
 
 @dataclasses.dataclass(frozen=True)
 class TrackerConfig:
-    """Tracker settings; defaults from ros-interface.md 5.6 (``tracking.*``).
+    """Tracker settings; defaults from docs/ros-interface.md (``tracking.*``).
 
     Attributes:
         iou_threshold: Smallest IoU between a predicted box and a detection for them to match,

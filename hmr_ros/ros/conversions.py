@@ -542,7 +542,7 @@ def person_array_message(
 def hand_is_usable(person: PersonResult, hand: HandResult, min_confidence: float) -> bool:
     """Whether a hand may drive teleop outputs: valid, confident, its person not LOST.
 
-    ros-interface.md 5.10: below ``safety.min_hand_confidence`` a hand is not published as a
+    docs/ros-interface.md: below ``safety.min_hand_confidence`` a hand is not published as a
     pose, in ``hands`` or as an operator frame (no stale repeats).
     """
     return (

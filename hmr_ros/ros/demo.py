@@ -133,7 +133,8 @@ class DemoConfig:
     """What the demo runs.
 
     Attributes:
-        source: image or video file for the image source; '' = the bundled data/astronaut.jpg.
+        source: image or video file for the image source; '' = the bundled photo
+            (resource/data/astronaut.jpg).
         duration_s: seconds of streaming (after hmr_node is active).
         rate_hz: image source rate; 0 = a video's own rate.
         output_dir: where the recording and the JSON summary go (created).
@@ -637,7 +638,7 @@ def _summary(
             }
         )
     return {
-        'source': config.source or 'data/astronaut.jpg (bundled)',
+        'source': config.source or 'resource/data/astronaut.jpg (bundled)',
         'duration_s': round(stream_s, 3),
         'configure_s': round(configure_s, 3),
         'weights': weights,

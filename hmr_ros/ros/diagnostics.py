@@ -1,4 +1,4 @@
-"""Run-time statistics of hmr_node and their ``/diagnostics`` status (ros-interface.md 5.8).
+"""Run-time statistics of hmr_node and their ``/diagnostics`` status (docs/ros-interface.md).
 
 :class:`NodeStatistics` counts what happens to images (received, skipped, refused, dropped while
 busy, published) and keeps recent latencies; it is thread-safe (the image callback and the

@@ -9,9 +9,10 @@ relative, the sibling convention of camera drivers; run it in the camera's names
 What it sends, and what it assumes:
 
 - **Source**: a still image (jpg, png, bmp, tif, webp) or a video file (whatever OpenCV's
-  ``cv2.VideoCapture`` reads on this machine). Empty: the bundled ``data/astronaut.jpg`` (in
-  the checkout or share/hmr_ros). A video plays at ``rate_hz`` (0: its own frame rate) and
-  restarts at its end when ``loop`` is true; it is never played faster than it is read.
+  ``cv2.VideoCapture`` reads on this machine). Empty: the bundled photo
+  (``resource/data/astronaut.jpg`` in the checkout, ``share/hmr_ros/data/`` in an install).
+  A video plays at ``rate_hz`` (0: its own frame rate) and restarts at its end when ``loop``
+  is true; it is never played faster than it is read.
 - **Intrinsics**: a file carries no calibration, so CameraInfo states an **assumed** pinhole
   model unless ``camera.fx`` (and optionally ``fy``, ``cx``, ``cy``) are given:
   ``fx = fy = (width / 2) / tan(camera.horizontal_fov_deg / 2)`` (60 degrees by default, a
@@ -68,7 +69,8 @@ STILL_IMAGE_SUFFIXES = frozenset(
     {'.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp', '.ppm', '.pgm'}
 )
 BUNDLED_IMAGE = Path('data') / 'astronaut.jpg'
-"""The bundled photo, relative to a source checkout (README, Bundled media)."""
+"""The bundled photo under resource/ of a source checkout and under share/hmr_ros of an
+install (resource/data/README.md says where it comes from)."""
 STILL_IMAGE_RATE_HZ = 30.0
 """Rate of a still image, and of a video whose file states no frame rate, when rate_hz is 0."""
 PAN_PERIOD_FACTORS = (1.6, 2.2)
@@ -150,7 +152,7 @@ class MotionParams(ParameterGroup):
 class ImageSourceParams(ParameterGroup):
     """All parameters of ``hmr_image_source`` (groups become dotted names: ``camera.fx``)."""
 
-    source: str = parameter('', 'Image or video file; empty: the bundled data/astronaut.jpg')
+    source: str = parameter('', 'Image or video file; empty: the bundled astronaut photo')
     rate_hz: float = parameter(
         30.0,
         "Frames per second; 0 uses the video's own rate (30 for a still image)",
@@ -319,13 +321,16 @@ class VideoReader:
 
 
 def bundled_image_path() -> Path:
-    """``data/astronaut.jpg`` of the source checkout, or of the install's share/hmr_ros.
+    """The bundled photo: resource/data/ of the source checkout, or share/hmr_ros/data/.
 
     Raises:
         ImageSourceError: found in neither place; set ``source``.
     """
     for folder in (*Path(__file__).resolve().parents, *Path(__file__).absolute().parents):
-        for candidate in (folder / BUNDLED_IMAGE, folder / 'share' / 'hmr_ros' / BUNDLED_IMAGE):
+        for candidate in (
+            folder / 'resource' / BUNDLED_IMAGE,
+            folder / 'share' / 'hmr_ros' / BUNDLED_IMAGE,
+        ):
             if candidate.is_file():
                 return candidate
     raise ImageSourceError(

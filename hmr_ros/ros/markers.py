@@ -2,7 +2,7 @@
 
 Pure functions from ``hmr_ros/PersonArray`` (plus ``ModelInfo.joint_parents`` and
 ``MeshTopology.faces``) to ``visualization_msgs/MarkerArray`` content, used by the visualization
-node (ros-interface.md, sections 5.3 and 5.11):
+node (docs/ros-interface.md):
 
 - ``markers/skeleton``: per person a SPHERE_LIST of the joints, a LINE_LIST of the bones (each
   joint to its kinematic parent) and a TEXT_VIEW_FACING label with the track id;

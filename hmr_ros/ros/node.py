@@ -1,4 +1,4 @@
-"""``hmr_node``: the real-time lifecycle node (ros-interface.md 5.1-5.10; style guide, section 5).
+"""``hmr_node``: the real-time lifecycle node (docs/ros-interface.md-5.10; style guide, section 5).
 
 The node is thin: it declares parameters (``params.py``), builds the pipeline through a factory,
 converts messages (``conversions.py``), hands frames to one worker thread, converts results back,

@@ -4,9 +4,10 @@ Each leaf field carries a :class:`ParameterSpec` in its metadata (description, u
 choices, whether it is dynamic). From these one helper declares every ROS parameter with a
 ``ParameterDescriptor`` (:func:`declare_node_parameters`), the parameter callback validates a
 change by building a new instance with :func:`replace_parameters`, ``config/hmr_ros.yaml`` is
-:func:`parameters_yaml` and the README table is :func:`parameter_table_markdown` (style guide,
-section 6). Defaults live here only. Names and defaults follow ros-interface.md 5.6, grouped with
-dots (``smoothing.body.beta``) as nested dataclasses.
+:func:`parameters_yaml` and the table in docs/ros-interface.md is
+:func:`parameter_table_markdown` (docs/development.md). Defaults live here only. Names and
+defaults follow docs/ros-interface.md, grouped with dots (``smoothing.body.beta``) as nested
+dataclasses.
 
 This module imports rclpy only inside :func:`declare_node_parameters`, so the tables, the YAML
 and the validation work without ROS.
@@ -60,7 +61,7 @@ class ParameterSpec:
     """What a parameter means and which values it takes.
 
     Attributes:
-        description: One sentence for the descriptor, the YAML comment and the README.
+        description: One sentence for the descriptor, the YAML comment and the docs table.
         unit: Unit symbol ('ms', 'Hz', 's', 'px'), '' when dimensionless.
         min_value: Smallest value of a number, None for strings and booleans.
         max_value: Largest value of a number.
@@ -382,7 +383,7 @@ _HAND_ONE_EURO = OneEuroParams(min_cutoff_hz=2.0, beta=0.3, d_cutoff_hz=1.0)
 
 @dataclasses.dataclass(frozen=True)
 class SmoothingParams(ParameterGroup):
-    """``smoothing.*``: One-Euro filtering per track (adds lag; see README, Smoothing)."""
+    """``smoothing.*``: One-Euro filtering per track (adds lag; docs/ros-interface.md)."""
 
     enable: bool = parameter(True, 'Smooth body and hand outputs over time', dynamic=True)
     body: OneEuroParams = OneEuroParams()
@@ -476,7 +477,7 @@ class OperatorParams(ParameterGroup):
 
 @dataclasses.dataclass(frozen=True)
 class SafetyParams(ParameterGroup):
-    """``safety.*``: teleop safety (ros-interface.md 5.10)."""
+    """``safety.*``: teleop safety (docs/ros-interface.md)."""
 
     min_hand_confidence: float = parameter(
         0.5,
@@ -799,7 +800,7 @@ def _format_value(value: ParameterValue) -> str:
 
 
 def parameter_table_markdown(params_type: type = HmrNodeParams) -> str:
-    """The README's parameter table (one row per parameter, [D] = dynamic)."""
+    """The parameter table of docs/ros-interface.md (one row per parameter)."""
     lines = [
         '| parameter | default | unit | range | dynamic | description |',
         '| --- | --- | --- | --- | --- | --- |',

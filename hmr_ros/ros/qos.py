@@ -1,4 +1,4 @@
-"""QoS profiles of hmr_node, named once (ros-interface.md 5.7; REP 2003).
+"""QoS profiles of hmr_node, named once (docs/ros-interface.md; REP 2003).
 
 - Images default to ``input.qos: auto``: the image subscription takes the reliability of the
   publishers found on its topic (:func:`auto_image_reliability`), re-checked while active. A

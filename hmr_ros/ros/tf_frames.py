@@ -1,4 +1,4 @@
-"""TF frames of tracked persons (ros-interface.md 5.5; REP 155 and REP 120 names).
+"""TF frames of tracked persons (docs/ros-interface.md; REP 155 and REP 120 names).
 
 For each ``TRACKED`` or ``PREDICTED`` person with tracker id ``<id>``:
 

@@ -1,6 +1,6 @@
 """``hmr_viz_node``: RViz markers and the debug overlay image for ``hmr_node``'s outputs.
 
-A separate, plain rclpy node (ros-interface.md 5.1, 5.3 and 5.11), so building markers never
+A separate, plain rclpy node (docs/ros-interface.md), so building markers never
 delays inference. It turns the compact ``persons`` stream, the latched ``model_info`` (joint
 parents) and ``mesh_topology`` (faces) into:
 

@@ -234,7 +234,7 @@ class HandAdapterTrainConfig:
 
     Attributes:
         hand_expert: HaMeR model file (``hmr-ros convert-checkpoint``) or official checkpoint.
-        body_model_dir: folder with MANO_RIGHT.pkl (README, section 'Body models'): the MANO
+        body_model_dir: folder with MANO_RIGHT.pkl (docs/licences.md): the MANO
             layer gives the predicted (and ground-truth) meshes and joints.
         data: training data (hand crops, left hands flipped; see datasets.loader).
         output: run folder.
@@ -263,7 +263,7 @@ class BodyAdapterTrainConfig:
 
     Attributes:
         whole_body: SMPLer-X model file or official checkpoint.
-        body_model_dir: folder with SMPLX_NEUTRAL.npz (README, section 'Body models').
+        body_model_dir: folder with SMPLX_NEUTRAL.npz (docs/licences.md).
         data: training data (person crops).
         output: run folder.
         variant: 'hmr_adapter' or an ablation variant (BodyVariant; only IMPLEMENTED_VARIANTS

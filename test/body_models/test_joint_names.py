@@ -10,7 +10,7 @@ OFFICIAL_SMPLX_PARENTS = [
     20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
     21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
 ]  # fmt: skip
-# HaMeR's MANO joint_map (hamer-smplerx-reference.md A.6).
+# HaMeR's MANO joint_map (docs/model-reference.md A.6).
 HAMER_JOINT_MAP = [0, 13, 14, 15, 16, 1, 2, 3, 17, 4, 5, 6, 18, 10, 11, 12, 19, 7, 8, 9, 20]
 
 

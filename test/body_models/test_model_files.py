@@ -44,7 +44,7 @@ def test_missing_file_error_names_file_folder_website_and_readme(tmp_path):
     message = str(caught.value)
     for part in ('SMPLX_MALE.npz', 'SMPLX_MALE.pkl', str(tmp_path), 'smpl-x.is.tue.mpg.de'):
         assert part in message
-    assert "README, section 'Body models'" in message
+    assert 'docs/licences.md' in message
     assert isinstance(caught.value, FileNotFoundError)
     assert caught.value.expected == ('SMPLX_MALE.npz', 'SMPLX_MALE.pkl')
     assert caught.value.searched == (tmp_path, tmp_path / 'smplx')

@@ -101,7 +101,7 @@ def test_training_checkpoint_is_unwrapped_and_raw_state_kept() -> None:
     reason='set HMR_ROS_CMR_TRANSFORM to the user-supplied template/transform.pkl',
 )
 def test_published_hand_hierarchy_has_the_published_sizes() -> None:
-    """seed-systems.md 3.3 (inspected asset): 778/389/195/98/49 vertices, 1538/761/374/183/86
+    """Seed-systems study of the official assets: 778/389/195/98/49 vertices, 1538/761/374/183/86
     faces, one-hot down rows, 3 stored entries per up row (some of them exactly 0: 1 to 3 weights
     are non-zero, the COMA generator's edge and vertex cases)."""
     hierarchy = load_cmr_transforms(os.environ['HMR_ROS_CMR_TRANSFORM'])

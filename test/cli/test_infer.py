@@ -17,7 +17,7 @@ from hmr_ros.geometry.cameras import assumed_intrinsics
 from hmr_ros.models.adapters.hand_adapter import HandAdapter
 from hmr_ros.models.hand_expert import build_hand_expert
 
-ASTRONAUT = Path(__file__).resolve().parents[2] / 'data' / 'astronaut.jpg'
+ASTRONAUT = Path(__file__).resolve().parents[2] / 'resource' / 'data' / 'astronaut.jpg'
 NUM_SMPLX_JOINTS_OUT = 144  # 55 kinematic + 21 vertex keypoints + 51 landmarks + 17 contour
 
 

@@ -1,6 +1,6 @@
 """Tests for hmr_ros.geometry.hand_root (CMR-style 2D registration of hand roots).
 
-Acceptance criteria from seed-systems.md 6.5: a known t is recovered to < 1 mm from
+Acceptance criteria from the seed-systems study: a known t is recovered to < 1 mm from
 noise-free keypoints; the closed form minimises the algebraic error; with 30 % outliers the
 error stays < 30 mm; the t_z bounds hold.
 """

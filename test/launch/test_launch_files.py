@@ -1,4 +1,4 @@
-"""Static checks of launch/live.launch.py and rviz/hmr.rviz (no launch package needed).
+"""Static checks of launch/live.launch.py and resource/rviz/hmr.rviz (no launch package needed).
 
 ``launch`` and ``launch_ros`` are not on PyPI, so the launch file is read with ``ast`` here; the
 launch_testing test (test_live_launch.py) runs it where ROS 2 is installed.
@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH_FILE = REPO / 'launch' / 'live.launch.py'
-RVIZ_FILE = REPO / 'rviz' / 'hmr.rviz'
+RVIZ_FILE = REPO / 'resource' / 'rviz' / 'hmr.rviz'
 
 EXPECTED_ARGUMENTS = {
     'camera_type',
@@ -150,19 +150,28 @@ def test_executables_exist_and_the_main_node_is_a_lifecycle_node() -> None:
     assert names == ['VIZ_EXECUTABLE', 'rviz2']
 
 
+# share/hmr_ros/<folder> -> the source folder CMakeLists.txt installs it from.
+SHARE_SOURCES = {'config': 'config', 'rviz': 'resource/rviz', 'data': 'resource/data'}
+
+
 def test_default_files_exist_in_the_package() -> None:
-    """Every _share('<folder>', '<file>') default names a file of the repository."""
-    paths = [
-        REPO.joinpath(*(arg.value for arg in call.args))
+    """Every _share('<folder>', '<file>') default names a file the package installs there."""
+    shared = [
+        tuple(arg.value for arg in call.args)
         for call in _calls(_module(), '_share')
         if all(isinstance(arg, ast.Constant) for arg in call.args)
     ]
-    assert {p.relative_to(REPO).as_posix() for p in paths} == {
+    assert {'/'.join(parts) for parts in shared} == {
         'config/hmr_ros.yaml',
         'config/visualization.yaml',
         'rviz/hmr.rviz',
     }
-    assert all(path.is_file() for path in paths)
+    for folder, *rest in shared:
+        assert REPO.joinpath(SHARE_SOURCES[folder], *rest).is_file(), (folder, rest)
+    cmake = (REPO / 'CMakeLists.txt').read_text()
+    assert 'install(DIRECTORY resource/rviz resource/data DESTINATION share/${PROJECT_NAME})' in (
+        cmake
+    )
 
 
 def _displays(config: dict) -> list[dict]:

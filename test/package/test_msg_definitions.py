@@ -1,4 +1,4 @@
-"""Message definitions follow the rules of ros-interface.md 5.4 (issue 2, item 3)."""
+"""Message definitions follow the rules of docs/ros-interface.md (issue 2, item 3)."""
 
 from __future__ import annotations
 

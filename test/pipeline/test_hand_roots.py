@@ -76,7 +76,7 @@ def test_runner_applies_the_runtime_setting(monkeypatch: pytest.MonkeyPatch) -> 
     pipeline = runner_module.build_pipeline(
         PipelineOptions(model=ModelOptions(use_test_assets=True))
     )
-    image_path = Path(__file__).resolve().parents[2] / 'data' / 'astronaut.jpg'
+    image_path = Path(__file__).resolve().parents[2] / 'resource' / 'data' / 'astronaut.jpg'
     bgr = cv2.imread(str(image_path))
     assert bgr is not None
     image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -30,7 +30,9 @@ from hmr_ros.pipeline.runner import (
 from hmr_ros.pipeline.tracking import TrackState
 
 REPO = Path(__file__).resolve().parents[2]
-IMAGE = cv2.cvtColor(cv2.imread(str(REPO / 'data' / 'astronaut.jpg')), cv2.COLOR_BGR2RGB)
+IMAGE = cv2.cvtColor(
+    cv2.imread(str(REPO / 'resource' / 'data' / 'astronaut.jpg')), cv2.COLOR_BGR2RGB
+)
 INTRINSICS = CameraIntrinsics(fx=520.0, fy=520.0, cx=255.5, cy=255.5, width=512, height=512)
 
 

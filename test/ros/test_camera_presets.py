@@ -91,7 +91,7 @@ def test_custom_needs_a_topic_and_leaves_rectified_to_the_parameters() -> None:
 
 
 def test_rviz_copy_sets_only_the_fixed_frame(tmp_path: Path) -> None:
-    rviz = REPO / 'rviz' / 'hmr.rviz'
+    rviz = REPO / 'resource' / 'rviz' / 'hmr.rviz'
     original = yaml.safe_load(rviz.read_text())
     copy = Path(rviz_config_with_fixed_frame(str(rviz), 'camera_base', str(tmp_path)))
     changed = yaml.safe_load(copy.read_text())

@@ -154,7 +154,7 @@ def test_render_crop_is_exact_for_the_identity_and_integer_shifts() -> None:
 def test_still_and_video_readers(tmp_path: Path) -> None:
     still = open_source('')  # the bundled photo
     assert isinstance(still, StillImageReader) and still.size == (512, 512)
-    assert bundled_image_path() == REPO / 'data' / 'astronaut.jpg'
+    assert bundled_image_path() == REPO / 'resource' / 'data' / 'astronaut.jpg'
     first = still.read()
     np.testing.assert_array_equal(first, cv2.imread(str(bundled_image_path()))[..., ::-1])
 

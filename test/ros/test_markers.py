@@ -277,5 +277,5 @@ def test_full_smplx_mesh_fast_path_matches_reference(body_model_dir) -> None:
         _xyz(decoded.markers[1].points), vertices.astype(np.float64)[faces.ravel()]
     )
     assert decoded == deserialize_message(reference_bytes, MarkerArray)
-    # Timings are printed for the record (speed is never asserted: style.md, section 7).
+    # Timings are printed for the record (speed is never asserted: docs/development.md).
     print(f'SMPL-X mesh marker: fast {fast_ms:.1f} ms, reference {reference_ms:.1f} ms')

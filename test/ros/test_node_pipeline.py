@@ -74,7 +74,7 @@ MINIMAL_FRAMES = {
 
 def astronaut() -> np.ndarray:
     """The bundled photo (a real person), 256x256 RGB."""
-    bgr = cv2.imread(str(REPO / 'data' / 'astronaut.jpg'))
+    bgr = cv2.imread(str(REPO / 'resource' / 'data' / 'astronaut.jpg'))
     return np.ascontiguousarray(
         cv2.resize(bgr, (SIDE, SIDE), interpolation=cv2.INTER_AREA)[..., ::-1]
     )

@@ -41,7 +41,7 @@ SIDE = 256
 FRAME_ID = 'operator_test_optical_frame'
 RELIABLE = QoSProfile(depth=200, reliability=QoSReliabilityPolicy.RELIABLE)
 PERSON = cv2.resize(
-    cv2.cvtColor(cv2.imread(str(REPO / 'data' / 'astronaut.jpg')), cv2.COLOR_BGR2RGB),
+    cv2.cvtColor(cv2.imread(str(REPO / 'resource' / 'data' / 'astronaut.jpg')), cv2.COLOR_BGR2RGB),
     (SIDE, SIDE),
 )
 BLANK = np.full((SIDE, SIDE, 3), 128, np.uint8)

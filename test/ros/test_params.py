@@ -82,7 +82,7 @@ def test_table_has_one_row_per_parameter() -> None:
 
 
 def test_names_and_defaults_follow_the_interface_spec() -> None:
-    """Spot checks against ros-interface.md 5.6 (groups, names, defaults, dynamic flags)."""
+    """Spot checks against docs/ros-interface.md (groups, names, defaults, dynamic flags)."""
     defaults = flatten_parameters(HmrNodeParams())
     expected = {
         'autostart': True,

@@ -1,4 +1,4 @@
-"""The named QoS profiles hold the choices of ros-interface.md 5.7."""
+"""The named QoS profiles hold the choices of docs/ros-interface.md"""
 
 from __future__ import annotations
 

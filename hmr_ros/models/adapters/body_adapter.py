@@ -13,7 +13,7 @@ a small transformer beside the frozen body regressor turns them into an offset o
 
 Design decisions:
 
-1. Sizes (architecture.md): block width 1024, 8 heads x 64, MLP 1024, context 512 (F^J),
+1. Sizes (docs/architecture.md): block width 1024, 8 heads x 64, MLP 1024, context 512 (F^J),
    6 blocks; the 1x1 convolution maps the whole-body ViT width C (1280 for ViT-H) to 512.
    The blocks are the shared ``TransformerCrossAttn`` of HaMeR's decoder
    (hmr_ros.models.components.pose_transformer), one component for both paths.

@@ -3,7 +3,7 @@
 Dosovitskiy et al., "An Image is Worth 16x16 Words" (ICLR 2021), as adapted for dense human
 pose by ViTPose (Xu et al., NeurIPS 2022). Both HaMeR (ViT-H) and SMPLer-X (ViT-S/B/L/H with
 31 task tokens) use the same block, so one module with the official parameter names loads
-both (hamer-smplerx-reference.md, A.3 and B.3). Easy-to-miss details, each kept on purpose:
+both (docs/model-reference.md, A.3 and B.3). Easy-to-miss details, each kept on purpose:
 
 - The patch convolution has padding 2 (ViTPose's 4 + 2 (ratio // 2 - 1) with ratio 1); a
   256x192 image still gives a 16x12 grid, but every token differs from a padding-0 conv.

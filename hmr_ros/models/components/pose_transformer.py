@@ -2,7 +2,7 @@
 
 A small set of query tokens attends to itself and to image tokens (the ViT feature map):
 each layer is pre-norm self-attention, pre-norm cross-attention, pre-norm feed-forward, every
-step residual (hamer-smplerx-reference.md, A.4). Details kept for checkpoint compatibility:
+step residual (docs/model-reference.md, A.4). Details kept for checkpoint compatibility:
 
 - Official parameter names: ``layers.{i}.{0,1,2}`` are ``PreNorm`` wrappers with ``norm`` and
   ``fn``; attention projections ``to_qkv`` / ``to_q`` / ``to_kv`` have no bias; outputs

@@ -1,7 +1,7 @@
 """Feature sampling: RoIAlign with mmcv semantics and bilinear sampling at points.
 
 SMPLer-X crops hand features with ``mmcv.ops.roi_align(..., aligned=False, pool_mode='avg',
-sampling_ratio=0)`` (hamer-smplerx-reference.md, B.4 HandRoI) and samples features at joint
+sampling_ratio=0)`` (docs/model-reference.md, B.4 HandRoI) and samples features at joint
 positions with ``F.grid_sample(..., align_corners=True)``. Both are re-implemented here in plain
 PyTorch, without torchvision or mmcv, so the model imports anywhere and exports to ONNX.
 

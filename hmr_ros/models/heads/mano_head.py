@@ -1,7 +1,7 @@
 """HaMeR-compatible MANO regression head: a transformer decoder over ViT tokens.
 
 Pavlakos et al., "Reconstructing Hands in 3D with Transformers" (CVPR 2024), section 3;
-layout in hamer-smplerx-reference.md, A.4. One query token (a literal zero input, so only
+layout in docs/model-reference.md, A.4. One query token (a literal zero input, so only
 ``to_token_embedding.bias`` and ``pos_embedding`` shape it) cross-attends to the 16x12 ViT
 tokens through 6 decoder layers. One iterative-error-feedback step adds linear read-outs to
 the mean parameters: 16 rotations in HaMeR's contiguous 6D layout (global orientation, then
@@ -187,7 +187,7 @@ class MANOTransformerHead(nn.Module):
         if not path.is_file():
             raise FileNotFoundError(
                 f'MANO mean parameters not found at {path}; HaMeR ships them as '
-                '_DATA/data/mano_mean_params.npz (see README, section Body models)'
+                '_DATA/data/mano_mean_params.npz (see docs/licences.md)'
             )
         with np.load(path, allow_pickle=False) as data:
             missing = {'pose', 'shape', 'cam'} - set(data.files)

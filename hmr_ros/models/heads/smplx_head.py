@@ -1,7 +1,7 @@
 """SMPLer-X-compatible heads: joint positions, body and hand rotations, boxes, hand RoIs, face.
 
 Cai et al., "SMPLer-X: Scaling Up Expressive Human Pose and Shape Estimation" (NeurIPS 2023).
-Shapes, constants and the module tree follow hamer-smplerx-reference.md, B.4 and B.7. The
+Shapes, constants and the module tree follow docs/model-reference.md, B.4 and B.7. The
 attribute names (``conv``, ``body_conv``, ``root_pose_out``, ``deconv``, ``bbox_center``,
 ``lhand_size``, ``hand_conv``, ``hand_pose_out``, ``expr_out``, ``jaw_pose_out``) and the
 ``nn.Sequential`` indices are the official ones, so official checkpoints load strictly; class
@@ -56,7 +56,7 @@ __all__ = [
     'soft_argmax_3d',
 ]
 
-# --- Sizes (hamer-smplerx-reference.md, B.1 and B.4) -------------------------------------------
+# --- Sizes (docs/model-reference.md, B.1 and B.4) -------------------------------------------
 
 ROT6D_DIM = 6
 NUM_BETAS = 10

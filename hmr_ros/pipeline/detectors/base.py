@@ -1,6 +1,6 @@
 """Person boxes for the pipeline: the detector interface and its result type.
 
-Three sources of person boxes plug into the real-time pipeline (ros-interface.md 5.2, 5.6):
+Three sources of person boxes plug into the real-time pipeline (docs/ros-interface.md):
 
 - the built-in front-end (:mod:`hmr_ros.pipeline.detectors.follow`), which needs no extra model:
   the whole image for a single operator, then a box around that person's joints from the previous

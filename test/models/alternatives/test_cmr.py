@@ -19,7 +19,7 @@ from hmr_ros.models.alternatives.spiral_conv import SpiralConv, upsample_vertice
 from hmr_ros.models.backbones.resnet import resnet18, resnet50
 
 HAND_LEVELS = (778, 389, 195, 98, 49)
-"""CMR's hand hierarchy (seed-systems.md 3.3, inspected asset)."""
+"""CMR's hand hierarchy (the seed-systems study of the official asset)."""
 
 
 def _hierarchy(generator: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -105,7 +105,7 @@ def test_pg_swaps_the_prior_decoder_and_widens_stage_two() -> None:
 def test_parameter_counts_match_the_official_models(
     variant: str, backbone: str, millions: float
 ) -> None:
-    """seed-systems.md 3.2 (measured on the official code): 79.4M / 79.5M / 225.7M / 225.8M."""
+    """the seed-systems study (measured on the official code): 79.4M / 79.5M / 225.7M / 225.8M."""
     count = sum(p.numel() for p in _meta_model(variant, backbone).parameters())
     assert round(count / 1e6, 1) == millions
 
