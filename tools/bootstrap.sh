@@ -49,15 +49,28 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 py=$venv/bin/python
-req_stamp=$(cat "$repo/tools/requirements.txt" "$repo/tools/requirements-ros-jazzy.txt" \
+req_stamp=$(cat "$repo/tools/requirements.txt" "$repo/tools/requirements-onnx.txt" \
+  "$repo/tools/requirements-ros-jazzy.txt" \
   "$repo/tools/bootstrap.sh" | sha256sum | cut -c1-16)-$ros_source-$torch_req
 if [ "$(cat "$venv/.hmr_ros_requirements" 2>/dev/null)" != "$req_stamp" ]; then
   log "installing Python packages (about a minute on a fresh machine)"
   # pip's exit status is kept; only its noise about unreachable extra index folders is hidden.
   pip_install() { "$py" -m pip install -q "$@" 2> >(grep -v '^WARNING: Location' >&2); }
   pip_install --upgrade pip
-  pip_install "$torch_req"
+  # A torch that is importable already (JetPack's on a Jetson, a sourced ROS install's, a CUDA
+  # build) is kept unless HMR_ROS_TORCH names one: a PyPI wheel would hide it.
+  if [ -z "${HMR_ROS_TORCH:-}" ] && "$py" -c 'import torch' 2>/dev/null; then
+    log "using the installed torch ($("$py" -c 'import torch; print(torch.__version__)'))"
+  elif [ -f /etc/nv_tegra_release ] && [ -z "${HMR_ROS_TORCH:-}" ]; then
+    log "Jetson without torch: install NVIDIA's JetPack torch wheel first (docs/jetson-orin.md)"
+    exit 1
+  else
+    pip_install "$torch_req"
+  fi
   pip_install -r "$repo/tools/requirements.txt"
+  if ! "$py" -c 'import onnxruntime' 2>/dev/null; then
+    pip_install -r "$repo/tools/requirements-onnx.txt"
+  fi
   if [ "$ros_source" = wheels ]; then
     pip_install -r "$repo/tools/requirements-ros-jazzy.txt"
   fi
