@@ -665,10 +665,41 @@ def register(subparsers: Any) -> None:
     parser.add_argument('--engine-cache-dir', default='', help="engine cache ('' temporary)")
     parser.add_argument('--json', type=Path, help='write the rows as JSON')
     parser.add_argument('--markdown', type=Path, help='write the table as markdown')
+    parser.add_argument(
+        '--models',
+        nargs='+',
+        metavar='VARIANT',
+        help='instead: time these registered body networks side by side (light models for an '
+        'embedded profile, e.g. fastmetro_s_r50 fastmetro_m_r50 smplerx_s32)',
+    )
     parser.set_defaults(func=_run)
 
 
+def _run_models(args: argparse.Namespace) -> int:
+    """``--models``: the networks alone, one row each, the first as the ratios' reference."""
+    from hmr_ros.cli.seed_bench import seed_model_rows
+
+    device = (
+        args.device if args.device != 'auto' else ('cuda' if torch.cuda.is_available() else 'cpu')
+    )
+    rows = seed_model_rows(
+        args.models, device=device, precision=args.precisions[0], repeats=args.iterations
+    )
+    for row in rows:
+        print(
+            f'{row["model"]:>18}  {row["parameters"] / 1e6:7.1f}M  {row["input"]:>11}  '
+            f'median {row["median_ms"]:8.1f} ms  p90 {row["p90_ms"]:8.1f} ms  '
+            f'x{row["ratio_to_first"]:.2f}'
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({'rows': rows}, indent=1) + '\n')
+    return EXIT_OK if rows else EXIT_FAILURE
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.models:
+        return _run_models(args)
     height, _, width = args.image_size.lower().partition('x')
     if not (height.isdigit() and width.isdigit()):
         logger.error('--image-size must be HxW, got %r', args.image_size)

@@ -5,22 +5,18 @@ depend on their values; no checkpoint is needed) and the stand-in mesh file with
 sizes. Every model runs the same number of warm-up and timed iterations in this one process, so
 the ratios are comparable even on a loaded machine; absolute figures are the machine's.
 
-Usage (CPU here; on an Orin add ``--device cuda --precision fp16``):
+Usage (CPU here; on an Orin add ``--device cuda --precisions fp16``):
 
-    python benchmarks/seed_models.py --models fastmetro_s_r50 fastmetro_m_r50 smplerx_s32
+    hmr-ros bench --models fastmetro_s_r50 fastmetro_m_r50 smplerx_s32 --json rows.json
 
-``seed_model_rows(...)`` returns the rows for ``hmr-ros bench`` (one dict per model: name,
-parameters, input, batch, device, precision, median and p90 milliseconds, ratio to the first).
-Results also go to ``benchmarks/results/seed-models-<device>-<precision>.json``.
+``seed_model_rows(...)`` returns the rows (one dict per model: name, parameters, input, batch,
+device, precision, median and p90 milliseconds, ratio to the first).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
+import math
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -94,52 +90,10 @@ def seed_model_rows(
                     'device': device,
                     'precision': precision,
                     'median_ms': statistics.median(times_ms),
-                    'p90_ms': sorted(times_ms)[int(0.9 * (len(times_ms) - 1))],
+                    'p90_ms': sorted(times_ms)[math.ceil(0.9 * len(times_ms)) - 1],  # nearest rank
                 }
             )
     first = rows[0]['median_ms'] if rows else 1.0
     for row in rows:
         row['ratio_to_first'] = row['median_ms'] / first
     return rows
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Print the rows and write them as JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--models', nargs='+', default=list(DEFAULT_MODELS))
-    parser.add_argument('--device', default='cpu')
-    parser.add_argument('--precision', choices=('fp32', 'fp16', 'bf16'), default='fp32')
-    parser.add_argument('--batch', type=int, default=1)
-    parser.add_argument('--repeats', type=int, default=5)
-    parser.add_argument('--output', type=Path, default=None)
-    args = parser.parse_args(argv)
-    rows = seed_model_rows(
-        args.models,
-        device=args.device,
-        precision=args.precision,
-        batch=args.batch,
-        repeats=args.repeats,
-    )
-    for row in rows:
-        print(
-            f'{row["model"]:>18}  {row["parameters"] / 1e6:7.1f}M  {row["input"]:>11}  '
-            f'median {row["median_ms"]:8.1f} ms  p90 {row["p90_ms"]:8.1f} ms  '
-            f'x{row["ratio_to_first"]:.2f}'
-        )
-    output = args.output or (
-        Path(__file__).parent / 'results' / f'seed-models-{args.device}-{args.precision}.json'
-    )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    environment = {
-        'torch': torch.__version__,
-        'python': platform.python_version(),
-        'machine': platform.machine(),
-        'threads': torch.get_num_threads(),
-    }
-    output.write_text(json.dumps({'environment': environment, 'rows': rows}, indent=2) + '\n')
-    print(f'wrote {output}')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())
