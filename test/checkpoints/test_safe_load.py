@@ -284,7 +284,7 @@ def test_missing_file_error_names_path_and_fix(tmp_path: Path) -> None:
     message = str(info.value)
     assert str(path) in message and 'model.checkpoint_path' in message
     assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, CheckpointError)
-    with pytest.raises(CheckpointNotFoundError, match='Checkpoints'):
+    with pytest.raises(CheckpointNotFoundError, match='docs/licences.md'):
         load_torch_file(path)
     with pytest.raises(CheckpointNotFoundError, match='not a file'):
         load_torch_file(tmp_path)
