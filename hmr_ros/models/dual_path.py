@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, cast, get_args
 
 import torch
 from torch import Tensor, nn
@@ -78,6 +78,7 @@ from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat, ro
 from hmr_ros.geometry.virtual_camera import crop_camera_in_image, virtual_to_real_camera
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, mcp_points_hm
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HandAdapter, arm_guidance
+from hmr_ros.models.alternatives.cmr_hand import CmrHandExpert
 from hmr_ros.models.fusion import (
     DEFAULT_WRIST_SOURCE,
     NUM_BODY_ROTATIONS,
@@ -303,7 +304,8 @@ class DualPathModel(nn.Module):
 
     Args:
         whole_body: SMPLer-X-compatible whole-body model.
-        hand_expert: HaMeR-compatible hand expert.
+        hand_expert: HaMeR-compatible hand expert, or CMR behind the same interface
+            (alternatives/cmr_hand.py; no hand adapter).
         smplx_model: SMPL-X layer (neutral, 10 betas, 10 expression coefficients).
         hand_adapter: hand adapter built for ``hand_expert``'s head, or None.
         body_adapter: body adapter for ``whole_body``, or None.
@@ -316,7 +318,7 @@ class DualPathModel(nn.Module):
     def __init__(
         self,
         whole_body: WholeBodyModel,
-        hand_expert: HandExpert,
+        hand_expert: HandExpert | CmrHandExpert,
         smplx_model: SMPLXBodyModel,
         hand_adapter: HandAdapter | None = None,
         body_adapter: BodyAdapter | None = None,
@@ -330,8 +332,12 @@ class DualPathModel(nn.Module):
                 f'but the whole-body model gives {width}; use the body adapter trained for '
                 f'{whole_body.config.name}'
             )
+        if hand_adapter is not None and not getattr(hand_expert, 'supports_hand_adapter', True):
+            raise ValueError(_no_hand_adapter_note(hand_expert))
         self.whole_body = whole_body
-        self.hand_path = GuidedHandExpert(hand_expert, hand_adapter)
+        # CMR is driven through HandExpert's interface; without an adapter the wrapper only
+        # calls it (GuidedHandExpert.forward).
+        self.hand_path = GuidedHandExpert(cast(HandExpert, hand_expert), hand_adapter)
         self.body_adapter = body_adapter
         self.smplx_model = smplx_model
         self.config = config
@@ -393,6 +399,10 @@ class DualPathModel(nn.Module):
             if request in (name, 'both') and module is None
         ]
         if missing:
+            if 'hand' in missing and not self._hand_adapter_supported:
+                raise ValueError(
+                    f'adapters={request!r}: {_no_hand_adapter_note(self.hand_path.hand_expert)}'
+                )
             raise ValueError(
                 f'adapters={request!r} needs the {" and ".join(missing)} adapter, which this '
                 'model does not hold; load its adapter file, or choose none or auto (adapters '
@@ -419,9 +429,19 @@ class DualPathModel(nn.Module):
     def mode_description(self) -> str:
         """One sentence saying what runs (for logs, ModelInfo and the CLI's output)."""
         text = _MODE_DESCRIPTIONS[self._adapters]
-        if self.available_adapters == 'none':
+        if not self._hand_adapter_supported:
+            text = (
+                text.replace('HaMeR', 'CMR')
+                + '; '
+                + _no_hand_adapter_note(self.hand_path.hand_expert)
+            )
+        elif self.available_adapters == 'none':
             text += ' (no adapter files loaded)'
         return text
+
+    @property
+    def _hand_adapter_supported(self) -> bool:
+        return bool(getattr(self.hand_path.hand_expert, 'supports_hand_adapter', True))
 
     @property
     def _hand_adapter_on(self) -> bool:
@@ -505,7 +525,10 @@ class DualPathModel(nn.Module):
                 hand_batch_index,
                 flip=is_left,
             )
-        hand_input = normalize_hand_crops(hand_crops * PIXEL_SCALE)
+        if isinstance(self.hand_path.hand_expert, CmrHandExpert):
+            hand_input = hand_crops  # CMR normalises [0, 1] crops itself (mean 0.5, std 0.5)
+        else:
+            hand_input = normalize_hand_crops(hand_crops * PIXEL_SCALE)
 
         # (e) Hand path: the refined arm joint group guides the hand expert (left arms
         # mirrored like the left crops); outputs are mirrored back into left-hand parameters.
@@ -630,6 +653,14 @@ class DualPathModel(nn.Module):
             person_score=body.person_score,
             joint_confidence=joint_confidence,
         )
+
+
+def _no_hand_adapter_note(hand_expert: nn.Module) -> str:
+    name = getattr(hand_expert, 'variant', type(hand_expert).__name__)
+    return (
+        f'the hand adapter cannot run with the {name} hand model: it is defined for HaMeR '
+        'features only (the body adapter still can)'
+    )
 
 
 def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, intrinsics: Tensor) -> None:
