@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -29,7 +29,10 @@ from hmr_ros.body_models.synthetic import _CscMatrix, _OfficialPickler
 from hmr_ros.checkpoints.cmr_layout import CmrMeshHierarchy
 from hmr_ros.models.alternatives.cmr import CMR_HAND_LEVELS
 
-__all__ = ['stand_in_cmr_hierarchy', 'write_cmr_transform_file']
+if TYPE_CHECKING:
+    from hmr_ros.models.alternatives.cmr_hand import CmrHandExpert
+
+__all__ = ['stand_in_cmr_hand', 'stand_in_cmr_hierarchy', 'write_cmr_transform_file']
 
 
 def _strip_faces(num_vertices: int) -> np.ndarray:
@@ -105,3 +108,26 @@ def write_cmr_transform_file(path: str | Path, hierarchy: CmrMeshHierarchy) -> P
     _OfficialPickler(buffer, protocol=2).dump(data)
     path.write_bytes(buffer.getvalue())
     return path
+
+
+def stand_in_cmr_hand(variant: str, mano_right_file: str | Path) -> CmrHandExpert:
+    """A CMR hand model with random weights over the stand-in hierarchy of a MANO file.
+
+    For ``model.use_test_assets`` and tests: the outputs are meaningless.
+
+    Args:
+        variant: a CMR variant ('cmr_sg_r18', ...).
+        mano_right_file: MANO_RIGHT.pkl (the template of level 0 and the MANO fit's layer).
+
+    Raises:
+        ValueError: unknown variant.
+    """
+    from hmr_ros.body_models.model_files import read_body_model_file
+    from hmr_ros.body_models.smplx_layers import MANOHandModel
+    from hmr_ros.models.alternatives.cmr import cmr_from_hierarchy
+    from hmr_ros.models.alternatives.cmr_hand import CmrHandExpert as Expert
+
+    mano = read_body_model_file(Path(mano_right_file))
+    hierarchy = stand_in_cmr_hierarchy(np.asarray(mano['v_template']), np.asarray(mano['f']))
+    cmr = cmr_from_hierarchy(variant, hierarchy)
+    return Expert(cmr, MANOHandModel(mano_right_file, side='right')).eval()

@@ -198,3 +198,30 @@ def test_silhouette_directions_are_the_published_pairs() -> None:
         atol=1e-15,
         rtol=0,
     )
+
+
+def test_pipeline_runs_with_hand_variant_cmr_on_test_assets() -> None:
+    """model.hand_variant: cmr_sg_r18 with model.use_test_assets, end to end on CPU."""
+    import cv2
+
+    from hmr_ros.pipeline.protocol import CameraIntrinsics, Frame, ModelOptions, PipelineOptions
+    from hmr_ros.pipeline.runner import build_pipeline
+
+    options = PipelineOptions(
+        model=ModelOptions(use_test_assets=True, hand_variant='cmr_sg_r18', device='cpu')
+    )
+    pipeline = build_pipeline(options)
+    description = pipeline.describe()
+    assert description.model_version == 'smplerx_tiny+cmr_sg_r18'
+    assert description.hand_input_size == 224
+    assert description.adapters == 'none'
+    assert 'hand adapter cannot run with the cmr_sg_r18' in description.weights_note
+    image = cv2.cvtColor(
+        cv2.imread(str(Path(__file__).resolve().parents[3] / 'data' / 'astronaut.jpg')),
+        cv2.COLOR_BGR2RGB,
+    )
+    intrinsics = CameraIntrinsics(fx=520.0, fy=520.0, cx=255.5, cy=255.5, width=512, height=512)
+    result = pipeline.process(Frame(image, intrinsics, 100.0, 'camera_optical_frame', 0.0))
+    assert len(result.persons) == 1
+    assert np.isfinite(result.persons[0].transl).all()
+    pipeline.close()
