@@ -659,7 +659,7 @@ def _no_hand_adapter_note(hand_expert: nn.Module) -> str:
     name = getattr(hand_expert, 'variant', type(hand_expert).__name__)
     return (
         f'the hand adapter cannot run with the {name} hand model: it is defined for HaMeR '
-        'features only (the body adapter still can)'
+        'features only'
     )
 
 

@@ -325,13 +325,17 @@ def build_dual_path(
     hand_adapter = body_adapter = None
     if hand_adapter_file is not None:
         if isinstance(hand_expert, CmrHandExpert):
-            raise ValueError(
-                f'model.hand_adapter_checkpoint {hand_adapter_file}: the hand adapter cannot run '
-                f'with the CMR hand model {hand_info.variant} (it is defined for HaMeR only); '
-                'leave it empty'
+            _LOG.warning(
+                'not loading the hand adapter file %s: the hand adapter cannot run with the '
+                'CMR hand model %s (it is defined for HaMeR features only)',
+                hand_adapter_file,
+                hand_info.variant,
             )
-        hand_adapter, info = load_hand_adapter(hand_adapter_file, hand_expert, hand_info.variant)
-        weights.append(info)
+        else:
+            hand_adapter, info = load_hand_adapter(
+                hand_adapter_file, hand_expert, hand_info.variant
+            )
+            weights.append(info)
     if body_adapter_file is not None:
         body_adapter, info = load_body_adapter(body_adapter_file, whole_body_info.variant, device)
         weights.append(info)
