@@ -62,9 +62,12 @@ CMR_INITIAL_DEPTH_M = 0.6
 
 def _directions(dtype: torch.dtype, device: torch.device) -> Tensor:
     """(12, 2) unit vectors, ordered pair by pair (a, b)."""
-    angles = [math.radians(a) for pair in DIRECTION_PAIRS_DEG for a in pair]
-    values = [[math.cos(a), math.sin(a)] for a in angles]
-    return torch.tensor(values, dtype=dtype, device=device)
+    # Built on the device from arange (no host-to-device copy per call): pair k is
+    # (-15 k, 90 - 15 k) degrees, as DIRECTION_PAIRS_DEG.
+    step = torch.arange(len(DIRECTION_PAIRS_DEG), dtype=torch.float64, device=device)
+    degrees = torch.stack((-15.0 * step, 90.0 - 15.0 * step), dim=-1).reshape(-1)
+    radians = degrees * (math.pi / 180.0)
+    return torch.stack((torch.cos(radians), torch.sin(radians)), dim=-1).to(dtype)
 
 
 def _extremes(points_px: Tensor, valid: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -176,7 +179,11 @@ def register_silhouette(
     """
     batch = vertices.shape[0]
     dtype, device = vertices.dtype, vertices.device
-    size = torch.as_tensor(size_px, dtype=dtype, device=device).expand(batch)[:, None]
+    size = (
+        size_px.to(dtype=dtype, device=device).expand(batch)
+        if isinstance(size_px, Tensor)
+        else vertices.new_full((batch,), float(size_px))
+    )[:, None]
     target = extent_descriptor(silhouette_px, silhouette_valid) / size  # (B, 24)
     has_pixels = silhouette_valid.any(dim=1)
     target = torch.where(has_pixels[:, None], target, torch.zeros_like(target))
@@ -200,7 +207,13 @@ def register_silhouette(
     translation = torch.where(
         has_pixels[:, None],
         translation,
-        translation.new_tensor([0.0, 0.0, CMR_INITIAL_DEPTH_M]).expand(batch, 3),
+        torch.cat(
+            (
+                translation.new_zeros(batch, 2),
+                translation.new_full((batch, 1), CMR_INITIAL_DEPTH_M),
+            ),
+            dim=-1,
+        ),
     )
 
     def residual_and_jacobian(t: Tensor) -> tuple[Tensor, Tensor]:

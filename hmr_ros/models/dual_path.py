@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal, NamedTuple, get_args
+from typing import TYPE_CHECKING, Literal, NamedTuple, cast, get_args
 
 import torch
 from torch import Tensor, nn
@@ -84,6 +84,7 @@ from hmr_ros.models.adapters.body_adapter import (
     mcp_points_hm,
 )
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HandAdapter, arm_guidance
+from hmr_ros.models.alternatives.cmr_hand import CmrHandExpert
 from hmr_ros.models.fusion import (
     DEFAULT_WRIST_SOURCE,
     NUM_BODY_ROTATIONS,
@@ -314,7 +315,8 @@ class DualPathModel(nn.Module):
     Args:
         whole_body: the body model (models/body_path.BodyPathModel): SMPLer-X, or another
             registered body model such as FastMETRO.
-        hand_expert: HaMeR-compatible hand expert.
+        hand_expert: HaMeR-compatible hand expert, or CMR behind the same interface
+            (alternatives/cmr_hand.py; no hand adapter).
         smplx_model: SMPL-X layer (neutral, 10 betas, 10 expression coefficients).
         hand_adapter: hand adapter built for ``hand_expert``'s head, or None.
         body_adapter: body adapter for ``whole_body``, or None.
@@ -327,7 +329,7 @@ class DualPathModel(nn.Module):
     def __init__(
         self,
         whole_body: BodyPathModel,
-        hand_expert: HandExpert,
+        hand_expert: HandExpert | CmrHandExpert,
         smplx_model: SMPLXBodyModel,
         hand_adapter: HandAdapter | None = None,
         body_adapter: BodyAdapter | None = None,
@@ -341,8 +343,12 @@ class DualPathModel(nn.Module):
                 f'but the whole-body model gives {width}; use the body adapter trained for '
                 f'{whole_body.config.name}'
             )
+        if hand_adapter is not None and not getattr(hand_expert, 'supports_hand_adapter', True):
+            raise ValueError(_no_hand_adapter_note(hand_expert))
         self.whole_body = whole_body
-        self.hand_path = GuidedHandExpert(hand_expert, hand_adapter)
+        # CMR is driven through HandExpert's interface; without an adapter the wrapper only
+        # calls it (GuidedHandExpert.forward).
+        self.hand_path = GuidedHandExpert(cast(HandExpert, hand_expert), hand_adapter)
         self.body_adapter = body_adapter
         self.smplx_model = smplx_model
         self.config = config
@@ -417,6 +423,10 @@ class DualPathModel(nn.Module):
             if request in (name, 'both') and module is None
         ]
         if missing:
+            if 'hand' in missing and not self._hand_adapter_supported:
+                raise ValueError(
+                    f'adapters={request!r}: {_no_hand_adapter_note(self.hand_path.hand_expert)}'
+                )
             raise ValueError(
                 f'adapters={request!r} needs the {" and ".join(missing)} adapter, which this '
                 'model does not hold; load its adapter file, or choose none or auto (adapters '
@@ -447,9 +457,19 @@ class DualPathModel(nn.Module):
         if body_note:
             return body_note
         text = _MODE_DESCRIPTIONS[self._adapters]
-        if self.available_adapters == 'none':
+        if not self._hand_adapter_supported:
+            text = (
+                text.replace('HaMeR', 'CMR')
+                + '; '
+                + _no_hand_adapter_note(self.hand_path.hand_expert)
+            )
+        elif self.available_adapters == 'none':
             text += ' (no adapter files loaded)'
         return text
+
+    @property
+    def _hand_adapter_supported(self) -> bool:
+        return bool(getattr(self.hand_path.hand_expert, 'supports_hand_adapter', True))
 
     @property
     def _hand_adapter_on(self) -> bool:
@@ -540,7 +560,10 @@ class DualPathModel(nn.Module):
                 hand_batch_index,
                 flip=is_left,
             )
-        hand_input = normalize_hand_crops(hand_crops * PIXEL_SCALE)
+        if isinstance(self.hand_path.hand_expert, CmrHandExpert):
+            hand_input = hand_crops  # CMR normalises [0, 1] crops itself (mean 0.5, std 0.5)
+        else:
+            hand_input = normalize_hand_crops(hand_crops * PIXEL_SCALE)
 
         mark_stage(self.stage_timer, 'hand_crops')
 
@@ -671,6 +694,14 @@ class DualPathModel(nn.Module):
             person_score=body.person_score,
             joint_confidence=joint_confidence,
         )
+
+
+def _no_hand_adapter_note(hand_expert: nn.Module) -> str:
+    name = getattr(hand_expert, 'variant', type(hand_expert).__name__)
+    return (
+        f'the hand adapter cannot run with the {name} hand model: it is defined for HaMeR '
+        'features only'
+    )
 
 
 def _check_inputs(images: Tensor, boxes: Tensor, batch_index: Tensor, intrinsics: Tensor) -> None:

@@ -50,6 +50,7 @@ from hmr_ros.checkpoints.smplerx_layout import (
 )
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, BodyAdapterConfig
 from hmr_ros.models.adapters.hand_adapter import HandAdapter, HandAdapterConfig
+from hmr_ros.models.alternatives.cmr_hand import CmrHandExpert
 from hmr_ros.models.alternatives.fastmetro_body import FastMetroWholeBody
 from hmr_ros.models.body_path import BodyPathModel
 from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
@@ -68,6 +69,7 @@ __all__ = [
     'WeightsInfo',
     'build_dual_path',
     'load_body_adapter',
+    'load_cmr_hand',
     'load_hand_adapter',
     'load_hand_expert',
     'load_whole_body',
@@ -84,7 +86,7 @@ class WeightsInfo:
 
     Attributes:
         path: the file read.
-        model: 'smplerx', 'hamer', 'hand_adapter' or 'body_adapter'.
+        model: 'smplerx', 'hamer', 'cmr', 'hand_adapter' or 'body_adapter'.
         variant: registered variant (for adapters: the base variant they were trained on).
         converted: True for an official checkpoint converted in memory.
         sha256: SHA-256 of the file.
@@ -306,6 +308,69 @@ def load_hand_expert(
     return model.to(device).eval(), info
 
 
+CMR_TRANSFORM_FILE = 'transform.pkl'
+"""CMR's mesh hierarchy (template/transform.pkl of SeanChenxy/HandMesh), next to the checkpoint
+or in the body-model folder."""
+
+
+def load_cmr_hand(
+    path: str | Path,
+    body_model_dir: str | Path,
+    device: str | torch.device = 'cpu',
+    *,
+    transform_file: str | Path | None = None,
+) -> tuple[CmrHandExpert, WeightsInfo]:
+    """CMR as the hand model (alternatives/cmr_hand.py) from an official checkpoint.
+
+    Args:
+        path: ``cmr_{sg,pg}_res18_freihand.pt`` (raw state dict or training checkpoint).
+        body_model_dir: folder with MANO_RIGHT.pkl (the MANO fit) and possibly transform.pkl.
+        device: where the model runs.
+        transform_file: CMR's transform.pkl; None looks next to the checkpoint, then in
+            body_model_dir.
+
+    Raises:
+        CheckpointError: unreadable file, not CMR, or keys/shapes not matching its variant.
+        FileNotFoundError: no transform.pkl (the message names where it was looked for).
+        BodyModelFileNotFoundError: MANO_RIGHT.pkl is missing.
+    """
+    from hmr_ros.body_models.smplx_layers import MANOHandModel
+    from hmr_ros.checkpoints.cmr_layout import (
+        check_cmr_state_dict,
+        cmr_state_dict_from_official,
+        detect_cmr_variant,
+        is_official_cmr_checkpoint,
+        load_cmr_transforms,
+    )
+    from hmr_ros.models.alternatives.cmr import cmr_from_hierarchy
+
+    path, device = Path(path), torch.device(device)
+    checkpoint = load_torch_file(path, hint='pass the CMR checkpoint (cmr_*_freihand.pt)')
+    if not is_official_cmr_checkpoint(checkpoint):
+        raise CheckpointError(f'{path} is not a CMR checkpoint (no CMR decoder keys)')
+    state_dict = cmr_state_dict_from_official(checkpoint)
+    variant = detect_cmr_variant(state_dict)
+    if transform_file is None:
+        candidates = [path.parent / CMR_TRANSFORM_FILE, Path(body_model_dir) / CMR_TRANSFORM_FILE]
+        transform_file = next((c for c in candidates if c.is_file()), candidates[0])
+        if not Path(transform_file).is_file():
+            raise FileNotFoundError(
+                f'CMR mesh hierarchy not found: looked for {candidates[0]} and {candidates[1]}. '
+                'It is template/transform.pkl of SeanChenxy/HandMesh (MANO-derived, supplied by '
+                'the user; docs/cmr.md).'
+            )
+    cmr = cmr_from_hierarchy(variant, load_cmr_transforms(transform_file))
+    # Strict, as the official loader; only BatchNorm counters may be absent (old PyTorch).
+    check_cmr_state_dict(state_dict_shapes(cmr), state_dict, name=f'CMR {variant}')
+    cmr.load_state_dict(state_dict, strict=False)
+    mano = MANOHandModel.from_folder(body_model_dir, side='right')
+    model = CmrHandExpert(cmr, mano).to(device).eval()
+    _LOG.info(
+        'hand model %s: CMR + MANO fit; the hand adapter cannot run with it (HaMeR only)', variant
+    )
+    return model, WeightsInfo(path, 'cmr', variant, True, sha256_file(path))
+
+
 def load_hand_adapter(
     path: str | Path, hand_expert: HandExpert, base_variant: str
 ) -> tuple[HandAdapter, WeightsInfo]:
@@ -343,6 +408,13 @@ def load_body_adapter(
     return adapter.eval(), info
 
 
+def _is_cmr_file(path: Path) -> bool:
+    """Official CMR checkpoints end in '.pt' (HaMeR's in '.ckpt'; model files '.safetensors')."""
+    from hmr_ros.models.registry import model_entry
+
+    return path.name.endswith(model_entry('cmr').official_suffix)
+
+
 def build_dual_path(
     whole_body_file: str | Path,
     hand_file: str | Path,
@@ -359,7 +431,9 @@ def build_dual_path(
 
     Args:
         whole_body_file: body model file or official checkpoint (SMPLer-X, FastMETRO).
-        hand_file: HaMeR model file or official checkpoint.
+        hand_file: HaMeR model file or official checkpoint, or an official CMR checkpoint
+            (``.pt``; then MANO_RIGHT.pkl and CMR's transform.pkl are needed, see
+            load_cmr_hand).
         body_model_dir: folder with SMPLX_NEUTRAL.npz (docs/licences.md); for
             FastMETRO also mesh_downsampling.npz and SMPL_NEUTRAL.npz (docs/seed-models.md).
         hand_adapter_file: optional hand adapter file.
@@ -389,7 +463,11 @@ def build_dual_path(
     whole_body, whole_body_info, body_entry = load_body_model(
         whole_body_file, body_model_dir, smplx_model, device, variant=whole_body_variant
     )
-    hand_expert, hand_info = load_hand_expert(hand_file, device)
+    hand_expert: HandExpert | CmrHandExpert
+    if _is_cmr_file(Path(hand_file)):
+        hand_expert, hand_info = load_cmr_hand(hand_file, body_model_dir, device)
+    else:
+        hand_expert, hand_info = load_hand_expert(hand_file, device)
     _check_requested_variant(hand_info, hand_variant)
     weights = [whole_body_info, hand_info]
     note = adapters_note(body_entry, model_entry(hand_info.model))
@@ -402,8 +480,18 @@ def build_dual_path(
         hand_adapter_file = body_adapter_file = None
     hand_adapter = body_adapter = None
     if hand_adapter_file is not None:
-        hand_adapter, info = load_hand_adapter(hand_adapter_file, hand_expert, hand_info.variant)
-        weights.append(info)
+        if isinstance(hand_expert, CmrHandExpert):
+            _LOG.warning(
+                'not loading the hand adapter file %s: the hand adapter cannot run with the '
+                'CMR hand model %s (it is defined for HaMeR features only)',
+                hand_adapter_file,
+                hand_info.variant,
+            )
+        else:
+            hand_adapter, info = load_hand_adapter(
+                hand_adapter_file, hand_expert, hand_info.variant
+            )
+            weights.append(info)
     if body_adapter_file is not None:
         body_adapter, info = load_body_adapter(body_adapter_file, whole_body_info.variant, device)
         weights.append(info)

@@ -82,7 +82,9 @@ INTERFACES: Mapping[str, str] = {
     "regressor's SMPL rotations for parametric files), weak-perspective camera, no hand boxes "
     '(taken from projected wrist and hand joints)',
     'hamer': 'hand: MANO pose/shape, wrist-relative joints and vertices, 2D keypoints',
-    'cmr': 'hand: MANO-topology mesh, 2D keypoints and silhouette (CMR)',
+    'cmr': 'hand: MANO pose/shape fitted to its MANO-topology mesh (body_models/mano_fit.py), '
+    'wrist-relative joints and vertices, 2D keypoints with heatmap confidences, silhouette; '
+    'no hand adapter (models/alternatives/cmr_hand.py)',
 }
 """Interface name -> what it gives the dual path."""
 

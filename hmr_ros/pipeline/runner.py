@@ -52,6 +52,7 @@ from hmr_ros.body_models.joint_names import (
     smplx_output_joint_names,
 )
 from hmr_ros.body_models.smplx_layers import SMPLXBodyModel
+from hmr_ros.models.alternatives.cmr_hand import CmrHandExpert
 from hmr_ros.models.devices import PRECISION_NAMES, resolve_device, resolve_precision
 from hmr_ros.models.dual_path import (
     AdapterRequest,
@@ -61,7 +62,7 @@ from hmr_ros.models.dual_path import (
 )
 from hmr_ros.models.dual_path_builder import DualPathBuild, build_dual_path
 from hmr_ros.models.fusion import WristSource
-from hmr_ros.models.hand_expert import build_hand_expert
+from hmr_ros.models.hand_expert import HandExpert, build_hand_expert
 from hmr_ros.models.registry import model_entry
 from hmr_ros.models.whole_body import build_whole_body
 from hmr_ros.pipeline.backends import BackendOptions, InferenceBackend, create_backend
@@ -707,7 +708,7 @@ def describe_model(
     smplx_model = model.smplx_model
     files = tuple(str(info.path) for info in build.weights) if build else ()
     hashes = tuple(info.sha256 for info in build.weights) if build else ()
-    version = build.model_version if build else '+'.join(TEST_ASSET_VARIANTS)
+    version = build.model_version if build else _test_asset_version(model)
     left_ids, right_ids = hand_vertex_ids(smplx_model)
     device_name = str(device)
     if device.type == 'cuda':
@@ -732,7 +733,7 @@ def describe_model(
         left_hand_vertex_ids=left_ids,
         right_hand_vertex_ids=right_ids,
         body_input_hw=(512, 384),
-        hand_input_size=256,
+        hand_input_size=model.hand_path.hand_expert.config.crop_size_px,
     )
 
 
@@ -786,12 +787,15 @@ def build_pipeline(
     )
     build: DualPathBuild | None
     if model_options.use_test_assets:
-        model = _test_asset_model(config, device)
+        model = _test_asset_model(config, device, model_options.hand_variant)
         build = None
         note = (
-            'RANDOM STAND-IN WEIGHTS (smplerx_tiny + hamer_tiny, untrained) and generated body '
-            'models: the outputs are meaningless; set the model.* file parameters for real use'
+            f'RANDOM STAND-IN WEIGHTS ({_test_asset_version(model).replace("+", " + ")}, '
+            'untrained) and generated body models: the outputs are meaningless; set the model.* '
+            'file parameters for real use'
         )
+        if _cmr_variant(model_options.hand_variant):
+            note += f'; {model.mode_description}'
         logger.warning(note)
     else:
         _require(
@@ -920,18 +924,45 @@ def _require(value: str, parameter: str, what: str) -> None:
         )
 
 
-def _test_asset_model(config: DualPathConfig, device: torch.device) -> DualPathModel:
-    """The tiny registered variants with seeded random weights and generated body models."""
-    from hmr_ros.body_models.synthetic import write_smplx_model
+def _cmr_variant(hand_variant: str) -> bool:
+    """Whether model.hand_variant names a CMR variant (CMR has no test-only tiny variant)."""
+    from hmr_ros.models.alternatives.cmr import CMR_VARIANTS
+
+    return hand_variant in CMR_VARIANTS
+
+
+def _test_asset_version(model: DualPathModel) -> str:
+    """'smplerx_tiny+hamer_tiny', or 'smplerx_tiny+cmr_sg_r18' with a CMR stand-in."""
+    hand = getattr(model.hand_path.hand_expert, 'variant', TEST_ASSET_VARIANTS[1])
+    return f'{TEST_ASSET_VARIANTS[0]}+{hand}'
+
+
+def _test_asset_model(
+    config: DualPathConfig, device: torch.device, hand_variant: str = TEST_ASSET_VARIANTS[1]
+) -> DualPathModel:
+    """The tiny registered variants with seeded random weights and generated body models.
+
+    A CMR ``hand_variant`` gets its full-size network (CMR has no tiny variant) with random
+    weights over a generated mesh hierarchy (models/alternatives/cmr_stand_in.py).
+    """
+    from hmr_ros.body_models.synthetic import write_mano_models, write_smplx_model
+    from hmr_ros.models.alternatives.cmr_stand_in import stand_in_cmr_hand
 
     folder = Path(tempfile.gettempdir()) / f'hmr_ros_test_assets_{hmr_ros.__version__}'
     smplx_file = folder / 'SMPLX_NEUTRAL.npz'
     if not smplx_file.is_file():
         write_smplx_model(folder, seed=0)
+    mano_file = folder / 'MANO_RIGHT.pkl'
+    if _cmr_variant(hand_variant) and not mano_file.is_file():
+        write_mano_models(folder, seed=0)
+    hand_expert: HandExpert | CmrHandExpert
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         whole_body = build_whole_body(TEST_ASSET_VARIANTS[0])
-        hand_expert = build_hand_expert(TEST_ASSET_VARIANTS[1])
+        if _cmr_variant(hand_variant):
+            hand_expert = stand_in_cmr_hand(hand_variant, mano_file)
+        else:
+            hand_expert = build_hand_expert(TEST_ASSET_VARIANTS[1])
     model = DualPathModel(
         whole_body, hand_expert, SMPLXBodyModel(smplx_file), None, None, config
     ).to(device)

@@ -330,7 +330,8 @@ class CmrModel(nn.Module):
         prior = self._prior(features1)
         reduced2, features2 = self.backbone2(torch.cat((stem, prior), dim=1))
         heatmaps2 = _decode_map(self.uv_delayer, self.uv_head, features2)
-        pairs = [heatmaps2[:, [a, b]].sum(dim=1, keepdim=True) for a, b in CMR_FINGERTIP_PAIRS]
+        # a + b, not [:, [a, b]].sum(): the same values without a list index (a host copy).
+        pairs = [heatmaps2[:, a : a + 1] + heatmaps2[:, b : b + 1] for a, b in CMR_FINGERTIP_PAIRS]
         base = reduced2 if self.config.variant == 'sg' else stem
         _, features3 = self.backbone3(torch.cat([base, heatmaps2, *pairs], dim=1))
         latent = self.backbone3.latent(features3[0])
