@@ -229,7 +229,7 @@ def test_pipeline_runs_with_hand_variant_cmr_on_test_assets() -> None:
     assert description.adapters == 'none'
     assert 'hand adapter cannot run with the cmr_sg_r18' in description.weights_note
     image = cv2.cvtColor(
-        cv2.imread(str(Path(__file__).resolve().parents[3] / 'data' / 'astronaut.jpg')),
+        cv2.imread(str(Path(__file__).resolve().parents[3] / 'resource' / 'data' / 'astronaut.jpg')),
         cv2.COLOR_BGR2RGB,
     )
     intrinsics = CameraIntrinsics(fx=520.0, fy=520.0, cx=255.5, cy=255.5, width=512, height=512)
