@@ -228,10 +228,8 @@ def test_pipeline_runs_with_hand_variant_cmr_on_test_assets() -> None:
     assert description.hand_input_size == 224
     assert description.adapters == 'none'
     assert 'hand adapter cannot run with the cmr_sg_r18' in description.weights_note
-    image = cv2.cvtColor(
-        cv2.imread(str(Path(__file__).resolve().parents[3] / 'resource' / 'data' / 'astronaut.jpg')),
-        cv2.COLOR_BGR2RGB,
-    )
+    photo = Path(__file__).resolve().parents[3] / 'resource' / 'data' / 'astronaut.jpg'
+    image = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
     intrinsics = CameraIntrinsics(fx=520.0, fy=520.0, cx=255.5, cy=255.5, width=512, height=512)
     result = pipeline.process(Frame(image, intrinsics, 100.0, 'camera_optical_frame', 0.0))
     assert len(result.persons) == 1
