@@ -151,7 +151,10 @@ class HostStages:
         return 1000.0 + self._frame * FRAME_S
 
     def track(self) -> None:
-        self._tracks = self._runner._track(self._boxes, self.stamp_s, following=False)
+        estimates = self._recorded[self._frame % len(self._recorded)]
+        self._tracks = self._runner._track(
+            self._boxes, self.stamp_s, following=False, estimates=estimates
+        )
 
     def smooth(self) -> None:
         runner = self._runner
