@@ -20,9 +20,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
 
-from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rotmat_to_axis_angle
+from hmr_ros.geometry.rotations import (
+    axis_angle_to_rotmat_np,
+    quaternion_xyzw_log_np,
+    rotmat_to_quaternion_xyzw_np,
+)
 from hmr_ros.pipeline.results import FrameResult, HandResult, PersonResult
 
 
@@ -44,8 +47,8 @@ def _person(rotation: np.ndarray, translation_m: np.ndarray, person: PersonResul
     root = np.asarray(person.root_position_m, dtype=np.float64)
     transl = np.asarray(person.transl, dtype=np.float64)
     rest_pelvis = root - transl  # J0 of the shaped rest mesh
-    orient = axis_angle_to_rotmat(torch.from_numpy(np.asarray(person.global_orient, np.float64)))
-    new_orient = rotmat_to_axis_angle(torch.from_numpy(rotation) @ orient).numpy()
+    orient = axis_angle_to_rotmat_np(person.global_orient)
+    new_orient = quaternion_xyzw_log_np(rotmat_to_quaternion_xyzw_np(rotation @ orient))
     new_transl = rotation @ root + translation_m - rest_pelvis
     dtype = person.transl.dtype
     return dataclasses.replace(

@@ -16,10 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from builtin_interfaces.msg import Time
 
-from hmr_ros.geometry.rotations import axis_angle_to_rotmat, quaternion_to_axis_angle
+from hmr_ros.geometry.rotations import quaternion_xyzw_to_rotmat_np
 
 TF2_ROS_MISSING = (
     'output.frame is {frame!r}, which needs tf2_ros to look up the camera in that frame; '
@@ -35,11 +34,11 @@ class TransformUnavailableError(LookupError):
 def transform_to_rotation_translation(transform: Any) -> tuple[np.ndarray, np.ndarray]:
     """(3, 3) rotation and (3,) translation of a ``geometry_msgs/Transform``."""
     q = transform.rotation
-    wxyz = torch.tensor([q.w, q.x, q.y, q.z], dtype=torch.float64)
-    norm = float(wxyz.norm())
+    xyzw = np.array([q.x, q.y, q.z, q.w], dtype=np.float64)
+    norm = float(np.linalg.norm(xyzw))
     if not np.isfinite(norm) or norm < 1e-9:
-        raise TransformUnavailableError(f'TF returned an invalid quaternion {wxyz.tolist()}')
-    rotation = axis_angle_to_rotmat(quaternion_to_axis_angle(wxyz / norm)).numpy()
+        raise TransformUnavailableError(f'TF returned an invalid quaternion {xyzw.tolist()}')
+    rotation = quaternion_xyzw_to_rotmat_np(xyzw)
     t = transform.translation
     return rotation, np.array([t.x, t.y, t.z], dtype=np.float64)
 

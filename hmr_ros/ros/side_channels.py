@@ -27,12 +27,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 from geometry_msgs.msg import Pose, PoseArray
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Header
 
-from hmr_ros.geometry.rotations import axis_angle_to_rotmat
+from hmr_ros.geometry.rotations import axis_angle_to_rotmat_np
 from hmr_ros.pipeline.results import FrameResult, HandResult, PersonResult
 from hmr_ros.ros import conversions
 
@@ -86,7 +85,7 @@ def joint_state_message(
     names = list(joint_names[:NUM_KINEMATIC_JOINTS])
     if len(names) != NUM_KINEMATIC_JOINTS:
         raise ValueError(f'need the {NUM_KINEMATIC_JOINTS} SMPL-X kinematic joint names')
-    rotations = axis_angle_to_rotmat(torch.from_numpy(_local_rotations(person))).numpy()
+    rotations = axis_angle_to_rotmat_np(_local_rotations(person))
     angles = intrinsic_xyz_euler(rotations)
     message = JointState()
     message.header = header
