@@ -53,7 +53,7 @@ from geometry_msgs.msg import Pose, PoseStamped
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
-from hmr_ros.geometry.rotations import axis_angle_to_rotmat_np, rotmat_to_quaternion_xyzw_np
+from hmr_ros.geometry.rotations import rotmat_to_quaternion_xyzw_np
 from hmr_ros.msg import (
     Box2D,
     HandPose,
@@ -247,14 +247,6 @@ def seconds_to_duration(seconds: float) -> Duration:
 # ---------------------------------------------------------------- rotations
 
 
-# One numpy implementation (hmr_ros.geometry.rotations), under the names this module exported.
-rotation_matrix_to_quaternion = rotmat_to_quaternion_xyzw_np
-"""Unit quaternions ``(x, y, z, w)``, ``w >= 0``, of near-rotations (SVD, then Shepperd)."""
-
-axis_angle_to_rotation_matrix = axis_angle_to_rotmat_np
-"""Rodrigues' formula, ``(..., 3)`` radians to ``(..., 3, 3)``; exact at zero angle."""
-
-
 def operator_wrist_rotation(keypoints_m: np.ndarray, side: str) -> np.ndarray | None:
     """The 'operator' hand frame from 21 hand keypoints (see the module docstring).
 
@@ -438,7 +430,7 @@ def pose_message(position_m: np.ndarray, rotation: np.ndarray) -> Pose:
     pose = Pose()
     x, y, z = (float(v) for v in np.asarray(position_m, dtype=np.float64).reshape(3))
     pose.position.x, pose.position.y, pose.position.z = x, y, z
-    qx, qy, qz, qw = (float(v) for v in rotation_matrix_to_quaternion(rotation))
+    qx, qy, qz, qw = (float(v) for v in rotmat_to_quaternion_xyzw_np(rotation))
     pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = qx, qy, qz, qw
     return pose
 
@@ -704,7 +696,7 @@ def frame_messages(
     keypoints_wrist = np.einsum('hkj,hji->hki', offsets, wrist_rotations).astype(np.float32)
     finger_pose = _stacked_float32(hands, 'finger_pose_aa', NUM_HAND_POSE_VALUES)
     body_rotations = np.stack([_safe_body_rotation(p.root_rotation) for p in persons])
-    quaternions = rotation_matrix_to_quaternion(
+    quaternions = rotmat_to_quaternion_xyzw_np(
         np.concatenate([body_rotations, wrist_rotations])
     ).tolist()
     wrist_list = wrists.tolist()

@@ -43,7 +43,11 @@ from hmr_ros.body_models.joint_names import (
     SMPLX_PARENTS,
     ros_frame_name,
 )
-from hmr_ros.geometry.rotations import nearest_rotation_np, rotmat_to_quaternion_xyzw_np
+from hmr_ros.geometry.rotations import (
+    axis_angle_to_rotmat_np,
+    nearest_rotation_np,
+    rotmat_to_quaternion_xyzw_np,
+)
 from hmr_ros.pipeline.results import HandResult, PersonResult
 from hmr_ros.pipeline.tracking import TrackState
 from hmr_ros.ros.conversions import (
@@ -55,10 +59,8 @@ from hmr_ros.ros.conversions import (
     NUM_HAND_KEYPOINTS,
     REP155_FROM_SMPLX,
     HandFrameConvention,
-    axis_angle_to_rotation_matrix,
     hand_wrist_rotation,
     keypoint_wrist_rotation,
-    rotation_matrix_to_quaternion,
     smplx_frame_rotation,
 )
 
@@ -174,7 +176,7 @@ def smplx_global_rotations(person: PersonResult) -> np.ndarray:
             f'SMPL-X pose parameters give {local_aa.shape[0]} joint rotations (or non-finite '
             f'values); expected {len(SMPLX_JOINT_NAMES)} finite ones'
         )
-    local = axis_angle_to_rotation_matrix(local_aa)
+    local = axis_angle_to_rotmat_np(local_aa)
     global_rotations = np.empty_like(local)
     global_rotations[0] = np.asarray(person.root_rotation, dtype=np.float64)
     for joint in range(1, len(SMPLX_JOINT_NAMES)):
@@ -343,7 +345,7 @@ def tf_message(poses: Iterable[FramePose], stamp: Time) -> TFMessage:
         transform.transform.translation.x = x
         transform.transform.translation.y = y
         transform.transform.translation.z = z
-        qx, qy, qz, qw = (float(v) for v in rotation_matrix_to_quaternion(pose.rotation))
+        qx, qy, qz, qw = (float(v) for v in rotmat_to_quaternion_xyzw_np(pose.rotation))
         rotation = transform.transform.rotation
         rotation.x, rotation.y, rotation.z, rotation.w = qx, qy, qz, qw
         message.transforms.append(transform)
@@ -461,7 +463,7 @@ def smplx_global_rotations_batch(persons: Sequence[PersonResult]) -> np.ndarray:
         )
     if not np.all(np.isfinite(local_aa)):
         raise ValueError('SMPL-X pose parameters are not finite')
-    local = axis_angle_to_rotation_matrix(local_aa[:, _FK_ORDER])  # depth order
+    local = axis_angle_to_rotmat_np(local_aa[:, _FK_ORDER])  # depth order
     rotations = np.empty_like(local)
     rotations[:, 0] = nearest_rotation_np(root)
     for start, stop, parents in _FK_SLICES:
@@ -616,7 +618,7 @@ def operator_frame_arrays(
         tuple(pose.parent for pose in poses),
         tuple(pose.child for pose in poses),
         np.stack([pose.translation_m for pose in poses]),
-        rotation_matrix_to_quaternion(np.stack([pose.rotation for pose in poses])),
+        rotmat_to_quaternion_xyzw_np(np.stack([pose.rotation for pose in poses])),
     )
 
 
