@@ -149,7 +149,7 @@ def _detection_array_type() -> Any:
     Raises:
         ImportError: vision_msgs is not installed.
     """
-    module = importlib.import_module('vision_msgs.msg')
+    module = side_channels.vision_msgs_module()
     try:
         return module.Detection2DArray
     except AttributeError as error:
