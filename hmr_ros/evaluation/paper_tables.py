@@ -6,11 +6,10 @@ the paper's published numbers ('[paper]', transcribed from the HMR-Adapter paper
 ('[ours]'). Rows it cannot compute say why:
 
 - another method (Hand4Whole, OSX, ...): published numbers only;
-- an ablation variant whose training is not implemented here (full fine-tuning, training from
-  scratch, decoder-only fine-tuning, concatenation or moderator (weighted-sum) injection, the
-  whole-body-pose guidance, the adapter fed the base model's own features): the training
-  configuration that describes it (config/train_ablation_*.yaml) and that it is not
-  implemented;
+- an ablation variant (full fine-tuning, training from scratch, decoder-only fine-tuning,
+  concatenation or moderator (weighted-sum) injection, the whole-body-pose guidance, the
+  adapter fed the base model's own features) whose trained file is not in
+  ``ablation_files``: the command that trains it (config/train_ablation_<variant>.yaml);
 - a row whose adapter file is not configured: the training configuration that produces it.
 
 Rows that run: SMPLer-X alone (the dual path with the hand path switched off), SMPLer-X +
@@ -64,6 +63,18 @@ TRAIN_CONFIGS: dict[str, str] = {
 }
 """The command that trains each adapter file a row needs."""
 
+EVALUATED_VARIANTS: frozenset[str] = frozenset()
+"""Ablation variants whose trained files the table rows can evaluate."""
+
+
+def train_stage(variant: str) -> str:
+    """The ``hmr-ros train`` stage of a variant: 'hand-adapter' or 'body-adapter'.
+
+    By name (training/config.py HandVariant: the HaMeR and hand-guidance variants), since
+    evaluation does not import training.
+    """
+    return 'hand-adapter' if variant.startswith(('hamer_', 'hand_')) else 'body-adapter'
+
 
 @dataclass(frozen=True)
 class RowRun:
@@ -75,7 +86,10 @@ class RowRun:
         hand_adapter: PaperEvalConfig field of the hand adapter file ('' = none).
         body_adapter: PaperEvalConfig field of the body adapter file ('' = none).
         whole_body_only: SMPLer-X's own hands (the hand path switched off).
-        ablation_config: for variants not implemented: the config that describes them.
+        ablation_config: ablation rows: the training config of the variant (its file is
+            ``PaperEvalConfig.ablation_files[variant]``).
+        variant: ablation rows: the variant's name (training/config.py HandVariant,
+            BodyVariant).
         guidance: hand-crop rows: 'ground_truth' (an oracle, labelled so) or 'predicted'
             (SMPLer-X's body pose, the real pipeline's guidance).
     """
@@ -86,6 +100,7 @@ class RowRun:
     body_adapter: AdapterKey = ''
     whole_body_only: bool = False
     ablation_config: str = ''
+    variant: str = ''
     guidance: HandGuidance = 'ground_truth'
 
 
@@ -115,7 +130,7 @@ _OURS = RowRun(adapters='both', hand_adapter='hand_adapter', body_adapter='body_
 
 
 def _ablation(name: str, model: Literal['dual_path', 'hand_expert'] = 'dual_path') -> RowRun:
-    return RowRun(model=model, ablation_config=f'config/train_ablation_{name}.yaml')
+    return RowRun(model=model, ablation_config=f'config/train_ablation_{name}.yaml', variant=name)
 
 
 def _finetune(pre: str, adapter: str, params: str) -> dict[str, str]:
@@ -308,6 +323,9 @@ class PaperEvalConfig:
         body_adapter: the trained body adapter (config/train_body_adapter.yaml); '' = none.
         hand_adapter_arctic: hand adapter fine-tuned on ARCTIC (Table 3, No.6).
         body_adapter_arctic: body adapter fine-tuned on ARCTIC (Table 4, No.6).
+        ablation_files: trained ablation variants (Tables 3-6) by variant name, e.g.
+            ``{hamer_full_finetune: runs/ablation_hamer_full_finetune/<file>}``: the file
+            ``hmr-ros train`` writes from config/train_ablation_<variant>.yaml.
         metrics: the protocol files (evaluator.WholeBodyMetricsConfig).
         batch_size, device, precision: as EvalConfig.
         output_dir: one JSON file per row run, and the table's.
@@ -321,6 +339,7 @@ class PaperEvalConfig:
     body_adapter: str = ''
     hand_adapter_arctic: str = ''
     body_adapter_arctic: str = ''
+    ablation_files: dict[str, str] = field(default_factory=dict)
     metrics: WholeBodyMetricsConfig = WholeBodyMetricsConfig()
     batch_size: int = 8
     device: str = 'auto'
@@ -392,11 +411,14 @@ def plan_row(config: PaperEvalConfig, row: PaperRow) -> str:
     run = row.run
     if run is None:
         return 'another method: published numbers only'
-    if run.ablation_config:
-        return (
-            f'ablation variant not implemented in this version; {run.ablation_config} '
-            'describes its training'
-        )
+    if run.variant:
+        if not config.ablation_files.get(run.variant):
+            return (
+                f'needs ablation_files.{run.variant} (train it: hmr-ros train '
+                f'{train_stage(run.variant)} {run.ablation_config})'
+            )
+        if run.variant not in EVALUATED_VARIANTS:
+            return f'evaluating ablation variant {run.variant} is not implemented in this version'
     for key in (run.hand_adapter, run.body_adapter):
         if key and not getattr(config, key):
             return f'needs {key} (train it: {TRAIN_CONFIGS[key]})'

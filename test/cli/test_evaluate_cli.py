@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import get_args
 
 import cv2
 import numpy as np
@@ -407,8 +408,8 @@ def test_eval_table_3_names_what_each_missing_row_needs(
     printed = capsys.readouterr().out
     assert 'HaMeR [ours]' in printed
     assert (
-        'note: No.1: ablation variant not implemented in this version; '
-        'config/train_ablation_hamer_full_finetune.yaml' in printed
+        'note: No.1: needs ablation_files.hamer_full_finetune (train it: hmr-ros train '
+        'hand-adapter config/train_ablation_hamer_full_finetune.yaml)' in printed
     )
     assert 'note: No.6: needs hand_adapter_arctic (train it: hmr-ros train hand-adapter ' in (
         printed
@@ -419,7 +420,8 @@ def test_eval_table_3_names_what_each_missing_row_needs(
 
 
 def test_shipped_paper_eval_config_loads() -> None:
-    from hmr_ros.evaluation.paper_tables import PAPER_TABLES, PaperEvalConfig
+    from hmr_ros.evaluation.paper_tables import PAPER_TABLES, PaperEvalConfig, train_stage
+    from hmr_ros.training.config import BodyVariant, HandVariant
 
     config = load_config(PaperEvalConfig, REPO / 'config' / 'eval_paper.yaml')
     assert {d.name for d in config.datasets} == {'ARCTIC', 'EHF', '3DPW'}
@@ -427,6 +429,11 @@ def test_shipped_paper_eval_config_loads() -> None:
         for row in table.rows:
             if row.run is not None and row.run.ablation_config:
                 assert (REPO / row.run.ablation_config).is_file(), row.run.ablation_config
+                # The stage named in the row's note is the one whose variants list it.
+                stage_variants = (
+                    HandVariant if train_stage(row.run.variant) == 'hand-adapter' else BodyVariant
+                )
+                assert row.run.variant in get_args(stage_variants), row.run.variant
 
 
 def test_hand_crops_of_whole_body_samples_use_the_smplx_hands(
