@@ -39,7 +39,10 @@ Design decisions:
    centres at integers (``grid_sample`` with ``align_corners=True``, as SMPLer-X samples hand
    joints), the left hand in its mirrored frame (column j holds the left hand's column 15 - j).
    At run time they are the predicted MCP joints (``mcp_points_hm(stages.hands.joints_hm)``); in
-   training the ground-truth 2D MCP keypoints mapped with ``hand_feature_points_from_crop_px``.
+   training the ground-truth 2D MCP keypoints mapped with ``hand_feature_points_from_crop_px``
+   to where SMPLer-X's training puts a hand joint (left: 15 - u, its un-flip). Through
+   RoIAlign's bin centres such a point reads the image half a bin (box size / 32) right of and
+   below itself, on both hands alike (docs/model-notes.md, "Hand joints and MCP sampling points").
 8. Wrap, do not rewrite: the adapter holds no base module and never touches the whole-body
    model's weights. ``RefinedWholeBody(whole_body, body_adapter)`` runs the frozen model's
    stages, the adapter, then ``assemble``; it freezes the whole-body model and keeps it in eval
@@ -238,7 +241,8 @@ def hand_feature_points_from_crop_px(points_crop_px: Tensor, hand_boxes_crop_px:
 
     Inverse of the mapping ``WholeBodyModel.assemble`` uses for ``hand_joints_crop_px``
     (SMPLer-X's: box corner + cell * box size / 16): u = (x - x1) * 16 / (x2 - x1),
-    v = (y - y1) * 16 / (y2 - y1); for the left hand u -> 15 - u (its maps are mirrored).
+    v = (y - y1) * 16 / (y2 - y1), SMPLer-X's training target; for the left hand u -> 15 - u,
+    where SMPLer-X trains the mirrored map's joint (it restores the left x as 15 - x).
     Use the boxes the model cropped the features with (``WholeBodyOutput.hand_boxes_crop_px``),
     not the ground-truth boxes.
 
