@@ -449,9 +449,11 @@ def test_body_adapter_trains_and_leaves_base_weights_unchanged(
 def test_body_adapter_samples_at_ground_truth_mcp_keypoints(
     body_files: dict[str, Any], tmp_path: Path
 ) -> None:
-    """Hands with all four MCP keypoints sample there, mapped through the predicted hand boxes
-    (u = (x - x1) 16 / (x2 - x1), mirrored u -> 15 - u for the left hand); a hand missing one
-    uses the predicted MCP joints."""
+    """Hands with all four MCP keypoints (OpenPose rows 5, 9, 13, 17) sample there, mapped
+    through the predicted hand boxes as SMPLer-X's training targets (u = (x - x1) 16 /
+    (x2 - x1), the left hand at 15 - u in its mirrored map; checked against SMPLer-X's code
+    and a RoIAlign construction in test/models/test_hand_feature_points.py); a hand missing
+    one uses the predicted MCP joints."""
     config = config_from_mapping(BodyAdapterTrainConfig, _body_mapping(body_files, tmp_path))
     task = BodyAdapterTask.from_config(config, torch.device('cpu'))
     batch = _batch_of(KeyedCropDataset(body_files['samples'], LoaderConfig(mode='body')))
