@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from hmr_ros.body_models.joint_names import SIDES, smplx_hand_to_openpose, smplx_output_joint_names
+from hmr_ros.body_models.smplx_layers import SMPLX_NUM_VERTICES
 from hmr_ros.datasets.safe_pickle import load_dataframe_pickle
 from hmr_ros.datasets.sample import KEYPOINT_LAYOUTS, Sample, keypoint_box_xyxy
 
@@ -81,7 +82,6 @@ SENSOR_SIZE_MM = (36.0, 20.25)
 NUM_AGORA_JOINTS = 127
 """The `smplx` layer's output without face contour: 55 joints, 21 vertex keypoints, 51
 landmarks."""
-NUM_SMPLX_VERTICES = 10475
 REPROJECTION_TOLERANCE_PX = 1.0
 """Largest median gap (4K pixels) between the stored 2D joints and the projection of the stored
 3D joints with `agora_intrinsics`; the stored 2D joints are exact projections."""
@@ -158,11 +158,11 @@ def _person_arrays(
     joints_2d = np.asarray(columns['gt_joints_2d'][row][person], dtype=np.float64).reshape(-1, 2)
     joints_3d = np.asarray(columns['gt_joints_3d'][row][person], dtype=np.float64).reshape(-1, 3)
     vertices = np.asarray(columns['gt_verts'][row][person], dtype=np.float64).reshape(-1, 3)
-    if vertices.shape[0] != NUM_SMPLX_VERTICES or joints_3d.shape[0] != NUM_AGORA_JOINTS:
+    if vertices.shape[0] != SMPLX_NUM_VERTICES or joints_3d.shape[0] != NUM_AGORA_JOINTS:
         raise ValueError(
             f'{source}: person {person} of {columns["imgPath"][row]} has {joints_3d.shape[0]} '
             f'joints and {vertices.shape[0]} vertices; the SMPL-X dataframe has '
-            f'{NUM_AGORA_JOINTS} and {NUM_SMPLX_VERTICES} (is this the SMPL one?)'
+            f'{NUM_AGORA_JOINTS} and {SMPLX_NUM_VERTICES} (is this the SMPL one?)'
         )
     if joints_2d.shape[0] != NUM_AGORA_JOINTS:
         raise ValueError(f'{source}: gt_joints_2d must hold {NUM_AGORA_JOINTS} joints')
