@@ -30,7 +30,8 @@ What is converted: every valid person (isValid: occlusion in 0-90 %) becomes one
 the SMPL-X mesh (vertices model 'smplx') and the first 76 joints (our 'smplx' layout: 55
 kinematic joints and 21 vertex keypoints, as the `smplx` layer orders its 127 joints) in 2D and
 3D, both hands in OpenPose order, tight person and hand boxes around the 2D joints and the
-intrinsics. The meshes are the ground truth of whole-body metrics.
+intrinsics. The meshes are the ground truth of whole-body metrics and of training's vertex
+loss, the joints of its keypoint losses.
 
 What is not: the SMPL-X parameters. AGORA's fits (gt_path_smplx, pickles of torch tensors) are
 posed in a frame of their own (AGORA places them with Yaw and X, Y, Z), use the male and
@@ -76,15 +77,17 @@ AGORA_IMAGE_SIZES: dict[str, tuple[int, int]] = {
 }
 """Image folders of the release and their (W, H)."""
 GROUND_TRUTH_SIZE_WH = (3840, 2160)
-"""gt_joints_2d are pixels of the 4K images for both resolutions (docs/gt_dataframe.md)."""
+"""gt_joints_2d of the release are pixels of the 4K images for both resolutions
+(docs/gt_dataframe.md); dataframes re-projected for 720p are recognised by their projection."""
 SENSOR_SIZE_MM = (36.0, 20.25)
 """AGORA's virtual sensor, width x height (projection.py: dslr_sens_width, _height)."""
 NUM_AGORA_JOINTS = 127
 """The `smplx` layer's output without face contour: 55 joints, 21 vertex keypoints, 51
 landmarks."""
 REPROJECTION_TOLERANCE_PX = 1.0
-"""Largest median gap (4K pixels) between the stored 2D joints and the projection of the stored
-3D joints with `agora_intrinsics`; the stored 2D joints are exact projections."""
+"""Largest median gap (4K pixels; a third of it at 720p) between the stored 2D joints and the
+projection of the stored 3D joints with `agora_intrinsics`; the stored joints are exact
+projections."""
 _REQUIRED_COLUMNS = ('imgPath', 'isValid', 'kid', 'gt_joints_2d', 'gt_joints_3d', 'gt_verts')
 
 
@@ -178,6 +181,22 @@ def _reprojection_gap_px(joints_2d: np.ndarray, joints_3d: np.ndarray, k: np.nda
     return float(np.median(np.linalg.norm(pixels - joints_2d[in_front], axis=1)))
 
 
+def _joints_2d_scale(
+    joints_2d: np.ndarray, joints_3d: np.ndarray, image_name: str, size_wh: tuple[int, int]
+) -> float | None:
+    """Factor from the stored 2D joints to pixels of size_wh, or None if the camera differs.
+
+    The release stores 4K pixels; a dataframe re-projected for 720p (AGORA's `project_joints
+    --imgWidth 1280`) holds 720p pixels. Whichever K reproduces the stored joints says which.
+    """
+    for stored_wh in AGORA_IMAGE_SIZES.values():
+        k = agora_intrinsics(image_name, stored_wh)
+        tolerance = REPROJECTION_TOLERANCE_PX * stored_wh[0] / GROUND_TRUTH_SIZE_WH[0]
+        if _reprojection_gap_px(joints_2d, joints_3d, k) <= tolerance:
+            return size_wh[0] / stored_wh[0]
+    return None
+
+
 def convert_agora(
     root: str | Path,
     split: str = 'validation',
@@ -219,7 +238,6 @@ def convert_agora(
         raise ValueError('sample_interval must be >= 1')
     root = Path(root)
     size = AGORA_IMAGE_SIZES[resolution]
-    scale = size[0] / GROUND_TRUTH_SIZE_WH[0]
     layout = KEYPOINT_LAYOUTS['smplx']
     names = smplx_output_joint_names(use_face_contour=False)
     if names[: len(layout)] != layout:
@@ -240,7 +258,6 @@ def convert_agora(
         for row in range(0, len(columns['imgPath']), sample_interval):
             image_path = str(columns['imgPath'][row])
             image_name = _image_name(image_path, resolution)
-            k_4k = agora_intrinsics(image_path, GROUND_TRUTH_SIZE_WH)
             k = agora_intrinsics(image_path, size)
             valid: Sequence[Any] = columns['isValid'][row]
             for person, is_valid in enumerate(valid):
@@ -255,13 +272,13 @@ def convert_agora(
                 joints_2d, joints_3d, vertices = _person_arrays(
                     columns, row, person, str(dataframe)
                 )
-                gap = _reprojection_gap_px(joints_2d, joints_3d, k_4k)
-                if gap > REPROJECTION_TOLERANCE_PX:
+                scale = _joints_2d_scale(joints_2d, joints_3d, image_path, size)
+                if scale is None:
                     raise ValueError(
                         f'{dataframe}: {image_path} person {person}: the stored 2D joints are '
-                        f'{gap:.1f} px from the 3D joints projected with a '
-                        f'{agora_focal_length_mm(image_path):g} mm lens; this scene uses a '
-                        'camera the converter does not know'
+                        'not the projection of the 3D joints with a '
+                        f'{agora_focal_length_mm(image_path):g} mm lens at either resolution; '
+                        'this scene uses a camera the converter does not know'
                     )
                 ones = np.ones((NUM_AGORA_JOINTS, 1))
                 keypoints_2d = np.concatenate((joints_2d * scale, ones), axis=1)

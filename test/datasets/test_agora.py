@@ -237,3 +237,21 @@ def test_cli_convert_and_check(tmp_path: Path, capsys: pytest.CaptureFixture[str
         main(['data', 'convert', 'AGORA', str(tmp_path), str(out / 'x.npz'), '--split', 'test'])
         == 2
     )
+
+
+def test_dataframe_projected_for_720p(tmp_path: Path) -> None:
+    """AGORA's project_joints --imgWidth 1280 stores 720p pixels (focal and centre / 3)."""
+    table = _columns([(CAM02, 1920.0, [{}])])
+    table['gt_joints_2d'] = [
+        [(p - (1920.0, 1080.0)) / 3 + (640.0, 360.0) for p in table['gt_joints_2d'][0]]
+    ]
+    write_dataframe_pickle(tmp_path / 'df720.pkl', table)
+    for resolution, factor in (('1280x720', 1.0), ('3840x2160', 3.0)):
+        (sample,) = convert_agora(
+            tmp_path, annotation=tmp_path / 'df720.pkl', resolution=resolution
+        )
+        np.testing.assert_allclose(
+            sample.body_keypoints_2d_px[:, :2],
+            table['gt_joints_2d'][0][0][:76] * factor,
+            atol=1e-3,
+        )
