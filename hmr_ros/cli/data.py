@@ -37,6 +37,10 @@ def _convert(args: argparse.Namespace) -> int:
         options['keep_egocentric'] = True
     if args.annotation_subset:
         options['annotation_subset'] = args.annotation_subset
+    if args.resolution:
+        options['resolution'] = args.resolution
+    if args.include_kids:
+        options['include_kids'] = True
     try:
         samples = convert(args.name, args.root, args.split, args.body_model_dir, **options)
     except (KeyError, ValueError) as error:
@@ -85,7 +89,7 @@ def register(subparsers: Any) -> None:
     convert.add_argument(
         'name',
         metavar='NAME',
-        help='ARCTIC, BEDLAM, RICH, Human3.6M, InterHand2.6M, 3DPW, FreiHAND or EHF '
+        help='ARCTIC, BEDLAM, RICH, Human3.6M, InterHand2.6M, 3DPW, AGORA, FreiHAND or EHF '
         '(hmr_ros.datasets.catalog.CONVERTERS)',
     )
     convert.add_argument('root', type=Path, help="the data set's folder, published layout")
@@ -99,7 +103,8 @@ def register(subparsers: Any) -> None:
     convert.add_argument(
         '--annotation',
         default='',
-        help='HumanData file instead of ROOT/preprocessed_datasets/<default>',
+        help='HumanData file instead of ROOT/preprocessed_datasets/<default> (AGORA: a '
+        'dataframe file or folder instead of ROOT/<split>_SMPLX/SMPLX)',
     )
     convert.add_argument(
         '--sample-interval',
@@ -116,6 +121,17 @@ def register(subparsers: Any) -> None:
         '--annotation-subset',
         default='',
         help="InterHand2.6M: annotations/<subset>/ of older copies ('all')",
+    )
+    convert.add_argument(
+        '--resolution',
+        default='',
+        choices=('', '3840x2160', '1280x720'),
+        help='AGORA: which images the samples point at (default 3840x2160)',
+    )
+    convert.add_argument(
+        '--include-kids',
+        action='store_true',
+        help="AGORA: keep children (meshes of AGORA's kid model); refused by default",
     )
     convert.set_defaults(func=_convert)
     check = actions.add_parser('check', help='report what converted indexes hold')

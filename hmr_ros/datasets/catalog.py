@@ -90,6 +90,19 @@ def _threedpw(root: Path, split: str, models: Any, options: dict[str, Any]) -> l
     return convert_3dpw(root, split)
 
 
+def _agora(root: Path, split: str, models: Any, options: dict[str, Any]) -> list[Sample]:
+    from hmr_ros.datasets.agora import convert_agora
+
+    return convert_agora(
+        root,
+        split,
+        resolution=options.get('resolution') or '3840x2160',
+        include_kids=bool(options.get('include_kids')),
+        annotation=options.get('annotation', ''),
+        sample_interval=options.get('sample_interval') or 1,
+    )
+
+
 def _freihand(root: Path, split: str, means: Any, options: dict[str, Any]) -> list[Sample]:
     from hmr_ros.datasets.freihand import convert_freihand
 
@@ -136,6 +149,12 @@ CONVERTERS: dict[str, ConverterSpec] = {
         _threedpw,
         '3DPW release (imageFiles/, sequenceFiles/)',
     ),
+    'AGORA': ConverterSpec(
+        ('validation', 'train'),
+        '',
+        _agora,
+        'AGORA camera dataframes with SMPL-X joints and vertices (<split>_SMPLX/SMPLX/*.pkl)',
+    ),
     'FreiHAND': ConverterSpec(('train', 'evaluation'), 'mano', _freihand, 'FreiHAND release'),
     'EHF': ConverterSpec(('test',), '', _ehf, 'EHF release (the SMPL-X website)'),
 }
@@ -157,7 +176,7 @@ def convert(
         split: one of the converter's splits ('' = its first).
         body_model_dir: folder of SMPLX_NEUTRAL.npz / MANO_{RIGHT,LEFT}.pkl when needed.
         options: converter options (annotation, sample_interval, keep_egocentric,
-            annotation_subset).
+            annotation_subset; AGORA: resolution, include_kids).
 
     Raises:
         KeyError: unknown name.

@@ -8,6 +8,14 @@ with an unpickler that resolves only the few globals numpy data needs (array and
 reconstruction, dtypes, and `_codecs.encode`, which Python 2 pickles use for byte strings).
 Anything else raises `UnsafePickleError` naming the global. The allow-list is narrower than the
 checkpoint loader's (`checkpoints.safe_load`), which must also admit torch storages.
+
+AGORA ships its annotations as pickled pandas DataFrames. `load_dataframe_pickle` reads them
+without pandas and without running pandas code: the few pandas globals a DataFrame pickle names
+(the frame, its BlockManager, the blocks, the indexes) resolve to inert records here, which
+only keep the arguments and state the pickle hands them; the columns are then put together
+from those records. Both layouts pandas has written are understood: the BlockManager state
+tuple with its '0.14.1' dict (pandas < 1.4) and `BlockManager(blocks, axes)` over
+`_unpickle_block(values, placement, ndim)` (pandas >= 1.4).
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ _NUMERIC = importlib.import_module(
     'numpy._core.numeric' if hasattr(np, '_core') else 'numpy.core.numeric'
 )
 
-__all__ = ['UnsafePickleError', 'load_numpy_pickle', 'load_npz_member']
+__all__ = ['UnsafePickleError', 'load_dataframe_pickle', 'load_npz_member', 'load_numpy_pickle']
 
 
 class UnsafePickleError(pickle.UnpicklingError):
@@ -63,9 +71,9 @@ class _NumpyUnpickler(pickle.Unpickler):
         return found
 
 
-def _load(file: BinaryIO, source: str) -> Any:
+def _load(file: BinaryIO, source: str, unpickler: type[_NumpyUnpickler] = _NumpyUnpickler) -> Any:
     try:
-        return _NumpyUnpickler(file, encoding='latin1').load()
+        return unpickler(file, encoding='latin1').load()
     except UnsafePickleError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
@@ -123,3 +131,156 @@ def load_npz_member(path: str | Path, key: str) -> np.ndarray:
 
 def _keys(archive: zipfile.ZipFile) -> list[str]:
     return [name.removesuffix('.npy') for name in archive.namelist()]
+
+
+# --- pandas DataFrames, read without pandas ------------------------------------------------------
+
+
+class _Inert:
+    """Base of the stand-ins: keeps what the pickle gives it, runs nothing."""
+
+    def __init__(self, *args: Any) -> None:
+        self.args = args
+        self.state: Any = None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _FrameRecord(_Inert):
+    """pandas.core.frame.DataFrame; its state holds the manager ('_mgr'; '_data' before 1.1)."""
+
+
+class _ManagerRecord(_Inert):
+    """pandas BlockManager: args (blocks, axes) from pandas >= 1.4, else the state tuple."""
+
+
+class _BlockRecord:
+    """pandas._libs.internals._unpickle_block(values, placement, ndim)."""
+
+    def __init__(self, values: Any, placement: Any, ndim: Any = 2) -> None:
+        self.values = values
+        self.placement = placement
+
+
+class _IndexKind:
+    """An Index class the pickle names; only passed to _new_Index."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class _IndexRecord:
+    """pandas.core.indexes.base._new_Index(cls, attributes)."""
+
+    def __init__(self, kind: Any, attributes: Any) -> None:
+        if not isinstance(kind, _IndexKind) or not isinstance(attributes, dict):
+            raise UnsafePickleError('a pandas index in this pickle is not a plain Index')
+        self.kind = kind.name
+        self.attributes = attributes
+
+    def labels(self) -> list[Any]:
+        if self.kind == 'RangeIndex':
+            start, stop, step = (
+                self.attributes.get(k, d) for k, d in (('start', 0), ('stop', 0), ('step', 1))
+            )
+            return list(range(int(start), int(stop), int(step)))
+        return list(np.asarray(self.attributes['data']).tolist())
+
+
+_INDEX_KINDS = {
+    ('pandas.core.indexes.base', 'Index'),
+    ('pandas.core.indexes.range', 'RangeIndex'),
+    ('pandas.core.indexes.numeric', 'Int64Index'),
+    ('pandas.core.indexes.numeric', 'UInt64Index'),
+    ('pandas.core.indexes.numeric', 'Float64Index'),
+}
+_PANDAS_RECORDS: dict[tuple[str, str], Any] = {
+    ('pandas.core.frame', 'DataFrame'): _FrameRecord,
+    ('pandas.core.internals.managers', 'BlockManager'): _ManagerRecord,
+    ('pandas._libs.internals', '_unpickle_block'): _BlockRecord,
+    ('pandas.core.internals.blocks', '_unpickle_block'): _BlockRecord,
+    ('pandas.core.indexes.base', '_new_Index'): _IndexRecord,
+    ('builtins', 'slice'): slice,
+    ('__builtin__', 'slice'): slice,
+}
+
+
+class _DataFrameUnpickler(_NumpyUnpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _INDEX_KINDS:
+            return _IndexKind(name)
+        record = _PANDAS_RECORDS.get((module, name))
+        return record if record is not None else super().find_class(module, name)
+
+
+def _placement_rows(placement: Any, count: int) -> list[int]:
+    if isinstance(placement, slice):
+        return list(range(count))[placement]
+    return [int(i) for i in np.asarray(placement).reshape(-1)]
+
+
+def _frame_columns(frame: Any, source: str) -> dict[str, list[Any]]:
+    state = frame.state if isinstance(frame, _FrameRecord) else None
+    manager = None
+    if isinstance(state, dict):
+        manager = state.get('_mgr', state.get('_data'))
+    if not isinstance(manager, _ManagerRecord):
+        raise ValueError(f'{source} does not hold a pandas DataFrame')
+    if isinstance(manager.state, tuple) and len(manager.state) >= 4:  # pandas < 1.4
+        legacy = manager.state[3]['0.14.1']
+        axes = legacy['axes']
+        blocks = [(b['values'], b['mgr_locs']) for b in legacy['blocks']]
+    elif len(manager.args) == 2:  # pandas >= 1.4
+        block_records, axes = manager.args
+        blocks = [(b.values, b.placement) for b in block_records]
+    else:
+        raise ValueError(f'{source}: unknown pandas BlockManager layout')
+    if len(axes) != 2 or not all(isinstance(axis, _IndexRecord) for axis in axes):
+        raise ValueError(f'{source}: a DataFrame needs a column and a row index')
+    names = axes[0].labels()
+    count = len(axes[1].labels())
+    columns: dict[int, list[Any]] = {}
+    for values, placement in blocks:
+        array = np.asarray(values)
+        if array.ndim == 1:
+            array = array.reshape(1, -1)
+        for position, column in zip(_placement_rows(placement, len(names)), array, strict=True):
+            if len(column) != count:
+                raise ValueError(
+                    f'{source}: column {names[position]!r} has {len(column)} rows, not {count}'
+                )
+            columns[position] = list(column)
+    if sorted(columns) != list(range(len(names))):
+        raise ValueError(f'{source}: the blocks do not cover every column')
+    return {str(names[i]): columns[i] for i in range(len(names))}
+
+
+def load_dataframe_pickle(path: str | Path) -> dict[str, list[Any]]:
+    """The columns of a pickled pandas DataFrame (AGORA's annotations), without pandas.
+
+    Only the DataFrame machinery (frame, BlockManager, blocks, Index / RangeIndex /
+    Int64Index) and numpy data are admitted; they become inert records and no pandas or other
+    code runs. Cells keep their Python or numpy values (a list per person, an array, a string).
+
+    Args:
+        path: the .pkl file (`DataFrame.to_pickle` or `pickle.dump` of a DataFrame).
+
+    Returns:
+        Column name -> one value per row, in the frame's column and row order.
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnsafePickleError: the file asks for anything else (extension arrays, categoricals,
+            timestamps and all code are refused; nothing was run).
+        ValueError: not a pickled DataFrame.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{path} not found')
+    with path.open('rb') as file:
+        frame = _load(file, str(path), _DataFrameUnpickler)
+    try:
+        return _frame_columns(frame, str(path))
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f'{path} is not a readable pandas DataFrame pickle: {error!r}') from None

@@ -129,7 +129,7 @@ ORACLE_LABEL = ' [oracle: ground-truth body pose]'
 bound of the real pipeline (which guides with the whole-body model's prediction), reported as
 its own row and never mixed with the pipeline's numbers."""
 
-WHOLE_BODY_TABLES: tuple[str, ...] = ('table1', 'table2', 'table4', 'table5', 'table6')
+WHOLE_BODY_TABLES: tuple[str, ...] = ('table1', 'table2', 'table4', 'table5', 'table6', 'agora')
 """Layouts of whole-body metrics (model 'dual_path')."""
 HAND_TABLES: tuple[str, ...] = ('table3', 'freihand', 'freihand_cs')
 """Layouts of hand metrics (model 'hand_expert')."""
@@ -239,7 +239,7 @@ class EvalConfig:
         hand_expert: HaMeR model file or official checkpoint.
         body_model_dir: folder with SMPLX_NEUTRAL.npz and MANO_{RIGHT,LEFT}.pkl.
         datasets: the converted data sets.
-        table: report layout ('table1' ... 'table6', 'freihand', 'freihand_cs').
+        table: report layout ('table1' ... 'table6', 'agora', 'freihand', 'freihand_cs').
         whole_body: SMPLer-X model file (model 'dual_path').
         hand_adapter: hand adapter file ('' = none).
         body_adapter: body adapter file ('' = none; model 'dual_path').

@@ -12,6 +12,10 @@
   PA-PVE, PVE of the 'Hands' vertices (Table 5: its HMR-Adapter row equals Table 1's ARCTIC
   Hands columns, so the table measures the dual path, not hand crops).
 - 'table6': hand-feature injection, EHF whole body; PA-PVE, PVE, PA-MPJPE (Table 6).
+- 'agora': not a paper table. AGORA validation with the ground-truth person boxes, scored with
+  Table 1's metrics ('All' and 'Hands') and the 'All' MPJPE. AGORA's leaderboard protocol is
+  different (it matches detections to people and reports NMVE / NMJE / F1), so these numbers
+  are not comparable with the leaderboard's; the title says so.
 - 'freihand': CMR supplementary Table 2 (root-relative): PA-MPJPE, J-AUC, PA-MPVPE, V-AUC,
   F@5 mm, F@15 mm.
 - 'freihand_cs': CMR supplementary Table 3 (camera space), the same columns unaligned.
@@ -209,6 +213,12 @@ LAYOUTS: dict[str, TableLayout] = {
                 ('pve_all_mm', 'PVE', 1),
                 ('pa_mpjpe_all_mm', 'PA-MPJPE', 1),
             ),
+        ),
+        TableLayout(
+            'agora',
+            'AGORA validation, ground-truth person boxes, Table 1 metrics (mm); not the AGORA '
+            'leaderboard protocol (no detection matching, NMVE / NMJE / F1)',
+            _whole_body_columns('AGORA') + _columns('AGORA', ('mpjpe_all_mm', 'MPJPE All', 1)),
         ),
         TableLayout(
             'freihand', 'Root-relative hand mesh recovery on FreiHAND', _cmr_columns('pa', 'PA')
