@@ -14,8 +14,9 @@ the paper's published numbers ('[paper]', transcribed from the HMR-Adapter paper
 
 Rows that run: SMPLer-X alone (the dual path with the hand path switched off), SMPLer-X +
 HaMeR (no adapters), the full system (both adapters), the adapters fine-tuned on ARCTIC for
-Tables 3 and 4 (No.6), and the plain HaMeR on ARCTIC hand crops. Hand-crop rows guided by the
-ground-truth body pose are oracle rows and say so (evaluator.ORACLE_LABEL).
+Tables 3 and 4 (No.6), the plain HaMeR on ARCTIC hand crops, and the whole-body ablation rows
+(Table 4 No.1-5, Table 6) from their trained files (``_with_body_variant``). Hand-crop rows
+guided by the ground-truth body pose are oracle rows and say so (evaluator.ORACLE_LABEL).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ What the loop guarantees:
 
 1. Only the adapter trains: the base model has ``requires_grad`` False and stays in eval mode
    (GuidedHandExpert / RefinedWholeBody), and only adapter parameters are in the optimiser.
-   Checkpoints hold only adapter weights.
+   Checkpoints hold only adapter weights. (A task's ``adapter`` is whatever it trains: the
+   ablation variants of training/body_variants.py name parts or all of the base model.)
 2. Exact resume: the data order of step s is a function of (seed, s) only (a stream of per-epoch
    permutations), and each item's augmentation of (seed, epoch, item); a checkpoint stores the
    step, the optimiser, scheduler and gradient-scaler states and every RNG state, so a resumed
@@ -28,7 +29,8 @@ What the loop guarantees:
 5. Losses go to ``losses.csv`` always and to TensorBoard when it is installed; a tqdm bar shows
    progress when stderr is a terminal. At the end the adapter file
    ``<adapter>_<base variant>.safetensors`` is written for the dual path
-   (models.dual_path_builder.load_hand_adapter / load_body_adapter).
+   (models.dual_path_builder.load_hand_adapter / load_body_adapter), or the task's own final
+   file (``final_file`` / ``save_final_file``).
 """
 
 from __future__ import annotations
