@@ -23,7 +23,10 @@ from hmr_ros.cli.main import main
 from hmr_ros.datasets.sample import Sample, SMPLXParams, save_index
 from hmr_ros.models.ablations.body import (
     HEAD_MODULE_NAMES,
+    MODULE_VARIANTS,
+    WEIGHT_ONLY_VARIANTS,
     BodyVariantWholeBody,
+    FineTunedWholeBody,
     MCPConcatenation,
     MCPModerator,
     TaskTokenBodyAdapter,
@@ -144,30 +147,27 @@ def test_trainable_counts_match_the_papers_table_4_at_h32() -> None:
     """Table 4 prints 662M, 662M, 31M, 31M, 37M for No.1-5 (SMPLer-X-H32); Table 6 prints
     no counts, so the moderator variant is checked against its stated sizes: the neck and
     head plus PIXIE's MLP 1024 -> 1024 -> 2 and one temperature."""
-    with torch.device('meta'):
-        model = build_whole_body('smplerx_h32')
-        counts = {
-            name: sum(p.numel() for p in WholeBodyParts(model, modules, name).parameters())
-            for name, modules in (
-                ('smplerx_full_finetune', ('encoder', *HEAD_MODULE_NAMES)),
-                ('smplerx_head_finetune', HEAD_MODULE_NAMES),
-            )
-        }
-        for name, module_name in (
-            ('smplerx_concatenation', 'body_concatenation'),
-            ('body_weighted_sum', 'body_weighted_sum'),
-            ('smplerx_adapter_task_tokens', 'body_adapter_task_tokens'),
-        ):
-            wrapped = BodyVariantWholeBody(model, build_variant_module(module_name, model))
-            counts[name] = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
+    counts = {}
+    for name in WEIGHT_ONLY + ADDED_MODULES:
+        with torch.device('meta'):
+            model = build_whole_body('smplerx_h32')
+            if name in WEIGHT_ONLY_VARIANTS:
+                parts = WholeBodyParts(model, WEIGHT_ONLY_VARIANTS[name], name)
+                wrapped: nn.Module = FineTunedWholeBody(model, parts)
+            else:
+                variant = build_variant_module(MODULE_VARIANTS[name], model)
+                wrapped = BodyVariantWholeBody(model, variant)
+        counts[name] = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
     paper_millions = {
         'smplerx_full_finetune': 662,
+        'smplerx_from_scratch': 662,
         'smplerx_head_finetune': 31,
         'smplerx_concatenation': 31,
         'smplerx_adapter_task_tokens': 37,
     }
     for name, millions in paper_millions.items():
         assert round(counts[name] / 1e6) == millions, (name, counts[name])
+    assert counts['body_concatenation'] == counts['smplerx_concatenation']  # one model
     head = counts['smplerx_head_finetune']
     assert counts['body_weighted_sum'] == head + (1024 * 1024 + 1024) + (1024 * 2 + 2) + 1
 
@@ -432,20 +432,29 @@ def _rows(tmp_path: Path, number: int) -> dict[str, dict]:
 def test_table_4_rows_run_from_the_files_hmr_ros_train_writes(
     assets: Path, index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    files = {
-        v: str(_train_shipped(assets, index, tmp_path, v))
-        for v in ('smplerx_head_finetune', 'smplerx_adapter_task_tokens')
-    }
+    table_4 = (
+        'smplerx_full_finetune',
+        'smplerx_from_scratch',
+        'smplerx_head_finetune',
+        'smplerx_concatenation',
+        'smplerx_adapter_task_tokens',
+    )
+    # Without the files each row names the command that trains it.
+    config = _paper_config(assets, index, tmp_path, 'ARCTIC')
+    assert main(['eval', '--table', '4', str(config)]) == 0
+    assert 'note: No.1: needs ablation_files.smplerx_full_finetune (train it: hmr-ros train ' in (
+        capsys.readouterr().out
+    )
+    files = {v: str(_train_shipped(assets, index, tmp_path, v)) for v in table_4}
     config = _paper_config(assets, index, tmp_path, 'ARCTIC', ablation_files=files)
     assert main(['eval', '--table', '4', str(config)]) == 0
     printed = capsys.readouterr().out
-    assert 'note: No.1: needs ablation_files.smplerx_full_finetune (train it: hmr-ros train ' in (
-        printed
-    )
+    assert 'note: No.6: needs body_adapter_arctic' in printed
+    assert not any(f'note: No.{n}:' in printed for n in range(1, 6))
     rows = _rows(tmp_path, 4)
-    smplerx, no3, no5 = (rows[f'{m} [ours]']['ARCTIC'] for m in ('SMPLer-X', 'No.3', 'No.5'))
-    assert no3['pve_all_mm'] != smplerx['pve_all_mm']  # the fine-tuned whole-body file ran
-    assert no5['pve_all_mm'] != smplerx['pve_all_mm']  # one step moved the zero output layer
+    smplerx = rows['SMPLer-X [ours]']['ARCTIC']
+    for n in range(1, 6):  # every trained file changed the prediction
+        assert rows[f'No.{n} [ours]']['ARCTIC']['pve_all_mm'] != smplerx['pve_all_mm'], n
     no5_run = json.loads((tmp_path / 'results' / 'table4_no_5.json').read_text())
     assert no5_run['metadata']['config']['body_variant'] == files['smplerx_adapter_task_tokens']
     no3_run = json.loads((tmp_path / 'results' / 'table4_no_3.json').read_text())
