@@ -55,7 +55,19 @@ __all__ = [
     'save_adapter_file',
 ]
 
-ADAPTER_MODELS: tuple[str, ...] = ('hand_adapter', 'body_adapter', 'deformable_decoder')
+ADAPTER_MODELS: tuple[str, ...] = (
+    'hand_adapter',
+    'body_adapter',
+    'deformable_decoder',
+    # Whole-body ablation variants (models/ablations/body.py): their training checkpoints,
+    # and the final files of those that add modules.
+    'smplerx_full_finetune',
+    'smplerx_from_scratch',
+    'smplerx_head_finetune',
+    'body_concatenation',
+    'body_weighted_sum',
+    'body_adapter_task_tokens',
+)
 """Model-card ``model`` values of adapter files."""
 
 ADAPTER_CONFIG_KEY = METADATA_PREFIX + 'adapter_config'

@@ -91,6 +91,7 @@ from hmr_ros.evaluation.report import (
 from hmr_ros.geometry.cameras import assumed_intrinsics, cam_crop_to_full
 from hmr_ros.geometry.crops import body_crop_boxes, clip_boxes_xyxy, crop_images, hand_crop_boxes
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat
+from hmr_ros.models.ablations.body import use_body_variant
 from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, arm_guidance
 from hmr_ros.models.devices import PRECISION_NAMES, resolve_device, resolve_precision
 from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
@@ -243,6 +244,9 @@ class EvalConfig:
         whole_body: SMPLer-X model file (model 'dual_path').
         hand_adapter: hand adapter file ('' = none).
         body_adapter: body adapter file ('' = none; model 'dual_path').
+        body_variant: file of a whole-body ablation variant that adds modules (concatenation,
+            moderator, task-token adapter; models/ablations/body.py), loaded on top of
+            ``whole_body`` ('' = none; model 'dual_path', without body_adapter).
         rows: table rows (label and adapters each).
         dual_path: dual-path options (hand crop rescale, hand confidence); its ``adapters``
             must stay 'auto', rows choose the adapters, and its ``wrist_source`` is replaced by
@@ -266,6 +270,7 @@ class EvalConfig:
     whole_body: str = ''
     hand_adapter: str = ''
     body_adapter: str = ''
+    body_variant: str = ''
     rows: tuple[EvalRow, ...] = (EvalRow('Ours'),)
     dual_path: DualPathConfig = DualPathConfig()
     wrist_sources: tuple[str, ...] = (DEFAULT_WRIST_SOURCE, 'hand')
@@ -304,6 +309,10 @@ class EvalConfig:
                     f"rows {bad} ask for the body adapter; model 'hand_expert' rows use "
                     "adapters 'auto', 'none' or 'hand'"
                 )
+        if self.body_variant and (self.model != 'dual_path' or self.body_adapter):
+            raise ValueError(
+                "body_variant replaces the body adapter of model 'dual_path': give one of them"
+            )
         if self.dual_path.adapters != 'auto':
             raise ValueError('leave dual_path.adapters at auto; each row sets its adapters')
         bad_sources = [s for s in self.wrist_sources if s not in WRIST_SOURCES]
@@ -926,6 +935,9 @@ def evaluate(config: EvalConfig) -> EvalResult:
             device=device,
         )
         model = build.model
+        weights_info = list(build.weights)
+        if config.body_variant:  # a whole-body ablation variant (models/ablations/body.py)
+            weights_info.append(use_body_variant(model, config.body_variant))
         spec, sources = whole_body_eval_spec(model.smplx_model, config.metrics)
         smplx_to_smpl = None
         if config.metrics.smplx_to_smpl:
@@ -936,7 +948,7 @@ def evaluate(config: EvalConfig) -> EvalResult:
                 'metrics.smplx_to_smpl',
             )
             sources['smpl_vertices'] = Path(config.metrics.smplx_to_smpl).name
-        metadata['weights'] = _weights_metadata(build.weights)
+        metadata['weights'] = _weights_metadata(weights_info)
         metadata['metric_sources'] = sources
         result_rows = wrist_source_rows(config)
         metadata['wrist_source'] = {row.method: row.wrist_source for row in result_rows}

@@ -14,8 +14,9 @@ the paper's published numbers ('[paper]', transcribed from the HMR-Adapter paper
 
 Rows that run: SMPLer-X alone (the dual path with the hand path switched off), SMPLer-X +
 HaMeR (no adapters), the full system (both adapters), the adapters fine-tuned on ARCTIC for
-Tables 3 and 4 (No.6), and the plain HaMeR on ARCTIC hand crops. Hand-crop rows guided by the
-ground-truth body pose are oracle rows and say so (evaluator.ORACLE_LABEL).
+Tables 3 and 4 (No.6), the plain HaMeR on ARCTIC hand crops, and the whole-body ablation rows
+(Table 4 No.1-5, Table 6) from their trained files (``_with_body_variant``). Hand-crop rows
+guided by the ground-truth body pose are oracle rows and say so (evaluator.ORACLE_LABEL).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from hmr_ros.evaluation.evaluator import (
     evaluate,
 )
 from hmr_ros.evaluation.report import ResultRow, TableLayout, get_layout
+from hmr_ros.models.ablations.body import BODY_ABLATION_VARIANTS, WEIGHT_ONLY_VARIANTS
 from hmr_ros.models.dual_path import DualPathConfig
 
 __all__ = [
@@ -63,7 +65,7 @@ TRAIN_CONFIGS: dict[str, str] = {
 }
 """The command that trains each adapter file a row needs."""
 
-EVALUATED_VARIANTS: frozenset[str] = frozenset()
+EVALUATED_VARIANTS: frozenset[str] = frozenset(BODY_ABLATION_VARIANTS)
 """Ablation variants whose trained files the table rows can evaluate."""
 
 
@@ -131,6 +133,11 @@ _OURS = RowRun(adapters='both', hand_adapter='hand_adapter', body_adapter='body_
 
 def _ablation(name: str, model: Literal['dual_path', 'hand_expert'] = 'dual_path') -> RowRun:
     return RowRun(model=model, ablation_config=f'config/train_ablation_{name}.yaml', variant=name)
+
+
+def _body_ablation(name: str, **changes: str | bool) -> RowRun:
+    """A whole-body ablation row (models/ablations/body.py), with the row's other settings."""
+    return replace(_ablation(name), **changes)  # type: ignore[arg-type]
 
 
 def _finetune(pre: str, adapter: str, params: str) -> dict[str, str]:
@@ -252,31 +259,31 @@ PAPER_TABLES: dict[int, PaperTable] = {
             PaperRow(
                 'No.1',
                 (19.5, 24.4, 21.1),
-                _ablation('smplerx_full_finetune'),
+                _body_ablation('smplerx_full_finetune', whole_body_only=True),
                 _finetune('yes', 'no', '662M'),
             ),
             PaperRow(
                 'No.2',
                 (27.0, 35.0, 34.6),
-                _ablation('smplerx_from_scratch'),
+                _body_ablation('smplerx_from_scratch', whole_body_only=True),
                 _finetune('no', 'no', '662M'),
             ),
             PaperRow(
                 'No.3',
                 (21.0, 25.1, 21.2),
-                _ablation('smplerx_head_finetune'),
+                _body_ablation('smplerx_head_finetune', whole_body_only=True),
                 _finetune('yes', 'no', '31M'),
             ),
             PaperRow(
                 'No.4',
                 (23.6, 29.9, 25.1),
-                _ablation('smplerx_concatenation'),
+                _body_ablation('smplerx_concatenation', whole_body_only=True),
                 _finetune('yes', 'no', '31M'),
             ),
             PaperRow(
                 'No.5',
                 (20.8, 24.7, 21.2),
-                _ablation('smplerx_adapter_task_tokens'),
+                _body_ablation('smplerx_adapter_task_tokens', whole_body_only=True),
                 _finetune('yes', 'yes', '37M'),
             ),
             PaperRow(
@@ -299,8 +306,16 @@ PAPER_TABLES: dict[int, PaperTable] = {
     6: PaperTable(
         'table6',
         (
-            PaperRow('Concatenation', (79.3, 95.4, 94.0), _ablation('body_concatenation')),
-            PaperRow('Weighted sum', (57.0, 74.5, 68.0), _ablation('body_weighted_sum')),
+            PaperRow(
+                'Concatenation',
+                (79.3, 95.4, 94.0),
+                _body_ablation('body_concatenation', adapters='hand', hand_adapter='hand_adapter'),
+            ),
+            PaperRow(
+                'Weighted sum',
+                (57.0, 74.5, 68.0),
+                _body_ablation('body_weighted_sum', adapters='hand', hand_adapter='hand_adapter'),
+            ),
             PaperRow('HMR-Adapter (Ours)', (36.8, 57.1, 42.0), _OURS),
         ),
     ),
@@ -383,7 +398,7 @@ def _row_config(
     dual_path = DualPathConfig()
     if run.whole_body_only:
         dual_path = replace(dual_path, hand_confidence_threshold=WHOLE_BODY_ONLY_THRESHOLD)
-    return EvalConfig(
+    eval_config = EvalConfig(
         model=run.model,
         hand_expert=config.hand_expert,
         body_model_dir=config.body_model_dir,
@@ -404,6 +419,23 @@ def _row_config(
         precision=config.precision,
         output_json=str(Path(config.output_dir) / f'table{number}_{_slug(row.method)}.json'),
     )
+    return _with_body_variant(eval_config, config, run)
+
+
+def _with_body_variant(
+    eval_config: EvalConfig, config: PaperEvalConfig, run: RowRun
+) -> EvalConfig:
+    """A whole-body ablation row with its trained file (models/ablations/body.py).
+
+    Weight-only variants: the file is the whole-body model; variants that add modules: the
+    file goes on top of it (``body_variant``).
+    """
+    if run.variant not in BODY_ABLATION_VARIANTS:
+        return eval_config
+    path = config.ablation_files[run.variant]
+    if run.variant in WEIGHT_ONLY_VARIANTS:
+        return replace(eval_config, whole_body=path)
+    return replace(eval_config, body_variant=path)
 
 
 def plan_row(config: PaperEvalConfig, row: PaperRow) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from hmr_ros.datasets.augmentation import AugmentationConfig
+from hmr_ros.models.ablations.body import BODY_ABLATION_VARIANTS
 from hmr_ros.models.adapters.body_adapter import BodyAdapterConfig
 from hmr_ros.models.adapters.hand_adapter import HandAdapterConfig
 from hmr_ros.models.alternatives.deformable_decoder import DeformableDecoderConfig
@@ -72,10 +73,10 @@ BodyVariant = Literal[
     'body_concatenation',
     'body_weighted_sum',
 ]
-"""What the body stage trains: 'hmr_adapter' (paper 3.4, implemented) or an ablation variant of
-Tables 4 and 6 (not implemented in this version)."""
+"""What the body stage trains: 'hmr_adapter' (paper 3.4) or an ablation variant of Tables 4 and
+6 (models/ablations/body.py, trained by training/body_variants.py)."""
 
-IMPLEMENTED_VARIANTS: tuple[str, ...] = ('hmr_adapter',)
+IMPLEMENTED_VARIANTS: tuple[str, ...] = ('hmr_adapter', *BODY_ABLATION_VARIANTS)
 
 
 @dataclass(frozen=True)

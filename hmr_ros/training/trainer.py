@@ -15,7 +15,8 @@ What the loop guarantees:
 
 1. Only the adapter trains: the base model has ``requires_grad`` False and stays in eval mode
    (GuidedHandExpert / RefinedWholeBody), and only adapter parameters are in the optimiser.
-   Checkpoints hold only adapter weights.
+   Checkpoints hold only adapter weights. (A task's ``adapter`` is whatever it trains: the
+   ablation variants of training/body_variants.py name parts or all of the base model.)
 2. Exact resume: the data order of step s is a function of (seed, s) only (a stream of per-epoch
    permutations), and each item's augmentation of (seed, epoch, item); a checkpoint stores the
    step, the optimiser, scheduler and gradient-scaler states and every RNG state, so a resumed
@@ -28,7 +29,8 @@ What the loop guarantees:
 5. Losses go to ``losses.csv`` always and to TensorBoard when it is installed; a tqdm bar shows
    progress when stderr is a terminal. At the end the adapter file
    ``<adapter>_<base variant>.safetensors`` is written for the dual path
-   (models.dual_path_builder.load_hand_adapter / load_body_adapter).
+   (models.dual_path_builder.load_hand_adapter / load_body_adapter), or the task's own final
+   file (``final_file`` / ``save_final_file``).
 """
 
 from __future__ import annotations
@@ -125,7 +127,9 @@ __all__ = [
     'autocast_dtype',
     'body_mcp_points_hm',
     'epoch_order',
+    'final_file',
     'find_checkpoint',
+    'save_final_file',
     'step_items',
     'train_adapter',
     'weighted_step_items',
@@ -330,7 +334,13 @@ def load_sample_groups(
 
 
 class TrainingTask(Protocol):
-    """One adapter stage: its frozen model, its adapter and its loss."""
+    """One adapter stage: its frozen model, its adapter and its loss.
+
+    Optional hooks (``final_file`` and ``save_final_file`` read them; without them the final
+    file is today's adapter file): ``final_file_name`` (str), the name of the file ``fit``
+    writes at the end, and ``save_final(path)``, which writes it (e.g. a whole model file for
+    the fine-tuning ablations, training/body_variants.py).
+    """
 
     @property
     def adapter_name(self) -> str:
@@ -365,6 +375,29 @@ class TrainingTask(Protocol):
     def loss(self, batch: Mapping[str, Tensor], dtype: torch.dtype | None) -> Any:
         """Loss terms (a NamedTuple with ``total``) of one batch on the model's device."""
         ...
+
+
+def final_file(task: TrainingTask) -> str:
+    """Name of the file ``fit`` writes at the end.
+
+    ``task.final_file_name`` when the task has one, else ``<adapter>_<base
+    variant>.safetensors`` (the dual path's adapter file).
+    """
+    name = getattr(task, 'final_file_name', None)
+    return str(name) if name else f'{task.adapter_name}_{task.base_variant}.safetensors'
+
+
+def save_final_file(task: TrainingTask, path: Path, step: int) -> None:
+    """Write the final file.
+
+    ``task.save_final(path)`` when the task has it, else the adapter file of ``task.adapter``
+    (its source named after the step).
+    """
+    save = getattr(task, 'save_final', None)
+    if save is not None:
+        save(path)
+    else:
+        save_adapter_file(path, task.adapter, task.base_variant, source_file=f'step_{step:08d}')
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
@@ -925,6 +958,10 @@ class AdapterTrainer:
         if config.run.deterministic:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(config.run.seed)
+        if task_factory is None and variant != 'hmr_adapter':
+            from hmr_ros.training.body_variants import BODY_VARIANT_TASKS  # (cycle)
+
+            task_factory = BODY_VARIANT_TASKS.get(variant)  # type: ignore[assignment]
         if task_factory is None and isinstance(config, DeformableDecoderTrainConfig):
             from hmr_ros.training.deformable_task import DeformableDecoderTask  # (cycle)
 
@@ -1173,15 +1210,8 @@ class AdapterTrainer:
             bar.close()
             if log is not None:
                 log.close()
-        adapter_file = (
-            self.run_dir / f'{self.task.adapter_name}_{self.task.base_variant}.safetensors'
-        )
-        save_adapter_file(
-            adapter_file,
-            self.task.adapter,
-            self.task.base_variant,
-            source_file=f'step_{self.step:08d}',
-        )
+        adapter_file = self.run_dir / final_file(self.task)
+        save_final_file(self.task, adapter_file, self.step)
         elapsed = time.monotonic() - started
         _LOG.info(
             'trained %d steps in %.1f s; adapter file %s', self.step - start, elapsed, adapter_file

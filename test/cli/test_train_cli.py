@@ -15,7 +15,9 @@ from hmr_ros.cli.main import main
 from hmr_ros.config import load_config
 from hmr_ros.datasets.sample import MANOParams, Sample, SMPLXParams, save_index
 from hmr_ros.models.dual_path_builder import load_body_adapter, load_hand_adapter, load_hand_expert
+from hmr_ros.training.body_variants import BODY_VARIANT_TASKS
 from hmr_ros.training.config import (
+    IMPLEMENTED_VARIANTS,
     BodyAdapterTrainConfig,
     DeformableDecoderTrainConfig,
     HandAdapterTrainConfig,
@@ -209,8 +211,9 @@ def test_paper_stage_configs_mix_the_papers_data_sets() -> None:
 def test_every_shipped_training_config_loads_and_ablations_are_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Every config/train_*.yaml is valid; an ablation variant's config names itself and
-    training refuses it with a clear error instead of training something else."""
+    """Every config/train_*.yaml is valid; an ablation variant's config names itself; the
+    whole-body variants train (test/training/test_body_variants.py runs each), the others are
+    refused with a clear error instead of training something else."""
     ablations = 0
     for path in sorted((REPO / 'config').glob('train_*.yaml')):
         first = path.read_text().splitlines()[0]
@@ -222,7 +225,10 @@ def test_every_shipped_training_config_loads_and_ablations_are_refused(
         if path.name.startswith('train_ablation_'):
             ablations += 1
             assert config.variant == path.stem.removeprefix('train_ablation_')
+            if isinstance(config, BodyAdapterTrainConfig):
+                assert config.variant in BODY_VARIANT_TASKS, path.name
     assert ablations == 15
+    assert set(BODY_VARIANT_TASKS) <= set(IMPLEMENTED_VARIANTS)
     path = REPO / 'config' / 'train_ablation_hand_weighted_sum.yaml'
     assert main(['train', 'hand-adapter', str(path), '--set', f'output.dir={tmp_path}']) == 1
     assert "variant 'hand_weighted_sum' (a paper ablation) is not implemented" in (

@@ -377,7 +377,18 @@ class BodyAdapter(nn.Module):
             BodyAdapterOutput; refine with ``apply_body_pose_offset(stages.body_pose_6d,
             output.delta_body_pose_6d)``.
         """
-        features = self.joint_features(hand_features, points_hm)
+        return self.decode(self.joint_features(hand_features, points_hm))
+
+    def decode(self, features: Tensor) -> BodyAdapterOutput:
+        """Body pose offset from context tokens (eq. 4 after F^J is formed).
+
+        Args:
+            features: (B, T, feature_dim) context tokens: F^J (T = 8), or another input of
+                the same width (the task-token ablation, models/ablations/body.py, T = 25).
+
+        Returns:
+            BodyAdapterOutput with ``joint_features`` = ``features``.
+        """
         context = features
         if self.joint_embedding is not None:
             context = context + self.joint_embedding

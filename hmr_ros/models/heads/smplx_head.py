@@ -365,17 +365,28 @@ class BodyRegressor(nn.Module):
         Returns:
             BodyRegressorOutput.
         """
-        batch = pose_tokens.shape[0]
         betas = self.shape_out(shape_token)
         camera = self.cam_out(camera_token)
-        joint_features = self.body_conv(pose_tokens)
+        body_pose_6d = self.pose_from_joint_features(self.body_conv(pose_tokens), joints_hm)
+        return BodyRegressorOutput(body_pose_6d=body_pose_6d, betas=betas, camera=camera)
+
+    def pose_from_joint_features(self, joint_features: Tensor, joints_hm: Tensor) -> Tensor:
+        """Root and body rotations from per-joint features (the regressor's second half).
+
+        Args:
+            joint_features: (B, 25, joint_feature_dim) ``body_conv`` of the body-pose tokens
+                (the moderator ablation, models/ablations/body.py, passes fused ones).
+            joints_hm: (B, 25, 3) body joints in heatmap cells (detached here).
+
+        Returns:
+            (B, 22, 6) interleaved 6D, root first.
+        """
+        batch = joint_features.shape[0]
         coords = joints_hm.detach().to(joint_features.dtype)
         flat = torch.cat((joint_features, coords), dim=2).reshape(batch, -1)
         root = self.root_pose_out(flat).reshape(batch, 1, ROT6D_DIM)
         body = self.body_pose_out(flat).reshape(batch, NUM_BODY_POSE_JOINTS, ROT6D_DIM)
-        return BodyRegressorOutput(
-            body_pose_6d=torch.cat((root, body), dim=1), betas=betas, camera=camera
-        )
+        return torch.cat((root, body), dim=1)
 
 
 class BoxNetOutput(NamedTuple):
