@@ -55,7 +55,18 @@ __all__ = [
     'save_adapter_file',
 ]
 
-ADAPTER_MODELS: tuple[str, ...] = ('hand_adapter', 'body_adapter', 'deformable_decoder')
+ADAPTER_MODELS: tuple[str, ...] = (
+    'hand_adapter',
+    'body_adapter',
+    'deformable_decoder',
+    # The paper's hand ablations (models/ablations/hand.py): body feature injections, and the
+    # trained part of the weight-only variants in training checkpoints.
+    'hand_concatenation',
+    'hand_weighted_sum',
+    'hamer_full_finetune',
+    'hamer_from_scratch',
+    'hamer_decoder_finetune',
+)
 """Model-card ``model`` values of adapter files."""
 
 ADAPTER_CONFIG_KEY = METADATA_PREFIX + 'adapter_config'

@@ -63,7 +63,20 @@ TRAIN_CONFIGS: dict[str, str] = {
 }
 """The command that trains each adapter file a row needs."""
 
-EVALUATED_VARIANTS: frozenset[str] = frozenset()
+HAND_VARIANT_FILES: dict[str, Literal['hand_expert', 'hand_adapter']] = {
+    'hamer_full_finetune': 'hand_expert',
+    'hamer_from_scratch': 'hand_expert',
+    'hamer_decoder_finetune': 'hand_expert',
+    'hamer_concatenation': 'hand_adapter',
+    'hamer_adapter_image_input': 'hand_adapter',
+    'hand_concatenation': 'hand_adapter',
+    'hand_weighted_sum': 'hand_adapter',
+    'hand_whole_body_pose': 'hand_adapter',
+}
+"""What the trained file of each hand ablation is (training/hand_variants.py): a hand-expert
+model file (weight-only variants, used in place of HaMeR) or a hand adapter file."""
+
+EVALUATED_VARIANTS: frozenset[str] = frozenset(HAND_VARIANT_FILES)
 """Ablation variants whose trained files the table rows can evaluate."""
 
 
@@ -131,6 +144,27 @@ _OURS = RowRun(adapters='both', hand_adapter='hand_adapter', body_adapter='body_
 
 def _ablation(name: str, model: Literal['dual_path', 'hand_expert'] = 'dual_path') -> RowRun:
     return RowRun(model=model, ablation_config=f'config/train_ablation_{name}.yaml', variant=name)
+
+
+def _hand_ablation(name: str, guidance: HandGuidance = 'ground_truth') -> RowRun:
+    """Table 3 row of a hand variant, on hand crops.
+
+    An adapter-style file runs as the hand adapter, guided by ``guidance`` (the ground truth,
+    an oracle row as No.6, or 'zero' for the image-input adapter, which takes no body pose).
+    """
+    adapter = HAND_VARIANT_FILES[name] == 'hand_adapter'
+    return replace(
+        _ablation(name, 'hand_expert'), adapters='hand' if adapter else 'none', guidance=guidance
+    )
+
+
+def _hand_injection(name: str) -> RowRun:
+    """Table 5 row: the dual path as 'Ours', the hand adapter replaced by the variant's file.
+
+    Both adapters run and SMPLer-X's (refined) body pose guides the hand path, as for the
+    'HMR-Adapter (Ours)' row, whose numbers are Table 1's ARCTIC hands.
+    """
+    return replace(_ablation(name), adapters='both', body_adapter='body_adapter')
 
 
 def _finetune(pre: str, adapter: str, params: str) -> dict[str, str]:
@@ -202,31 +236,31 @@ PAPER_TABLES: dict[int, PaperTable] = {
             PaperRow(
                 'No.1',
                 (13.9, 45.3, 15.0),
-                _ablation('hamer_full_finetune', 'hand_expert'),
+                _hand_ablation('hamer_full_finetune'),
                 _finetune('yes', 'no', '671M'),
             ),
             PaperRow(
                 'No.2',
                 (15.1, 53.3, 16.3),
-                _ablation('hamer_from_scratch', 'hand_expert'),
+                _hand_ablation('hamer_from_scratch'),
                 _finetune('no', 'no', '671M'),
             ),
             PaperRow(
                 'No.3',
                 (14.1, 56.1, 15.1),
-                _ablation('hamer_decoder_finetune', 'hand_expert'),
+                _hand_ablation('hamer_decoder_finetune'),
                 _finetune('yes', 'no', '39M'),
             ),
             PaperRow(
                 'No.4',
                 (17.9, 36.7, 18.4),
-                _ablation('hamer_concatenation', 'hand_expert'),
+                _hand_ablation('hamer_concatenation'),
                 _finetune('yes', 'no', '39M'),
             ),
             PaperRow(
                 'No.5',
                 (9.0, 30.9, 9.2),
-                _ablation('hamer_adapter_image_input', 'hand_expert'),
+                _hand_ablation('hamer_adapter_image_input', 'zero'),
                 _finetune('yes', 'yes', '27M'),
             ),
             PaperRow(
@@ -290,9 +324,9 @@ PAPER_TABLES: dict[int, PaperTable] = {
     5: PaperTable(
         'table5',
         (
-            PaperRow('Concatenation', (15.2, 41.9), _ablation('hand_concatenation')),
-            PaperRow('Weighted sum', (12.1, 26.0), _ablation('hand_weighted_sum')),
-            PaperRow('Whole-body pose', (13.4, 27.7), _ablation('hand_whole_body_pose')),
+            PaperRow('Concatenation', (15.2, 41.9), _hand_injection('hand_concatenation')),
+            PaperRow('Weighted sum', (12.1, 26.0), _hand_injection('hand_weighted_sum')),
+            PaperRow('Whole-body pose', (13.4, 27.7), _hand_injection('hand_whole_body_pose')),
             PaperRow('HMR-Adapter (Ours)', (10.5, 23.6), _OURS),
         ),
     ),
@@ -383,17 +417,23 @@ def _row_config(
     dual_path = DualPathConfig()
     if run.whole_body_only:
         dual_path = replace(dual_path, hand_confidence_threshold=WHOLE_BODY_ONLY_THRESHOLD)
+    files = {
+        'hand_expert': config.hand_expert,
+        'hand_adapter': getattr(config, run.hand_adapter) if run.hand_adapter else '',
+        'body_adapter': getattr(config, run.body_adapter) if run.body_adapter else '',
+    }
+    files.update(_hand_variant_files(config, run))
     return EvalConfig(
         model=run.model,
-        hand_expert=config.hand_expert,
+        hand_expert=files['hand_expert'],
         body_model_dir=config.body_model_dir,
         datasets=datasets,
         table=layout.name,
         whole_body=(
             config.whole_body if run.model == 'dual_path' or run.guidance == 'predicted' else ''
         ),
-        hand_adapter=getattr(config, run.hand_adapter) if run.hand_adapter else '',
-        body_adapter=getattr(config, run.body_adapter) if run.body_adapter else '',
+        hand_adapter=files['hand_adapter'],
+        body_adapter=files['body_adapter'],
         rows=(
             EvalRow(f'{row.method} [ours]', run.adapters, dict(row.extra), guidance=run.guidance),
         ),
@@ -404,6 +444,15 @@ def _row_config(
         precision=config.precision,
         output_json=str(Path(config.output_dir) / f'table{number}_{_slug(row.method)}.json'),
     )
+
+
+def _hand_variant_files(config: PaperEvalConfig, run: RowRun) -> dict[str, str]:
+    """The file a hand ablation row's trained variant replaces ({} for other rows).
+
+    {'hand_expert' or 'hand_adapter': ablation_files[variant]} (HAND_VARIANT_FILES).
+    """
+    role = HAND_VARIANT_FILES.get(run.variant)
+    return {role: config.ablation_files[run.variant]} if role else {}
 
 
 def plan_row(config: PaperEvalConfig, row: PaperRow) -> str:

@@ -57,10 +57,10 @@ HandVariant = Literal[
     'hand_weighted_sum',
     'hand_whole_body_pose',
 ]
-"""What the hand stage trains: 'hmr_adapter' (paper 3.3, implemented) or one of the paper's
-ablation variants (Tables 3 and 5: full fine-tuning, from scratch, decoder only, concatenated
-body features, the adapter fed image features, concatenation / moderator (weighted-sum)
-injection, whole-body pose guidance), which this version does not implement."""
+"""What the hand stage trains: 'hmr_adapter' (paper 3.3) or one of the paper's ablation
+variants (Tables 3 and 5: full fine-tuning, from scratch, decoder only, concatenated body
+features, the adapter fed image features, concatenation / moderator (weighted-sum) injection,
+whole-body pose guidance; training/hand_variants.py, docs/evaluation.md)."""
 
 BodyVariant = Literal[
     'hmr_adapter',
@@ -75,7 +75,7 @@ BodyVariant = Literal[
 """What the body stage trains: 'hmr_adapter' (paper 3.4, implemented) or an ablation variant of
 Tables 4 and 6 (not implemented in this version)."""
 
-IMPLEMENTED_VARIANTS: tuple[str, ...] = ('hmr_adapter',)
+IMPLEMENTED_VARIANTS: tuple[str, ...] = ('hmr_adapter', *get_args(HandVariant)[1:])
 
 
 @dataclass(frozen=True)

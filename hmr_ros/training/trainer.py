@@ -82,7 +82,6 @@ from hmr_ros.models.adapters.hand_adapter import (
     GuidedHandExpert,
     HandAdapter,
     HandAdapterConfig,
-    arm_guidance_from_axis_angle,
 )
 from hmr_ros.models.devices import resolve_device, resolve_precision
 from hmr_ros.models.dual_path_builder import load_hand_expert, load_whole_body
@@ -366,6 +365,37 @@ class TrainingTask(Protocol):
         """Loss terms (a NamedTuple with ``total``) of one batch on the model's device."""
         ...
 
+    @property
+    def final_file_name(self) -> str:
+        """Name of the file ``fit`` writes in the run folder at the end."""
+        ...
+
+    def save_final(self, path: Path, *, source_file: str = '') -> Path:
+        """Write the trained result to ``path`` (``source_file``: the checkpoint it is)."""
+        ...
+
+
+class AdapterFileOutput:
+    """The final file of an adapter training: the adapter file the dual path loads.
+
+    ``<adapter>_<base variant>.safetensors`` (checkpoints.adapter_files); tasks whose result
+    is another kind of file (the weight-only ablations: a hand-expert model file) override
+    both members.
+    """
+
+    adapter_name: str
+    base_variant: str
+    adapter: nn.Module
+
+    @property
+    def final_file_name(self) -> str:
+        """``<adapter>_<base variant>.safetensors``."""
+        return f'{self.adapter_name}_{self.base_variant}.safetensors'
+
+    def save_final(self, path: Path, *, source_file: str = '') -> Path:
+        """Write the adapter file (``save_adapter_file``)."""
+        return save_adapter_file(path, self.adapter, self.base_variant, source_file=source_file)
+
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
     if dtype is None:
@@ -388,7 +418,7 @@ def _normalised_keypoints(keypoints: Tensor, crop_hw: tuple[int, int]) -> Tensor
     return torch.cat((_normalised(keypoints[..., :2], crop_hw), keypoints[..., 2:]), dim=-1)
 
 
-class HandAdapterTask:
+class HandAdapterTask(AdapterFileOutput):
     """Hand adapter on the frozen hand expert (paper 3.5.1); see the module docstring.
 
     Args:
@@ -436,8 +466,9 @@ class HandAdapterTask:
             (batch['smplx_global_orient_aa'][:, None], batch['smplx_body_pose_aa']), dim=1
         )
         # Items are right hands (left hands come flipped with their whole sample), so the
-        # guidance is that sample's right arm: for a left hand, its mirrored left arm.
-        guidance = arm_guidance_from_axis_angle(body_aa, 'right')
+        # guidance is that sample's right arm: for a left hand, its mirrored left arm (or the
+        # adapter's other input: training/hand_variants.py).
+        guidance = self.model.guidance_from_axis_angle(body_aa, 'right')
         crops = normalize_hand_crops(batch['image'] * 255.0)
         with _autocast(self.device, dtype):
             output = self.model(crops, guidance, batch['has_smplx'])
@@ -552,7 +583,7 @@ def body_mcp_points_hm(
     return gt_points, used_gt
 
 
-class BodyAdapterTask:
+class BodyAdapterTask(AdapterFileOutput):
     """Body adapter on the frozen whole-body model (paper 3.5.2); see the module docstring.
 
     Args:
@@ -866,7 +897,8 @@ class TrainResult:
         steps: the final step.
         records: one dict per step run in this call: 'step', 'lr', 'grad_norm', 'total' and
             every loss term (floats; the loss values are the float32 losses exactly).
-        adapter_file: the final adapter file for the dual path.
+        adapter_file: the final file (TrainingTask.save_final): the adapter file for the dual
+            path, or for the weight-only ablations the hand-expert model file.
         base_variant: the base model variant the adapter belongs to.
     """
 
@@ -919,6 +951,10 @@ class AdapterTrainer:
                 f'variant {variant!r} (a paper ablation) is not implemented in this '
                 f'version; implemented: {", ".join(IMPLEMENTED_VARIANTS)}'
             )
+        if task_factory is None and variant != 'hmr_adapter':
+            from hmr_ros.training.hand_variants import HAND_VARIANT_TASKS  # (cycle)
+
+            task_factory = HAND_VARIANT_TASKS.get(variant)  # type: ignore[assignment]
         self.config = config
         self.device = resolve_device(config.run.device, 'run.device')
         self.dtype = autocast_dtype(config.run.precision, self.device)
@@ -1173,14 +1209,8 @@ class AdapterTrainer:
             bar.close()
             if log is not None:
                 log.close()
-        adapter_file = (
-            self.run_dir / f'{self.task.adapter_name}_{self.task.base_variant}.safetensors'
-        )
-        save_adapter_file(
-            adapter_file,
-            self.task.adapter,
-            self.task.base_variant,
-            source_file=f'step_{self.step:08d}',
+        adapter_file = self.task.save_final(
+            self.run_dir / self.task.final_file_name, source_file=f'step_{self.step:08d}'
         )
         elapsed = time.monotonic() - started
         _LOG.info(
