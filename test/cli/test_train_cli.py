@@ -260,11 +260,14 @@ def test_shipped_hand_ablation_configs_train(
     }
     sets = [item for key, value in overrides.items() for item in ('--set', f'{key}={value}')]
     assert main(['train', 'hand-adapter', str(path), *sets]) == 0
-    written = next(line for line in capsys.readouterr().out.splitlines() if 'file: ' in line)
+    printed = capsys.readouterr().out
+    written = next(line for line in printed.splitlines() if 'file: ' in line)
     final = Path(written.split('file: ')[1].strip())
     assert final.is_file() and final.parent == out
     if variant.startswith(('hamer_full', 'hamer_from', 'hamer_decoder')):
         assert load_hand_expert(final)[1].variant == 'hamer_tiny'
+        assert written.startswith('hamer model file: ')
     else:
+        assert written.startswith('adapter file: ')
         expert, info = load_hand_expert(assets / 'hamer_tiny.safetensors')
         load_hand_adapter(final, expert, info.variant)
