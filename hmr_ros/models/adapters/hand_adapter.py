@@ -510,7 +510,8 @@ class HandAdapter(nn.Module):
         Args:
             head: the frozen MANO head the adapter was built from (not modified).
             feature_map: (B, context_dim, H', W') hand ViT features.
-            arm_pose_6d: (B, 8, 6) theta_b, contiguous 6D (see body_tokens).
+            arm_pose_6d: (B, J, 6) theta_b, contiguous 6D (see body_tokens; ignored for
+                'image_features').
             has_body_pose: (B,) bool or None (see body_tokens).
 
         Returns:
