@@ -290,7 +290,12 @@ def test_one_hot_moderator_reduces_the_weighted_sum_to_one_input():
     expert = tiny_expert()
     injection = BodyFeatureInjection(expert.mano_head, 'weighted_sum')
     assert injection.moderator is not None
-    last = injection.moderator[2]
+    last = injection.moderator[-1]
+    assert [m.out_features for m in injection.moderator if isinstance(m, torch.nn.Linear)] == [
+        1024,
+        1024,
+        2,
+    ]  # PIXIE's hand moderator: channels [1024, 1024], then the 2 confidences
     model = GuidedHandExpert(expert, injection).eval()
     guidance = model.guidance(body_rotmat(), 'right')
     with torch.no_grad():

@@ -50,7 +50,7 @@ __all__ = [
     'FINE_TUNE_SCOPES',
     'INJECTION_ADAPTER_NAMES',
     'INJECTION_MODES',
-    'MODERATOR_HIDDEN_DIM',
+    'MODERATOR_HIDDEN_DIMS',
     'BodyFeatureInjection',
     'FineTuneScope',
     'FineTunedHandExpert',
@@ -75,8 +75,9 @@ INJECTION_ADAPTER_NAMES: dict[str, str] = {
 }
 """Model-card ``model`` of each injection mode's adapter file."""
 
-MODERATOR_HIDDEN_DIM = 1024
-"""Hidden width of the moderator MLP (PIXIE's TempSoftmaxFusion: [2 C, 1024, 2])."""
+MODERATOR_HIDDEN_DIMS: tuple[int, ...] = (1024, 1024)
+"""Hidden widths of the moderator MLP: PIXIE's hand moderator (TempSoftmaxFusion with its
+config's channels [1024, 1024]: 2 C -> 1024 -> 1024 -> 2, ReLU between)."""
 
 
 # --- Weight-only variants (Table 3 No.1-3) ------------------------------------------------------
@@ -204,7 +205,7 @@ class BodyFeatureInjection(nn.Module):
       body projection; the decoder's context is [F^H; F^B], (B, 192 + 8, C).
     - 'weighted_sum': f_B = Linear(flatten theta_b), (B, C), the body pose feature; per image
       token, w = softmax(MLP([f_B, F^H_t]) * temperature) (PIXIE's moderator: 2C -> 1024 ->
-      ReLU -> 2, temperature initialised to 1) and the context token is
+      1024 -> 2 with ReLUs, temperature initialised to 1) and the context token is
       w_0 f_B + w_1 F^H_t.
 
     Attributes:
@@ -239,11 +240,13 @@ class BodyFeatureInjection(nn.Module):
         else:
             self.body_projection = nn.Linear(NUM_ARM_JOINTS * ROT6D_DIM, c)
             self.register_parameter('joint_embedding', None)
-            self.moderator = nn.Sequential(
-                nn.Linear(2 * c, MODERATOR_HIDDEN_DIM),
-                nn.ReLU(),
-                nn.Linear(MODERATOR_HIDDEN_DIM, 2),
-            )
+            layers: list[nn.Module] = []
+            width = 2 * c  # [f_B, F^H_t]
+            for hidden in MODERATOR_HIDDEN_DIMS:
+                layers += [nn.Linear(width, hidden), nn.ReLU()]
+                width = hidden
+            layers.append(nn.Linear(width, 2))  # (body, image) logits
+            self.moderator = nn.Sequential(*layers)
             self.temperature = nn.Parameter(torch.ones(1))
         self.to(device=reference.device, dtype=reference.dtype)
 
