@@ -75,7 +75,19 @@ BodyVariant = Literal[
 """What the body stage trains: 'hmr_adapter' (paper 3.4, implemented) or an ablation variant of
 Tables 4 and 6 (not implemented in this version)."""
 
-IMPLEMENTED_VARIANTS: tuple[str, ...] = ('hmr_adapter', *get_args(HandVariant)[1:])
+IMPLEMENTED_VARIANTS: tuple[str, ...] = (
+    'hmr_adapter',
+    # training/hand_variants.py HAND_VARIANT_TASKS
+    'hamer_full_finetune',
+    'hamer_from_scratch',
+    'hamer_decoder_finetune',
+    'hamer_concatenation',
+    'hamer_adapter_image_input',
+    'hand_concatenation',
+    'hand_weighted_sum',
+    'hand_whole_body_pose',
+)
+"""Variants ``hmr-ros train`` trains; the others are refused with a clear error."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ hand crops: exactly the intended parameters train, checkpoints resume, final fil
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import cv2
 import numpy as np
@@ -19,7 +19,7 @@ from hmr_ros.models.ablations.hand import BodyFeatureInjection
 from hmr_ros.models.adapters.hand_adapter import HandAdapter
 from hmr_ros.models.dual_path_builder import load_hand_adapter, load_hand_expert
 from hmr_ros.models.hand_expert import build_hand_expert
-from hmr_ros.training.config import HandAdapterTrainConfig
+from hmr_ros.training.config import IMPLEMENTED_VARIANTS, HandAdapterTrainConfig, HandVariant
 from hmr_ros.training.hand_variants import HAND_VARIANT_TASKS
 from hmr_ros.training.trainer import AdapterTrainer
 
@@ -185,3 +185,11 @@ def test_adapter_variants_reject_a_conflicting_guidance(files: dict[str, Path], 
     bad = replace(mapping, adapter=HandAdapterConfig(guidance='image_features'))
     with pytest.raises(ValueError, match='sets adapter.guidance'):
         AdapterTrainer(bad)
+
+
+def test_every_hand_variant_has_a_task() -> None:
+    """No hand variant falls through to the plain adapter task: each named in HandVariant
+    (and implemented) has its own factory."""
+    hand = set(get_args(HandVariant)) - {'hmr_adapter'}
+    assert set(HAND_VARIANT_TASKS) == hand
+    assert hand <= set(IMPLEMENTED_VARIANTS)
