@@ -14,7 +14,9 @@ the paper's published numbers ('[paper]', transcribed from the HMR-Adapter paper
 
 Rows that run: SMPLer-X alone (the dual path with the hand path switched off), SMPLer-X +
 HaMeR (no adapters), the full system (both adapters), the adapters fine-tuned on ARCTIC for
-Tables 3 and 4 (No.6), and the plain HaMeR on ARCTIC hand crops. Hand-crop rows guided by the
+Tables 3 and 4 (No.6), the plain HaMeR on ARCTIC hand crops, and the hand ablations whose
+trained files ``ablation_files`` names (Table 3 No.1-No.5 on hand crops, Table 5 in the dual
+path; ``HAND_VARIANT_FILES``, docs/evaluation.md "Ablation variants"). Hand-crop rows guided by the
 ground-truth body pose are oracle rows and say so (evaluator.ORACLE_LABEL).
 """
 
