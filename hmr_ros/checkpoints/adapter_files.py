@@ -67,6 +67,13 @@ ADAPTER_MODELS: tuple[str, ...] = (
     'body_concatenation',
     'body_weighted_sum',
     'body_adapter_task_tokens',
+    # The paper's hand ablations (models/ablations/hand.py): body feature injections, and the
+    # trained part of the weight-only variants in training checkpoints.
+    'hand_concatenation',
+    'hand_weighted_sum',
+    'hamer_full_finetune',
+    'hamer_from_scratch',
+    'hamer_decoder_finetune',
 )
 """Model-card ``model`` values of adapter files."""
 

@@ -74,8 +74,25 @@ def _run(args: argparse.Namespace) -> int:
         + (f', final loss {last["total"]:.6g}' if last else '')
     )
     print(f'run folder: {result.run_dir} (losses.csv, checkpoints/)')
-    print(f'adapter file: {result.adapter_file}')
+    print(f'{_file_kind(result.adapter_file)}: {result.adapter_file}')
     return 0
+
+
+def _file_kind(path: Path) -> str:
+    """What the final file is, from its card: 'adapter file' or '<family> model file'.
+
+    The weight-only ablations write a base model file (e.g. hamer's), used as hand_expert.
+    """
+    from safetensors import safe_open
+
+    from hmr_ros.checkpoints.adapter_files import ADAPTER_MODELS
+    from hmr_ros.checkpoints.project_format import METADATA_PREFIX
+
+    with safe_open(str(path), framework='pt') as reader:
+        model = (reader.metadata() or {}).get(METADATA_PREFIX + 'model', '')
+    if model in ADAPTER_MODELS:
+        return 'adapter file'
+    return f'{model} model file'
 
 
 def register(subparsers: Any) -> None:

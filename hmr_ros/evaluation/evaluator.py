@@ -92,7 +92,7 @@ from hmr_ros.geometry.cameras import assumed_intrinsics, cam_crop_to_full
 from hmr_ros.geometry.crops import body_crop_boxes, clip_boxes_xyxy, crop_images, hand_crop_boxes
 from hmr_ros.geometry.rotations import axis_angle_to_rotmat, rot6d_to_rotmat
 from hmr_ros.models.ablations.body import use_body_variant
-from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, arm_guidance
+from hmr_ros.models.adapters.hand_adapter import NUM_ARM_JOINTS, GuidedHandExpert, arm_guidance
 from hmr_ros.models.devices import PRECISION_NAMES, resolve_device, resolve_precision
 from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
 from hmr_ros.models.dual_path_builder import (
@@ -616,7 +616,7 @@ def _autocast(device: torch.device, dtype: torch.dtype) -> Any:
 @dataclass
 class _HandItem:
     crop: Tensor  # (3, S, S) normalised
-    guidance: Tensor  # (8, 6)
+    guidance: Tensor  # (J, 6), J = the adapter's guidance_joints (8: arm group)
     has_body_pose: bool
     is_left: bool
     center: Tensor  # (2,)
@@ -734,6 +734,7 @@ def _hand_items(
     smplx_truth: SMPLXHandTruth | None = None,
     guidance_source: HandGuidance = 'ground_truth',
     predictor: PredictedBodyPose | None = None,
+    hand_path: GuidedHandExpert | None = None,
 ) -> list[_HandItem]:
     items = []
     boxes, sides = [], []
@@ -769,8 +770,11 @@ def _hand_items(
         )[None]
     elif guidance_source == 'predicted' and predictor is not None:
         body = predictor(sample)
+    # The adapter's own input (the arm group for the paper's adapter; ablations: Table 5).
+    guide = arm_guidance if hand_path is None else hand_path.guidance
+    joints_in = NUM_ARM_JOINTS if hand_path is None else hand_path.guidance_joints
     for i, (side, (vertices, joints, camera_frame)) in enumerate(sides):
-        guidance = arm_guidance(body, side)[0] if body is not None else torch.zeros(8, 6)
+        guidance = guide(body, side)[0] if body is not None else torch.zeros(joints_in, 6)
         items.append(
             _HandItem(
                 crop=crops[i],
@@ -869,6 +873,7 @@ def _evaluate_hands(
             smplx_truth,
             guidance_source if use_adapter else 'zero',
             predictor,
+            model,
         )
         skipped += not items
         pending += items

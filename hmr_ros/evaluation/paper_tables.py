@@ -14,9 +14,11 @@ the paper's published numbers ('[paper]', transcribed from the HMR-Adapter paper
 
 Rows that run: SMPLer-X alone (the dual path with the hand path switched off), SMPLer-X +
 HaMeR (no adapters), the full system (both adapters), the adapters fine-tuned on ARCTIC for
-Tables 3 and 4 (No.6), the plain HaMeR on ARCTIC hand crops, and the whole-body ablation rows
-(Table 4 No.1-5, Table 6) from their trained files (``_with_body_variant``). Hand-crop rows
-guided by the ground-truth body pose are oracle rows and say so (evaluator.ORACLE_LABEL).
+Tables 3 and 4 (No.6), the plain HaMeR on ARCTIC hand crops, and the ablation rows whose
+trained files ``ablation_files`` names: the hand variants (Table 3 No.1-No.5 on hand crops,
+Table 5 in the dual path; ``HAND_VARIANT_FILES``) and the whole-body variants (Table 4 No.1-5,
+Table 6; ``_with_body_variant``); docs/evaluation.md "Ablation variants". Hand-crop rows guided
+by the ground-truth body pose are oracle rows and say so (evaluator.ORACLE_LABEL).
 """
 
 from __future__ import annotations
@@ -65,7 +67,20 @@ TRAIN_CONFIGS: dict[str, str] = {
 }
 """The command that trains each adapter file a row needs."""
 
-EVALUATED_VARIANTS: frozenset[str] = frozenset(BODY_ABLATION_VARIANTS)
+HAND_VARIANT_FILES: dict[str, Literal['hand_expert', 'hand_adapter']] = {
+    'hamer_full_finetune': 'hand_expert',
+    'hamer_from_scratch': 'hand_expert',
+    'hamer_decoder_finetune': 'hand_expert',
+    'hamer_concatenation': 'hand_adapter',
+    'hamer_adapter_image_input': 'hand_adapter',
+    'hand_concatenation': 'hand_adapter',
+    'hand_weighted_sum': 'hand_adapter',
+    'hand_whole_body_pose': 'hand_adapter',
+}
+"""What the trained file of each hand ablation is (training/hand_variants.py): a hand-expert
+model file (weight-only variants, used in place of HaMeR) or a hand adapter file."""
+
+EVALUATED_VARIANTS: frozenset[str] = frozenset((*HAND_VARIANT_FILES, *BODY_ABLATION_VARIANTS))
 """Ablation variants whose trained files the table rows can evaluate."""
 
 
@@ -140,6 +155,27 @@ def _body_ablation(name: str, **changes: str | bool) -> RowRun:
     return replace(_ablation(name), **changes)  # type: ignore[arg-type]
 
 
+def _hand_ablation(name: str, guidance: HandGuidance = 'ground_truth') -> RowRun:
+    """Table 3 row of a hand variant, on hand crops.
+
+    An adapter-style file runs as the hand adapter, guided by ``guidance`` (the ground truth,
+    an oracle row as No.6, or 'zero' for the image-input adapter, which takes no body pose).
+    """
+    adapter = HAND_VARIANT_FILES[name] == 'hand_adapter'
+    return replace(
+        _ablation(name, 'hand_expert'), adapters='hand' if adapter else 'none', guidance=guidance
+    )
+
+
+def _hand_injection(name: str) -> RowRun:
+    """Table 5 row: the dual path as 'Ours', the hand adapter replaced by the variant's file.
+
+    Both adapters run and SMPLer-X's (refined) body pose guides the hand path, as for the
+    'HMR-Adapter (Ours)' row, whose numbers are Table 1's ARCTIC hands.
+    """
+    return replace(_ablation(name), adapters='both', body_adapter='body_adapter')
+
+
 def _finetune(pre: str, adapter: str, params: str) -> dict[str, str]:
     return {'Pre-trained': pre, 'Adapter': adapter, 'Trainable Params.': params}
 
@@ -209,31 +245,31 @@ PAPER_TABLES: dict[int, PaperTable] = {
             PaperRow(
                 'No.1',
                 (13.9, 45.3, 15.0),
-                _ablation('hamer_full_finetune', 'hand_expert'),
+                _hand_ablation('hamer_full_finetune'),
                 _finetune('yes', 'no', '671M'),
             ),
             PaperRow(
                 'No.2',
                 (15.1, 53.3, 16.3),
-                _ablation('hamer_from_scratch', 'hand_expert'),
+                _hand_ablation('hamer_from_scratch'),
                 _finetune('no', 'no', '671M'),
             ),
             PaperRow(
                 'No.3',
                 (14.1, 56.1, 15.1),
-                _ablation('hamer_decoder_finetune', 'hand_expert'),
+                _hand_ablation('hamer_decoder_finetune'),
                 _finetune('yes', 'no', '39M'),
             ),
             PaperRow(
                 'No.4',
                 (17.9, 36.7, 18.4),
-                _ablation('hamer_concatenation', 'hand_expert'),
+                _hand_ablation('hamer_concatenation'),
                 _finetune('yes', 'no', '39M'),
             ),
             PaperRow(
                 'No.5',
                 (9.0, 30.9, 9.2),
-                _ablation('hamer_adapter_image_input', 'hand_expert'),
+                _hand_ablation('hamer_adapter_image_input', 'zero'),
                 _finetune('yes', 'yes', '27M'),
             ),
             PaperRow(
@@ -297,9 +333,9 @@ PAPER_TABLES: dict[int, PaperTable] = {
     5: PaperTable(
         'table5',
         (
-            PaperRow('Concatenation', (15.2, 41.9), _ablation('hand_concatenation')),
-            PaperRow('Weighted sum', (12.1, 26.0), _ablation('hand_weighted_sum')),
-            PaperRow('Whole-body pose', (13.4, 27.7), _ablation('hand_whole_body_pose')),
+            PaperRow('Concatenation', (15.2, 41.9), _hand_injection('hand_concatenation')),
+            PaperRow('Weighted sum', (12.1, 26.0), _hand_injection('hand_weighted_sum')),
+            PaperRow('Whole-body pose', (13.4, 27.7), _hand_injection('hand_whole_body_pose')),
             PaperRow('HMR-Adapter (Ours)', (10.5, 23.6), _OURS),
         ),
     ),
@@ -398,17 +434,23 @@ def _row_config(
     dual_path = DualPathConfig()
     if run.whole_body_only:
         dual_path = replace(dual_path, hand_confidence_threshold=WHOLE_BODY_ONLY_THRESHOLD)
+    files = {
+        'hand_expert': config.hand_expert,
+        'hand_adapter': getattr(config, run.hand_adapter) if run.hand_adapter else '',
+        'body_adapter': getattr(config, run.body_adapter) if run.body_adapter else '',
+    }
+    files.update(_hand_variant_files(config, run))
     eval_config = EvalConfig(
         model=run.model,
-        hand_expert=config.hand_expert,
+        hand_expert=files['hand_expert'],
         body_model_dir=config.body_model_dir,
         datasets=datasets,
         table=layout.name,
         whole_body=(
             config.whole_body if run.model == 'dual_path' or run.guidance == 'predicted' else ''
         ),
-        hand_adapter=getattr(config, run.hand_adapter) if run.hand_adapter else '',
-        body_adapter=getattr(config, run.body_adapter) if run.body_adapter else '',
+        hand_adapter=files['hand_adapter'],
+        body_adapter=files['body_adapter'],
         rows=(
             EvalRow(f'{row.method} [ours]', run.adapters, dict(row.extra), guidance=run.guidance),
         ),
@@ -436,6 +478,15 @@ def _with_body_variant(
     if run.variant in WEIGHT_ONLY_VARIANTS:
         return replace(eval_config, whole_body=path)
     return replace(eval_config, body_variant=path)
+
+
+def _hand_variant_files(config: PaperEvalConfig, run: RowRun) -> dict[str, str]:
+    """The file a hand ablation row's trained variant replaces ({} for other rows).
+
+    {'hand_expert' or 'hand_adapter': ablation_files[variant]} (HAND_VARIANT_FILES).
+    """
+    role = HAND_VARIANT_FILES.get(run.variant)
+    return {role: config.ablation_files[run.variant]} if role else {}
 
 
 def plan_row(config: PaperEvalConfig, row: PaperRow) -> str:

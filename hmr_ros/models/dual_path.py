@@ -83,7 +83,7 @@ from hmr_ros.models.adapters.body_adapter import (
     apply_body_pose_offset,
     mcp_points_hm,
 )
-from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HandAdapter, arm_guidance
+from hmr_ros.models.adapters.hand_adapter import GuidedHandExpert, HeadAdapter
 from hmr_ros.models.alternatives.cmr_hand import CmrHandExpert
 from hmr_ros.models.fusion import (
     DEFAULT_WRIST_SOURCE,
@@ -318,7 +318,8 @@ class DualPathModel(nn.Module):
         hand_expert: HaMeR-compatible hand expert, or CMR behind the same interface
             (alternatives/cmr_hand.py; no hand adapter).
         smplx_model: SMPL-X layer (neutral, 10 betas, 10 expression coefficients).
-        hand_adapter: hand adapter built for ``hand_expert``'s head, or None.
+        hand_adapter: hand adapter built for ``hand_expert``'s head (or an ablation's
+            HeadAdapter, models/ablations/hand.py), or None.
         body_adapter: body adapter for ``whole_body``, or None.
         config: DualPathConfig.
 
@@ -331,7 +332,7 @@ class DualPathModel(nn.Module):
         whole_body: BodyPathModel,
         hand_expert: HandExpert | CmrHandExpert,
         smplx_model: SMPLXBodyModel,
-        hand_adapter: HandAdapter | None = None,
+        hand_adapter: HeadAdapter | None = None,
         body_adapter: BodyAdapter | None = None,
         config: DualPathConfig = DualPathConfig(),
     ) -> None:
@@ -571,7 +572,9 @@ class DualPathModel(nn.Module):
         # mirrored like the left crops); outputs are mirrored back into left-hand parameters.
         body_rotmats = rot6d_to_rotmat(body_pose_6d.float(), 'interleaved')  # (P, 22, 3, 3)
         if self._hand_adapter_on:
-            guidance = torch.stack([arm_guidance(body_rotmats, side) for side in SIDES], dim=1)
+            guidance = torch.stack(
+                [self.hand_path.guidance(body_rotmats, side) for side in SIDES], dim=1
+            )
             hands_seen = self.hand_path(hand_input, guidance.flatten(0, 1))
         else:
             hands_seen = self.hand_path.hand_expert(hand_input)

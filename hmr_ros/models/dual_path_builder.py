@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -47,6 +48,11 @@ from hmr_ros.checkpoints.safe_load import (
 from hmr_ros.checkpoints.smplerx_layout import (
     detect_smplerx_variant,
     smplerx_state_dict_from_official,
+)
+from hmr_ros.models.ablations.hand import (
+    INJECTION_ADAPTER_NAMES,
+    BodyFeatureInjection,
+    InjectionMode,
 )
 from hmr_ros.models.adapters.body_adapter import BodyAdapter, BodyAdapterConfig
 from hmr_ros.models.adapters.hand_adapter import HandAdapter, HandAdapterConfig
@@ -373,20 +379,37 @@ def load_cmr_hand(
 
 def load_hand_adapter(
     path: str | Path, hand_expert: HandExpert, base_variant: str
-) -> tuple[HandAdapter, WeightsInfo]:
+) -> tuple[HandAdapter | BodyFeatureInjection, WeightsInfo]:
     """A hand adapter file for the given (loaded) hand expert.
+
+    Also reads the files of the paper's hand-path ablations (Tables 3 and 5): adapters with
+    another input (``guidance`` in the file's configuration) and the body feature injections
+    (models/ablations/hand.py, model 'hand_concatenation' or 'hand_weighted_sum'), so every
+    user of a hand adapter file runs them unchanged.
 
     Raises:
         AdapterFileMismatchError: the file is for another adapter, base variant or size.
     """
     path = Path(path)
     file = read_adapter_file(path)
-    config = HandAdapterConfig(joint_embedding=bool(file.config.get('joint_embedding', True)))
-    adapter = HandAdapter(hand_expert.mano_head, config)
+    adapter: HandAdapter | BodyFeatureInjection
+    if file.card.model in INJECTION_ADAPTER_NAMES.values():
+        mode = next(m for m, n in INJECTION_ADAPTER_NAMES.items() if n == file.card.model)
+        adapter = BodyFeatureInjection(
+            hand_expert.mano_head,
+            cast(InjectionMode, mode),
+            bool(file.config.get('joint_embedding', True)),
+        )
+    else:
+        config = HandAdapterConfig(
+            joint_embedding=bool(file.config.get('joint_embedding', True)),
+            guidance=file.config.get('guidance', 'arm_pose'),  # type: ignore[arg-type]
+        )
+        adapter = HandAdapter(hand_expert.mano_head, config)
     load_adapter_file(
         path, adapter, base_variant, device=hand_expert.mano_head.decpose.weight.device
     )
-    info = WeightsInfo(path, 'hand_adapter', base_variant, False, sha256_file(path))
+    info = WeightsInfo(path, file.card.model, base_variant, False, sha256_file(path))
     return adapter.eval(), info
 
 

@@ -66,7 +66,7 @@ class WholeBodyFineTuneTask(BodyAdapterTask):
         source_file: name of the base file (written into the final file's card).
     """
 
-    adapter: WholeBodyParts  # type: ignore[assignment]
+    adapter: WholeBodyParts
     model: FineTunedWholeBody  # type: ignore[assignment]
 
     def __init__(
@@ -111,12 +111,16 @@ class WholeBodyFineTuneTask(BodyAdapterTask):
         """``<variant>_<base variant>.safetensors``."""
         return f'{self.variant}_{self.base_variant}.safetensors'
 
-    def save_final(self, path: Path) -> None:
-        """Write the trained whole-body model as a model file (card model 'smplerx')."""
+    def save_final(self, path: Path, *, source_file: str = '') -> Path:
+        """Write the trained whole-body model as a model file (card model 'smplerx').
+
+        The card names the base file it started from; ``source_file`` (the step) is not used.
+        """
+        del source_file
         card = ModelCard(
             model=WHOLE_BODY_MODEL, variant=self.base_variant, source_file=self.source_file
         )
-        save_model_file(path, self.model.whole_body.state_dict(), card)
+        return save_model_file(path, self.model.whole_body.state_dict(), card)
 
     def predict(self, batch: Mapping[str, Tensor], dtype: torch.dtype | None) -> BodyPrediction:
         """The whole-body prediction, with gradients through the trained modules."""
@@ -151,7 +155,7 @@ class BodyVariantTask(BodyAdapterTask):
         self.base_variant = base_variant
         self.device = next(whole_body.parameters()).device
         self.adapter_name = module_name
-        self.adapter = build_variant_module(module_name, whole_body, adapter_config)  # type: ignore[assignment]
+        self.adapter = build_variant_module(module_name, whole_body, adapter_config)
         self.model = BodyVariantWholeBody(whole_body, self.adapter)
         # The neck and head run with gradients only where the variant trains them.
         self.stages_need_grad = any(p.requires_grad for p in whole_body.parameters())

@@ -58,10 +58,10 @@ HandVariant = Literal[
     'hand_weighted_sum',
     'hand_whole_body_pose',
 ]
-"""What the hand stage trains: 'hmr_adapter' (paper 3.3, implemented) or one of the paper's
-ablation variants (Tables 3 and 5: full fine-tuning, from scratch, decoder only, concatenated
-body features, the adapter fed image features, concatenation / moderator (weighted-sum)
-injection, whole-body pose guidance), which this version does not implement."""
+"""What the hand stage trains: 'hmr_adapter' (paper 3.3) or one of the paper's ablation
+variants (Tables 3 and 5: full fine-tuning, from scratch, decoder only, concatenated body
+features, the adapter fed image features, concatenation / moderator (weighted-sum) injection,
+whole-body pose guidance; training/hand_variants.py, docs/evaluation.md)."""
 
 BodyVariant = Literal[
     'hmr_adapter',
@@ -76,7 +76,20 @@ BodyVariant = Literal[
 """What the body stage trains: 'hmr_adapter' (paper 3.4) or an ablation variant of Tables 4 and
 6 (models/ablations/body.py, trained by training/body_variants.py)."""
 
-IMPLEMENTED_VARIANTS: tuple[str, ...] = ('hmr_adapter', *BODY_ABLATION_VARIANTS)
+IMPLEMENTED_VARIANTS: tuple[str, ...] = (
+    'hmr_adapter',
+    # training/hand_variants.py HAND_VARIANT_TASKS
+    'hamer_full_finetune',
+    'hamer_from_scratch',
+    'hamer_decoder_finetune',
+    'hamer_concatenation',
+    'hamer_adapter_image_input',
+    'hand_concatenation',
+    'hand_weighted_sum',
+    'hand_whole_body_pose',
+    *BODY_ABLATION_VARIANTS,  # training/body_variants.py BODY_VARIANT_TASKS
+)
+"""Variants ``hmr-ros train`` trains; the others are refused with a clear error."""
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ class DeformableDecoderTask(BodyAdapterTask):
 
     adapter_name = DeformableBodyDecoder.adapter_name
     # The base task's attributes, holding the decoder instead of the body adapter.
-    adapter: DeformableBodyDecoder  # type: ignore[assignment]
+    adapter: DeformableBodyDecoder
     model: DecodedWholeBody  # type: ignore[assignment]
 
     def __init__(

@@ -30,7 +30,7 @@ What the loop guarantees:
    progress when stderr is a terminal. At the end the adapter file
    ``<adapter>_<base variant>.safetensors`` is written for the dual path
    (models.dual_path_builder.load_hand_adapter / load_body_adapter), or the task's own final
-   file (``final_file`` / ``save_final_file``).
+   file (``TrainingTask.final_file_name`` / ``save_final``; the ablations' model files).
 """
 
 from __future__ import annotations
@@ -84,7 +84,6 @@ from hmr_ros.models.adapters.hand_adapter import (
     GuidedHandExpert,
     HandAdapter,
     HandAdapterConfig,
-    arm_guidance_from_axis_angle,
 )
 from hmr_ros.models.devices import resolve_device, resolve_precision
 from hmr_ros.models.dual_path_builder import load_hand_expert, load_whole_body
@@ -127,9 +126,7 @@ __all__ = [
     'autocast_dtype',
     'body_mcp_points_hm',
     'epoch_order',
-    'final_file',
     'find_checkpoint',
-    'save_final_file',
     'step_items',
     'train_adapter',
     'weighted_step_items',
@@ -336,10 +333,9 @@ def load_sample_groups(
 class TrainingTask(Protocol):
     """One adapter stage: its frozen model, its adapter and its loss.
 
-    Optional hooks (``final_file`` and ``save_final_file`` read them; without them the final
-    file is today's adapter file): ``final_file_name`` (str), the name of the file ``fit``
-    writes at the end, and ``save_final(path)``, which writes it (e.g. a whole model file for
-    the fine-tuning ablations, training/body_variants.py).
+    ``final_file_name`` and ``save_final`` say what ``fit`` writes at the end: the adapter file
+    (AdapterFileOutput, the default), or for the weight-only ablations a whole model file
+    (training/hand_variants.py, training/body_variants.py).
     """
 
     @property
@@ -376,28 +372,36 @@ class TrainingTask(Protocol):
         """Loss terms (a NamedTuple with ``total``) of one batch on the model's device."""
         ...
 
+    @property
+    def final_file_name(self) -> str:
+        """Name of the file ``fit`` writes in the run folder at the end."""
+        ...
 
-def final_file(task: TrainingTask) -> str:
-    """Name of the file ``fit`` writes at the end.
+    def save_final(self, path: Path, *, source_file: str = '') -> Path:
+        """Write the trained result to ``path`` (``source_file``: the checkpoint it is)."""
+        ...
 
-    ``task.final_file_name`` when the task has one, else ``<adapter>_<base
-    variant>.safetensors`` (the dual path's adapter file).
+
+class AdapterFileOutput:
+    """The final file of an adapter training: the adapter file the dual path loads.
+
+    ``<adapter>_<base variant>.safetensors`` (checkpoints.adapter_files); tasks whose result
+    is another kind of file (the weight-only ablations: a hand-expert model file) override
+    both members.
     """
-    name = getattr(task, 'final_file_name', None)
-    return str(name) if name else f'{task.adapter_name}_{task.base_variant}.safetensors'
 
+    adapter_name: str
+    base_variant: str
+    adapter: nn.Module
 
-def save_final_file(task: TrainingTask, path: Path, step: int) -> None:
-    """Write the final file.
+    @property
+    def final_file_name(self) -> str:
+        """``<adapter>_<base variant>.safetensors``."""
+        return f'{self.adapter_name}_{self.base_variant}.safetensors'
 
-    ``task.save_final(path)`` when the task has it, else the adapter file of ``task.adapter``
-    (its source named after the step).
-    """
-    save = getattr(task, 'save_final', None)
-    if save is not None:
-        save(path)
-    else:
-        save_adapter_file(path, task.adapter, task.base_variant, source_file=f'step_{step:08d}')
+    def save_final(self, path: Path, *, source_file: str = '') -> Path:
+        """Write the adapter file (``save_adapter_file``)."""
+        return save_adapter_file(path, self.adapter, self.base_variant, source_file=source_file)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager[Any]:
@@ -421,7 +425,7 @@ def _normalised_keypoints(keypoints: Tensor, crop_hw: tuple[int, int]) -> Tensor
     return torch.cat((_normalised(keypoints[..., :2], crop_hw), keypoints[..., 2:]), dim=-1)
 
 
-class HandAdapterTask:
+class HandAdapterTask(AdapterFileOutput):
     """Hand adapter on the frozen hand expert (paper 3.5.1); see the module docstring.
 
     Args:
@@ -469,8 +473,9 @@ class HandAdapterTask:
             (batch['smplx_global_orient_aa'][:, None], batch['smplx_body_pose_aa']), dim=1
         )
         # Items are right hands (left hands come flipped with their whole sample), so the
-        # guidance is that sample's right arm: for a left hand, its mirrored left arm.
-        guidance = arm_guidance_from_axis_angle(body_aa, 'right')
+        # guidance is that sample's right arm: for a left hand, its mirrored left arm (or the
+        # adapter's other input: training/hand_variants.py).
+        guidance = self.model.guidance_from_axis_angle(body_aa, 'right')
         crops = normalize_hand_crops(batch['image'] * 255.0)
         with _autocast(self.device, dtype):
             output = self.model(crops, guidance, batch['has_smplx'])
@@ -585,7 +590,7 @@ def body_mcp_points_hm(
     return gt_points, used_gt
 
 
-class BodyAdapterTask:
+class BodyAdapterTask(AdapterFileOutput):
     """Body adapter on the frozen whole-body model (paper 3.5.2); see the module docstring.
 
     Args:
@@ -899,7 +904,8 @@ class TrainResult:
         steps: the final step.
         records: one dict per step run in this call: 'step', 'lr', 'grad_norm', 'total' and
             every loss term (floats; the loss values are the float32 losses exactly).
-        adapter_file: the final adapter file for the dual path.
+        adapter_file: the final file (TrainingTask.save_final): the adapter file for the dual
+            path, or for the weight-only ablations the hand-expert model file.
         base_variant: the base model variant the adapter belongs to.
     """
 
@@ -952,16 +958,18 @@ class AdapterTrainer:
                 f'variant {variant!r} (a paper ablation) is not implemented in this '
                 f'version; implemented: {", ".join(IMPLEMENTED_VARIANTS)}'
             )
+        if task_factory is None and variant != 'hmr_adapter':
+            # The paper's ablations (Tables 3-6): each variant's task builds its own model.
+            from hmr_ros.training.body_variants import BODY_VARIANT_TASKS  # (cycle)
+            from hmr_ros.training.hand_variants import HAND_VARIANT_TASKS  # (cycle)
+
+            task_factory = HAND_VARIANT_TASKS.get(variant) or BODY_VARIANT_TASKS.get(variant)  # type: ignore[assignment]
         self.config = config
         self.device = resolve_device(config.run.device, 'run.device')
         self.dtype = autocast_dtype(config.run.precision, self.device)
         if config.run.deterministic:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(config.run.seed)
-        if task_factory is None and variant != 'hmr_adapter':
-            from hmr_ros.training.body_variants import BODY_VARIANT_TASKS  # (cycle)
-
-            task_factory = BODY_VARIANT_TASKS.get(variant)  # type: ignore[assignment]
         if task_factory is None and isinstance(config, DeformableDecoderTrainConfig):
             from hmr_ros.training.deformable_task import DeformableDecoderTask  # (cycle)
 
@@ -1210,8 +1218,9 @@ class AdapterTrainer:
             bar.close()
             if log is not None:
                 log.close()
-        adapter_file = self.run_dir / final_file(self.task)
-        save_final_file(self.task, adapter_file, self.step)
+        adapter_file = self.task.save_final(
+            self.run_dir / self.task.final_file_name, source_file=f'step_{self.step:08d}'
+        )
         elapsed = time.monotonic() - started
         _LOG.info(
             'trained %d steps in %.1f s; adapter file %s', self.step - start, elapsed, adapter_file

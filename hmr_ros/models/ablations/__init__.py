@@ -1,1 +1,1 @@
-"""models/ablations layer of hmr_ros: the paper's ablation variants (Tables 3-6)."""
+"""The paper's ablation baselines (HMR-Adapter Tables 3-6), compared with the adapters."""

@@ -41,6 +41,14 @@ HaMeR's MANO head gets a parallel, trainable branch that attends to them (paper 
    body, 'right')``: the adapter always sees right-arm-like guidance.
 8. Skipping the adapter (ablation "no hand adapter"): ``GuidedHandExpert(hand_expert, None)``
    runs the plain hand expert and ignores the guidance; nothing else changes.
+9. What the branches attend to (``HandAdapterConfig.guidance``, the paper's ablations of
+   Tables 3 and 5): 'arm_pose' (the paper's design, above), 'whole_body_pose' (all 22 root and
+   body rotations instead of the arm group, Table 5 "Whole-body pose": the same linear layer
+   and a 22-joint embedding; for a left hand the whole body is mirrored, left and right joints
+   swapped, as the flipped crop) or 'image_features' (Table 3 No.5: CA' attends to the hand
+   image tokens F^H, HaMeR's own decoder input, instead of F^B; there is no body projection
+   and the guidance is ignored). Callers get the adapter's input from a body pose with
+   ``guidance_from_body`` / ``guidance_from_axis_angle`` rather than ``arm_guidance``.
 
 Parameter count at HaMeR size (dim 1024, 8 x 64 heads, context 1280, 6 blocks): per block SA'
 2,100,224 + CA' 2,362,368 = 4,462,592, times 6 = 26,775,552; plus the linear layer 8,960 and the
@@ -50,7 +58,7 @@ joint embedding 10,240: 26,794,752 (the paper's "about 27M in HaMeR").
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, cast
+from typing import ClassVar, Literal, Protocol, cast, get_args
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +71,7 @@ from hmr_ros.body_models.joint_names import (
     arm_chain,
     arm_chain_indices,
 )
+from hmr_ros.datasets.sample import BODY_POSE_FLIP_PERMUTATION
 from hmr_ros.geometry.constants import take
 from hmr_ros.geometry.rotations import (
     Rot6dLayout,
@@ -88,6 +97,7 @@ from hmr_ros.models.heads.mano_head import (
 )
 
 __all__ = [
+    'GUIDANCE_INPUTS',
     'GUIDANCE_ROT6D_LAYOUT',
     'NUM_ARM_JOINTS',
     'NUM_BODY_ROTATIONS',
@@ -95,10 +105,13 @@ __all__ = [
     'GuidedHandExpert',
     'HandAdapter',
     'HandAdapterConfig',
+    'HeadAdapter',
     'arm_guidance',
     'arm_guidance_both_sides',
     'arm_guidance_from_axis_angle',
     'arm_guidance_from_smplerx_6d',
+    'known_body_pose',
+    'whole_body_guidance',
 ]
 
 NUM_ARM_JOINTS = len(arm_chain('right'))
@@ -111,6 +124,11 @@ ROT6D_DIM = 6
 
 GUIDANCE_ROT6D_LAYOUT: Rot6dLayout = HAMER_ROT6D_LAYOUT
 """Layout of the adapter's input theta_b: HaMeR's 'contiguous' (a1 = v[0:3], a2 = v[3:6])."""
+
+GuidanceInput = Literal['arm_pose', 'whole_body_pose', 'image_features']
+"""What the adapter's branches attend to (module docstring, point 9)."""
+
+GUIDANCE_INPUTS: tuple[str, ...] = get_args(GuidanceInput)
 
 JOINT_EMBEDDING_INIT_STD = 0.02
 """Std of the truncated-normal joint embedding at initialisation (as ViT position embeddings)."""
@@ -198,9 +216,69 @@ def _chain_to_guidance(chain_rotmat: Tensor, side: Side) -> Tensor:
     return rotmat_to_rot6d(chain_rotmat, GUIDANCE_ROT6D_LAYOUT)
 
 
+def whole_body_guidance(body_rotmat: Tensor, side: Side) -> Tensor:
+    """The input of the 'whole_body_pose' adapter (Table 5): all 22 root and body rotations.
+
+    For the left hand the whole body is mirrored as its flipped crop is: every rotation
+    R -> M R M and left and right joints swapped (the flip of datasets.augmentation), so a
+    left hand sees the body a right hand would see in the mirror image.
+
+    Args:
+        body_rotmat: (B, 22, 3, 3) local rotations, root first, then the 21 body joints.
+        side: 'left' or 'right'.
+
+    Returns:
+        (B, 22, 6) contiguous 6D, root first.
+    """
+    _check_body_rotations(body_rotmat, (3, 3), 'body_rotmat')
+    if side not in SIDES:
+        raise ValueError(f'side must be one of {SIDES}, got {side!r}')
+    if side == 'left':
+        order = (0, *(NUM_ROOT_JOINTS + i for i in BODY_POSE_FLIP_PERMUTATION))
+        body_rotmat = mirror_rotmat(take(body_rotmat, order, -3))
+    return rotmat_to_rot6d(body_rotmat, GUIDANCE_ROT6D_LAYOUT)
+
+
 def arm_guidance_both_sides(body_rotmat: Tensor) -> Tensor:
     """Guidance of both hands, (B, 2, 8, 6), sides in SIDES order (left mirrored, right)."""
     return torch.stack([arm_guidance(body_rotmat, side) for side in SIDES], dim=-3)
+
+
+def known_body_pose(
+    pose_6d: Tensor, has_body_pose: Tensor | None, joints: int = NUM_ARM_JOINTS
+) -> Tensor:
+    """The guidance with unknown body poses replaced by zeros (paper 3.3, hand-only data).
+
+    Args:
+        pose_6d: (B, J, 6) contiguous 6D guidance (``HandAdapter.guidance_from_body``).
+        has_body_pose: (B,) bool, False where no body pose is known; None: all known.
+        joints: the J the caller takes.
+
+    Returns:
+        (B, J, 6), zero rows for unknown poses (``where``: NaN fillers do not leak).
+
+    Raises:
+        ValueError: wrong shapes.
+    """
+    if pose_6d.dim() != 3 or tuple(pose_6d.shape[1:]) != (joints, ROT6D_DIM):
+        names, maker = (
+            (', '.join(arm_chain('right')), 'arm_guidance')
+            if joints == NUM_ARM_JOINTS
+            else ('the root and 21 body joints', 'whole_body_guidance')
+        )
+        raise ValueError(
+            f'arm_pose_6d must be (B, {joints}, {ROT6D_DIM}) contiguous 6D rotations '
+            f'of {names} (see {maker}); got {tuple(pose_6d.shape)}'
+        )
+    if has_body_pose is None:
+        return pose_6d
+    if tuple(has_body_pose.shape) != (pose_6d.shape[0],):
+        raise ValueError(
+            f'has_body_pose must be ({pose_6d.shape[0]},) bool, one flag per hand; '
+            f'got {tuple(has_body_pose.shape)}'
+        )
+    known = has_body_pose.to(device=pose_6d.device, dtype=torch.bool)[:, None, None]
+    return torch.where(known, pose_6d, torch.zeros_like(pose_6d))
 
 
 # --- Adapter ------------------------------------------------------------------------------------
@@ -213,9 +291,25 @@ class HandAdapterConfig:
     Attributes:
         joint_embedding: add a learned per-joint embedding to F^B (module docstring, point 4);
             False is the paper's plain shared linear layer.
+        guidance: what the branches attend to: 'arm_pose' (the paper's HMR-Adapter),
+            'whole_body_pose' or 'image_features' (ablations; module docstring, point 9).
     """
 
     joint_embedding: bool = True
+    guidance: GuidanceInput = 'arm_pose'
+
+    def __post_init__(self) -> None:
+        if self.guidance not in GUIDANCE_INPUTS:
+            raise ValueError(
+                f'adapter.guidance must be one of {GUIDANCE_INPUTS}; got {self.guidance!r}'
+            )
+
+    @property
+    def guidance_joints(self) -> int:
+        """Rotations of the adapter's input theta_b: 8 (arm), 22 (whole body), 0 (image)."""
+        return {'arm_pose': NUM_ARM_JOINTS, 'whole_body_pose': NUM_BODY_ROTATIONS}.get(
+            self.guidance, 0
+        )
 
 
 def _decoder_layers(head: MANOTransformerHead) -> list[DecoderLayer]:
@@ -299,14 +393,15 @@ class HandAdapter(nn.Module):
         self.head_config = head.config
         context_dim = head.config.context_dim
         reference = head.decpose.weight
-        self.body_projection = nn.Linear(
-            ROT6D_DIM, context_dim, device=reference.device, dtype=reference.dtype
-        )
-        if config.joint_embedding:
+        joints = config.guidance_joints
+        self.body_projection: nn.Linear | None = None
+        if joints:  # 'image_features' attends to F^H: no body tokens to project
+            self.body_projection = nn.Linear(
+                ROT6D_DIM, context_dim, device=reference.device, dtype=reference.dtype
+            )
+        if config.joint_embedding and joints:
             self.joint_embedding = nn.Parameter(
-                torch.empty(
-                    1, NUM_ARM_JOINTS, context_dim, device=reference.device, dtype=reference.dtype
-                )
+                torch.empty(1, joints, context_dim, device=reference.device, dtype=reference.dtype)
             )
             nn.init.trunc_normal_(self.joint_embedding, std=JOINT_EMBEDDING_INIT_STD)
         else:
@@ -323,16 +418,49 @@ class HandAdapter(nn.Module):
     def file_config(self) -> dict[str, int | float | bool | str]:
         """Everything that fixes this adapter's state-dict shapes, for the adapter file's card."""
         c = self.head_config
-        return {
+        config: dict[str, int | float | bool | str] = {
             'dim': c.dim,
             'depth': c.depth,
             'heads': c.heads,
             'dim_head': c.dim_head,
             'context_dim': c.context_dim,
-            'guidance_joints': NUM_ARM_JOINTS,
+            'guidance_joints': self.config.guidance_joints,
             'guidance_rot6d_layout': GUIDANCE_ROT6D_LAYOUT,
             'joint_embedding': self.config.joint_embedding,
         }
+        if self.config.guidance != 'arm_pose':  # files of the paper's adapter stay as they were
+            config['guidance'] = self.config.guidance
+        return config
+
+    @property
+    def guidance_joints(self) -> int:
+        """Rotations J of the input theta_b (B, J, 6): 8, 22, or 0 (image features)."""
+        return self.config.guidance_joints
+
+    def guidance_from_body(self, body_rotmat: Tensor, side: Side) -> Tensor:
+        """This adapter's input for one hand from a body pose's rotation matrices.
+
+        Args:
+            body_rotmat: (B, 22, 3, 3) local rotations, root first (as ``arm_guidance``).
+            side: 'left' or 'right' (left: mirrored as the flipped crop).
+
+        Returns:
+            (B, J, 6) contiguous 6D, J = ``guidance_joints`` (an empty (B, 0, 6) for
+            'image_features', which takes no body pose).
+        """
+        if self.config.guidance == 'whole_body_pose':
+            return whole_body_guidance(body_rotmat, side)
+        if self.config.guidance == 'image_features':
+            _check_body_rotations(body_rotmat, (3, 3), 'body_rotmat')
+            return body_rotmat.new_zeros(body_rotmat.shape[0], 0, ROT6D_DIM)
+        return arm_guidance(body_rotmat, side)
+
+    def guidance_from_axis_angle(self, body_pose_aa: Tensor, side: Side) -> Tensor:
+        """``guidance_from_body`` for (B, 22, 3) axis-angle body poses (training data)."""
+        if self.config.guidance == 'arm_pose':
+            return arm_guidance_from_axis_angle(body_pose_aa, side)
+        _check_body_rotations(body_pose_aa, (3,), 'body_pose_aa')
+        return self.guidance_from_body(axis_angle_to_rotmat(body_pose_aa), side)
 
     def set_fused_attention(self, enabled: bool) -> None:
         """Switch every branch between fused and reference attention."""
@@ -343,32 +471,20 @@ class HandAdapter(nn.Module):
         """F^B from the arm joint group.
 
         Args:
-            arm_pose_6d: (B, 8, 6) theta_b in the contiguous layout (``arm_guidance*``), left
-                arms already mirrored.
+            arm_pose_6d: (B, J, 6) theta_b in the contiguous layout (``guidance_from_body``;
+                J = 8 for the arm group), left arms already mirrored.
             has_body_pose: (B,) bool; False where no body pose is known: theta_b is replaced by
                 zeros (paper 3.3). None means all known.
 
         Returns:
-            (B, 8, context_dim).
+            (B, J, context_dim).
 
         Raises:
             ValueError: wrong shapes.
         """
-        if arm_pose_6d.dim() != 3 or tuple(arm_pose_6d.shape[1:]) != (NUM_ARM_JOINTS, ROT6D_DIM):
-            raise ValueError(
-                f'arm_pose_6d must be (B, {NUM_ARM_JOINTS}, {ROT6D_DIM}) contiguous 6D rotations '
-                f'of {", ".join(arm_chain("right"))} (see arm_guidance); '
-                f'got {tuple(arm_pose_6d.shape)}'
-            )
-        if has_body_pose is not None:
-            if tuple(has_body_pose.shape) != (arm_pose_6d.shape[0],):
-                raise ValueError(
-                    f'has_body_pose must be ({arm_pose_6d.shape[0]},) bool, one flag per hand; '
-                    f'got {tuple(has_body_pose.shape)}'
-                )
-            known = has_body_pose.to(device=arm_pose_6d.device, dtype=torch.bool)[:, None, None]
-            # where, not a product: an unknown pose may be filled with NaN by the caller.
-            arm_pose_6d = torch.where(known, arm_pose_6d, torch.zeros_like(arm_pose_6d))
+        if self.body_projection is None:
+            raise ValueError("an 'image_features' adapter attends to the image tokens, not F^B")
+        arm_pose_6d = known_body_pose(arm_pose_6d, has_body_pose, self.guidance_joints)
         tokens = self.body_projection(arm_pose_6d)
         if self.joint_embedding is not None:
             tokens = tokens + self.joint_embedding
@@ -394,7 +510,8 @@ class HandAdapter(nn.Module):
         Args:
             head: the frozen MANO head the adapter was built from (not modified).
             feature_map: (B, context_dim, H', W') hand ViT features.
-            arm_pose_6d: (B, 8, 6) theta_b, contiguous 6D (see body_tokens).
+            arm_pose_6d: (B, J, 6) theta_b, contiguous 6D (see body_tokens; ignored for
+                'image_features').
             has_body_pose: (B,) bool or None (see body_tokens).
 
         Returns:
@@ -403,7 +520,10 @@ class HandAdapter(nn.Module):
         """
         self._check_head(head)
         context = head.context_tokens(feature_map)
-        body_tokens = self.body_tokens(arm_pose_6d, has_body_pose).to(context.dtype)
+        if self.config.guidance == 'image_features':
+            body_tokens = context  # Table 3 No.5: CA' attends to HaMeR's decoder input F^H
+        else:
+            body_tokens = self.body_tokens(arm_pose_6d, has_body_pose).to(context.dtype)
         x = head.query_tokens(context.shape[0], context)
         for layer, branch in zip(_decoder_layers(head), self.branches, strict=True):
             block_input = x
@@ -411,6 +531,37 @@ class HandAdapter(nn.Module):
             x = x + layer.attend_context(x, context) + branch(block_input, body_tokens)
             x = x + layer.feed_forward(x)
         return head.regress(x[:, 0])
+
+
+class HeadAdapter(Protocol):
+    """What the hand path runs in place of the plain MANO head.
+
+    ``HandAdapter``, or a body feature injection of the paper's ablations
+    (models/ablations/hand.py).
+    """
+
+    @property
+    def guidance_joints(self) -> int:
+        """Rotations J of the input (B, J, 6)."""
+        ...
+
+    def guidance_from_body(self, body_rotmat: Tensor, side: Side) -> Tensor:
+        """(B, J, 6) input from (B, 22, 3, 3) body rotations."""
+        ...
+
+    def guidance_from_axis_angle(self, body_pose_aa: Tensor, side: Side) -> Tensor:
+        """(B, J, 6) input from (B, 22, 3) axis-angles."""
+        ...
+
+    def __call__(
+        self,
+        head: MANOTransformerHead,
+        feature_map: Tensor,
+        arm_pose_6d: Tensor,
+        has_body_pose: Tensor | None = None,
+    ) -> MANOHeadOutput:
+        """The head's output with the guidance injected."""
+        ...
 
 
 class GuidedHandExpert(nn.Module):
@@ -422,10 +573,30 @@ class GuidedHandExpert(nn.Module):
     plain hand expert, the guidance is ignored).
     """
 
-    def __init__(self, hand_expert: HandExpert, hand_adapter: HandAdapter | None) -> None:
+    def __init__(self, hand_expert: HandExpert, hand_adapter: HeadAdapter | None) -> None:
         super().__init__()
         self.hand_expert = hand_expert.requires_grad_(False).eval()
         self.hand_adapter = hand_adapter
+
+    @property
+    def guidance_joints(self) -> int:
+        """Rotations J of the guidance the adapter takes (8 without an adapter: ignored)."""
+        return NUM_ARM_JOINTS if self.hand_adapter is None else self.hand_adapter.guidance_joints
+
+    def guidance(self, body_rotmat: Tensor, side: Side) -> Tensor:
+        """The adapter's guidance for one hand from body rotations, (B, 22, 3, 3) -> (B, J, 6).
+
+        ``arm_guidance`` for the paper's adapter and without an adapter.
+        """
+        if self.hand_adapter is None:
+            return arm_guidance(body_rotmat, side)
+        return self.hand_adapter.guidance_from_body(body_rotmat, side)
+
+    def guidance_from_axis_angle(self, body_pose_aa: Tensor, side: Side) -> Tensor:
+        """``guidance`` for (B, 22, 3) axis-angle body poses."""
+        if self.hand_adapter is None:
+            return arm_guidance_from_axis_angle(body_pose_aa, side)
+        return self.hand_adapter.guidance_from_axis_angle(body_pose_aa, side)
 
     def train(self, mode: bool = True) -> GuidedHandExpert:
         """Set training mode on the adapter only; the frozen hand expert stays in eval mode."""
@@ -440,8 +611,9 @@ class GuidedHandExpert(nn.Module):
 
         Args:
             crops: (B, 3, 256, 256) ImageNet-normalised RGB, left hands flipped (HandExpert).
-            arm_pose_6d: (B, 8, 6) contiguous 6D arm joint group of each crop's side, left arms
-                mirrored (``arm_guidance*``); ignored without an adapter.
+            arm_pose_6d: (B, J, 6) contiguous 6D guidance of each crop's side (``guidance``;
+                the arm joint group for the paper's adapter), left arms mirrored; ignored
+                without an adapter.
             has_body_pose: (B,) bool or None (see HandAdapter.body_tokens).
 
         Returns:

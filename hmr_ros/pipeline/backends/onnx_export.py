@@ -180,14 +180,17 @@ def hand_path_spec(
     network = HandPathNetwork(model, guided)
     if not guided:
         return GraphSpec('hand_path', network, (crops,), ('crops',), HAND_OUTPUTS)
-    arm = _arm_guidance_example(hands, dtype, device)
+    joints = model.hand_path.guidance_joints  # 8 (arm group) for the paper's adapter
+    arm = _arm_guidance_example(hands, dtype, device, joints)
     return GraphSpec('hand_path', network, (crops, arm), ('crops', 'arm_pose_6d'), HAND_OUTPUTS)
 
 
-def _arm_guidance_example(hands: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """(hands, 8, 6) contiguous 6D of identity rotations (first two columns of I)."""
+def _arm_guidance_example(
+    hands: int, dtype: torch.dtype, device: torch.device, joints: int = 8
+) -> Tensor:
+    """(hands, joints, 6) contiguous 6D of identity rotations (first two columns of I)."""
     identity_6d = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0], device=device, dtype=dtype)
-    return identity_6d.expand(hands, 8, 6).clone()
+    return identity_6d.expand(hands, joints, 6).clone()
 
 
 def dual_path_spec(
