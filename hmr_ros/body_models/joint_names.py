@@ -17,6 +17,7 @@ official `kintree_table` of SMPL-X 1.1, which a test checks index by index.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from smplx.joint_names import JOINT_NAMES as _SMPLX_PACKAGE_JOINT_NAMES
@@ -297,6 +298,39 @@ def smplx_hand_to_openpose(side: Side) -> tuple[str, ...]:
         else:
             names.append(f'{side}_{name}')
     return tuple(names)
+
+
+# ---------------------------------------------------------------- mirror images (horizontal flip)
+
+_SIDE_PREFIXES = (('left_', 'right_'), ('right_', 'left_'))
+
+
+def mirror_name(name: str) -> str:
+    """The name of the mirror-image point: 'left_elbow' <-> 'right_elbow'; others unchanged."""
+    for prefix, other in _SIDE_PREFIXES:
+        if name.startswith(prefix):
+            return other + name[len(prefix) :]
+    return name
+
+
+def flip_permutation(names: Sequence[str]) -> tuple[int, ...]:
+    """Index map for a horizontal flip: flipped[i] = original[perm[i]].
+
+    Args:
+        names: point names of one layout; every left/right name needs its partner.
+
+    Returns:
+        perm with names[perm[i]] == mirror_name(names[i]).
+    """
+    index = {name: i for i, name in enumerate(names)}
+    try:
+        return tuple(index[mirror_name(name)] for name in names)
+    except KeyError as error:
+        raise ValueError(f'layout has no mirror partner for {error.args[0]!r}') from None
+
+
+BODY_POSE_FLIP_PERMUTATION: tuple[int, ...] = flip_permutation(BODY_JOINT_NAMES)
+"""flip_permutation of the 21 `body_pose` joints."""
 
 
 # ---------------------------------------------------------------- ROS frame names (REP-120 style)

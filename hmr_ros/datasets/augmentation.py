@@ -6,7 +6,7 @@ self-consistent (its 3D keypoints still project onto its 2D keypoints):
 Horizontal flip (the camera sees the mirror world, X -> -X):
     pixels x -> W - 1 - x (OpenCV pixel centres); boxes mirrored and left/right swapped;
     intrinsics cx -> W - 1 - cx and skew negated; 3D points x -> -x; keypoints of a layout
-    re-ordered by `sample.flip_permutation` (left_elbow <-> right_elbow) and hand keypoints
+    re-ordered by `joint_names.flip_permutation` (left_elbow <-> right_elbow) and hand keypoints
     swapped between the hands; rotations mirrored, axis-angle (x, y, z) -> (x, -y, -z)
     (`geometry.rotations.mirror_axis_angle`), with `body_pose` re-ordered by left/right pairs
     and the two hand poses exchanged; SMPL-X transl follows the mirrored pelvis; MANO meshes
@@ -37,12 +37,11 @@ import cv2
 import numpy as np
 import torch
 
+from hmr_ros.body_models.joint_names import BODY_POSE_FLIP_PERMUTATION, flip_permutation
 from hmr_ros.datasets.sample import (
-    BODY_POSE_FLIP_PERMUTATION,
     MANOParams,
     Sample,
     SMPLXParams,
-    flip_permutation,
     layout_names,
 )
 from hmr_ros.geometry.rotations import (

@@ -52,7 +52,6 @@ import numpy as np
 import torch
 
 from hmr_ros.body_models.joint_names import (
-    BODY_JOINT_NAMES,
     NUM_BODY_JOINTS,
     NUM_HAND_JOINTS,
     NUM_HAND_KEYPOINTS,
@@ -117,32 +116,6 @@ KEYPOINT_LAYOUTS: dict[str, tuple[str, ...]] = {
 """Body keypoint orders by name. 'smplx': the 55 kinematic joints and 21 vertex keypoints of
 `smplx.SMPLXLayer`, the first 76 joints it returns."""
 
-_SIDE_PREFIXES = (('left_', 'right_'), ('right_', 'left_'))
-
-
-def mirror_name(name: str) -> str:
-    """The name of the mirror-image point: 'left_elbow' <-> 'right_elbow'; others unchanged."""
-    for prefix, other in _SIDE_PREFIXES:
-        if name.startswith(prefix):
-            return other + name[len(prefix) :]
-    return name
-
-
-def flip_permutation(names: Sequence[str]) -> tuple[int, ...]:
-    """Index map for a horizontal flip: flipped[i] = original[perm[i]].
-
-    Args:
-        names: point names of one layout; every left/right name needs its partner.
-
-    Returns:
-        perm with names[perm[i]] == mirror_name(names[i]).
-    """
-    index = {name: i for i, name in enumerate(names)}
-    try:
-        return tuple(index[mirror_name(name)] for name in names)
-    except KeyError as error:
-        raise ValueError(f'layout has no mirror partner for {error.args[0]!r}') from None
-
 
 def layout_names(layout: str) -> tuple[str, ...]:
     """Names of a body keypoint layout; raises with the known layouts otherwise."""
@@ -152,10 +125,6 @@ def layout_names(layout: str) -> tuple[str, ...]:
         raise KeyError(
             f'unknown keypoint layout {layout!r}; known: {", ".join(KEYPOINT_LAYOUTS)}'
         ) from None
-
-
-BODY_POSE_FLIP_PERMUTATION: tuple[int, ...] = flip_permutation(BODY_JOINT_NAMES)
-"""flip_permutation of the 21 `body_pose` joints."""
 
 
 def _array(value: Any, shape: tuple[int, ...], name: str, dtype: Any = np.float32) -> np.ndarray:

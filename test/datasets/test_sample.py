@@ -5,14 +5,12 @@ import pytest
 import torch
 from synthetic_samples import make_synthetic_sample
 
-from hmr_ros.body_models.joint_names import SMPLX_JOINT_INDEX
+from hmr_ros.body_models.joint_names import SMPLX_JOINT_INDEX, flip_permutation, mirror_name
 from hmr_ros.datasets.sample import (
     KEYPOINT_LAYOUTS,
     Sample,
-    flip_permutation,
     keypoint_box_xyxy,
     load_index,
-    mirror_name,
     save_index,
     smplx_params_to_rotmats,
     smplx_rest_pelvis_m,

@@ -64,6 +64,7 @@ import torch
 from torch import Tensor, nn
 
 from hmr_ros.body_models.joint_names import (
+    BODY_POSE_FLIP_PERMUTATION,
     NUM_BODY_JOINTS,
     NUM_ROOT_JOINTS,
     SIDES,
@@ -71,7 +72,6 @@ from hmr_ros.body_models.joint_names import (
     arm_chain,
     arm_chain_indices,
 )
-from hmr_ros.datasets.sample import BODY_POSE_FLIP_PERMUTATION
 from hmr_ros.geometry.constants import take
 from hmr_ros.geometry.rotations import (
     Rot6dLayout,
