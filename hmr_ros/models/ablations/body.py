@@ -81,6 +81,7 @@ from torch import Tensor, nn
 
 from hmr_ros.checkpoints.adapter_files import load_adapter_file, read_adapter_file
 from hmr_ros.checkpoints.project_format import sha256_file
+from hmr_ros.checkpoints.smplerx_layout import SMPLERX_MODULE_NAMES
 from hmr_ros.geometry.constants import take
 from hmr_ros.models.adapters.body_adapter import (
     NUM_JOINT_TOKENS,
@@ -129,14 +130,8 @@ __all__ = [
 ]
 
 ENCODER_MODULE_NAME = 'encoder'
-HEAD_MODULE_NAMES: tuple[str, ...] = (
-    'body_position_net',
-    'body_regressor',
-    'box_net',
-    'hand_roi_net',
-    'hand_position_net',
-    'hand_regressor',
-    'face_regressor',
+HEAD_MODULE_NAMES: tuple[str, ...] = tuple(
+    name for name in SMPLERX_MODULE_NAMES if name != ENCODER_MODULE_NAME
 )
 """Every WholeBodyModel module after the ViT: SMPLer-X's neck (box_net, hand_roi_net) and head
 (the rest); 30,875,416 parameters at H32 size, the paper's "31M" (module docstring, 1.)."""
