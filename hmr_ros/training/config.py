@@ -19,14 +19,12 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from hmr_ros.datasets.augmentation import AugmentationConfig
-from hmr_ros.models.ablations.body import BODY_ABLATION_VARIANTS
 from hmr_ros.models.adapters.body_adapter import BodyAdapterConfig
 from hmr_ros.models.adapters.hand_adapter import HandAdapterConfig
 from hmr_ros.models.alternatives.deformable_decoder import DeformableDecoderConfig
 from hmr_ros.training.losses import BodyLossWeights, HandLossWeights
 
 __all__ = [
-    'IMPLEMENTED_VARIANTS',
     'PRECISIONS',
     'BodyAdapterTrainConfig',
     'DataConfig',
@@ -75,21 +73,6 @@ BodyVariant = Literal[
 ]
 """What the body stage trains: 'hmr_adapter' (paper 3.4) or an ablation variant of Tables 4 and
 6 (models/ablations/body.py, trained by training/body_variants.py)."""
-
-IMPLEMENTED_VARIANTS: tuple[str, ...] = (
-    'hmr_adapter',
-    # training/hand_variants.py HAND_VARIANT_TASKS
-    'hamer_full_finetune',
-    'hamer_from_scratch',
-    'hamer_decoder_finetune',
-    'hamer_concatenation',
-    'hamer_adapter_image_input',
-    'hand_concatenation',
-    'hand_weighted_sum',
-    'hand_whole_body_pose',
-    *BODY_ABLATION_VARIANTS,  # training/body_variants.py BODY_VARIANT_TASKS
-)
-"""Variants ``hmr-ros train`` trains; the others are refused with a clear error."""
 
 
 @dataclass(frozen=True)
@@ -252,8 +235,8 @@ class HandAdapterTrainConfig:
             layer gives the predicted (and ground-truth) meshes and joints.
         data: training data (hand crops, left hands flipped; see datasets.loader).
         output: run folder.
-        variant: 'hmr_adapter' or an ablation variant (HandVariant; only IMPLEMENTED_VARIANTS
-            train).
+        variant: 'hmr_adapter' or an ablation variant (HandVariant; its task:
+            training/hand_variants.py).
         adapter: hand adapter options (sizes come from the hand expert's head).
         loss: lambda of eq. 5.
         optimizer: AdamW and schedule.
@@ -280,8 +263,8 @@ class BodyAdapterTrainConfig:
         body_model_dir: folder with SMPLX_NEUTRAL.npz (docs/licences.md).
         data: training data (person crops).
         output: run folder.
-        variant: 'hmr_adapter' or an ablation variant (BodyVariant; only IMPLEMENTED_VARIANTS
-            train).
+        variant: 'hmr_adapter' or an ablation variant (BodyVariant; its task:
+            training/body_variants.py).
         adapter: body adapter sizes; ``in_channels`` is always taken from the whole-body
             model's width.
         loss: lambda of eqs. 7 and 8.

@@ -92,7 +92,6 @@ from hmr_ros.models.hand_expert import HandExpert, normalize_hand_crops
 from hmr_ros.models.heads.smplx_head import BODY_POSITION_JOINT_NAMES, NUM_HAND_POSE_JOINTS
 from hmr_ros.models.whole_body import WholeBodyModel, WholeBodyStages, virtual_crop_intrinsics
 from hmr_ros.training.config import (
-    IMPLEMENTED_VARIANTS,
     BodyAdapterTrainConfig,
     DeformableDecoderTrainConfig,
     HandAdapterTrainConfig,
@@ -953,17 +952,17 @@ class AdapterTrainer:
     ) -> None:
         # The DeforHMR decoder config has no ablation variants; the adapters' may name one.
         variant = getattr(config, 'variant', 'hmr_adapter')
-        if variant not in IMPLEMENTED_VARIANTS:
-            raise ValueError(
-                f'variant {variant!r} (a paper ablation) is not implemented in this '
-                f'version; implemented: {", ".join(IMPLEMENTED_VARIANTS)}'
-            )
         if task_factory is None and variant != 'hmr_adapter':
             # The paper's ablations (Tables 3-6): each variant's task builds its own model.
             from hmr_ros.training.body_variants import BODY_VARIANT_TASKS  # (cycle)
             from hmr_ros.training.hand_variants import HAND_VARIANT_TASKS  # (cycle)
 
-            task_factory = HAND_VARIANT_TASKS.get(variant) or BODY_VARIANT_TASKS.get(variant)  # type: ignore[assignment]
+            variant_tasks = {**HAND_VARIANT_TASKS, **BODY_VARIANT_TASKS}
+            if variant not in variant_tasks:
+                raise ValueError(
+                    f'unknown variant {variant!r}; known: hmr_adapter, {", ".join(variant_tasks)}'
+                )
+            task_factory = variant_tasks[variant]  # type: ignore[assignment]
         self.config = config
         self.device = resolve_device(config.run.device, 'run.device')
         self.dtype = autocast_dtype(config.run.precision, self.device)

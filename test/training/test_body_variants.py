@@ -40,8 +40,8 @@ from hmr_ros.models.adapters.hand_adapter import HandAdapter
 from hmr_ros.models.dual_path_builder import load_hand_expert, load_whole_body
 from hmr_ros.models.heads.smplx_head import BODY_POSITION_JOINT_NAMES
 from hmr_ros.models.whole_body import BODY_POSE_TOKENS, WholeBodyModel, build_whole_body
+from hmr_ros.training.body_variants import BODY_VARIANT_TASKS
 from hmr_ros.training.config import (
-    IMPLEMENTED_VARIANTS,
     BodyAdapterTrainConfig,
     DataConfig,
     OptimizerConfig,
@@ -182,7 +182,7 @@ def test_exactly_the_variants_parameters_train_and_its_file_loads(
     base, _ = load_whole_body(assets / 'smplerx_tiny.safetensors')
     before = _module_states(base)
     trainer = AdapterTrainer(_config(assets, index, tmp_path / 'run', variant))
-    assert variant in IMPLEMENTED_VARIANTS
+    assert variant in BODY_VARIANT_TASKS
     initial = {k: v.clone() for k, v in trainer.task.adapter.state_dict().items()}
     result = trainer.fit()
     model = trainer.task.model.whole_body  # type: ignore[attr-defined]

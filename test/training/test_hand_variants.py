@@ -3,6 +3,7 @@ hand crops: exactly the intended parameters train, checkpoints resume, final fil
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, get_args
 
@@ -19,7 +20,7 @@ from hmr_ros.models.ablations.hand import BodyFeatureInjection
 from hmr_ros.models.adapters.hand_adapter import HandAdapter
 from hmr_ros.models.dual_path_builder import load_hand_adapter, load_hand_expert
 from hmr_ros.models.hand_expert import build_hand_expert
-from hmr_ros.training.config import IMPLEMENTED_VARIANTS, HandAdapterTrainConfig, HandVariant
+from hmr_ros.training.config import HandAdapterTrainConfig, HandVariant
 from hmr_ros.training.hand_variants import HAND_VARIANT_TASKS
 from hmr_ros.training.trainer import AdapterTrainer
 
@@ -189,7 +190,14 @@ def test_adapter_variants_reject_a_conflicting_guidance(files: dict[str, Path], 
 
 def test_every_hand_variant_has_a_task() -> None:
     """No hand variant falls through to the plain adapter task: each named in HandVariant
-    (and implemented) has its own factory."""
+    has its own factory."""
     hand = set(get_args(HandVariant)) - {'hmr_adapter'}
     assert set(HAND_VARIANT_TASKS) == hand
-    assert hand <= set(IMPLEMENTED_VARIANTS)
+
+
+def test_trainer_refuses_an_unknown_variant(files: dict[str, Path], tmp_path: Path) -> None:
+    """A config built in code (no YAML validation) naming no known variant is refused by the
+    trainer with the known names, instead of training the plain adapter."""
+    config = dataclasses.replace(_config(files, tmp_path, 'hmr_adapter'), variant='hand_moderator')
+    with pytest.raises(ValueError, match="unknown variant 'hand_moderator'; known: hmr_adapter, "):
+        AdapterTrainer(config)
