@@ -40,6 +40,7 @@ from hmr_ros.evaluation.evaluator import (
 )
 from hmr_ros.evaluation.report import ResultRow, TableLayout, get_layout
 from hmr_ros.models.ablations.body import BODY_ABLATION_VARIANTS, WEIGHT_ONLY_VARIANTS
+from hmr_ros.models.ablations.hand import HAND_ABLATION_VARIANTS, HAND_WEIGHT_ONLY_VARIANTS
 from hmr_ros.models.dual_path import DualPathConfig
 
 __all__ = [
@@ -68,14 +69,8 @@ TRAIN_CONFIGS: dict[str, str] = {
 """The command that trains each adapter file a row needs."""
 
 HAND_VARIANT_FILES: dict[str, Literal['hand_expert', 'hand_adapter']] = {
-    'hamer_full_finetune': 'hand_expert',
-    'hamer_from_scratch': 'hand_expert',
-    'hamer_decoder_finetune': 'hand_expert',
-    'hamer_concatenation': 'hand_adapter',
-    'hamer_adapter_image_input': 'hand_adapter',
-    'hand_concatenation': 'hand_adapter',
-    'hand_weighted_sum': 'hand_adapter',
-    'hand_whole_body_pose': 'hand_adapter',
+    variant: 'hand_expert' if variant in HAND_WEIGHT_ONLY_VARIANTS else 'hand_adapter'
+    for variant in HAND_ABLATION_VARIANTS
 }
 """What the trained file of each hand ablation is (training/hand_variants.py): a hand-expert
 model file (weight-only variants, used in place of HaMeR) or a hand adapter file."""

@@ -38,6 +38,9 @@ import torch
 from hmr_ros.body_models.smplx_layers import MANOHandModel
 from hmr_ros.checkpoints.project_format import ModelCard, save_model_file
 from hmr_ros.models.ablations.hand import (
+    HAND_GUIDANCE_VARIANTS,
+    HAND_INJECTION_VARIANTS,
+    HAND_WEIGHT_ONLY_VARIANTS,
     BodyFeatureInjection,
     FineTunedHandExpert,
     FineTuneScope,
@@ -197,13 +200,11 @@ def _injection_task(
 
 
 HAND_VARIANT_TASKS: dict[str, Callable[[HandAdapterTrainConfig, torch.device], TrainingTask]] = {
-    'hamer_full_finetune': _weights_task('all', 'hamer_full_finetune'),
-    'hamer_from_scratch': _weights_task('all', 'hamer_from_scratch', from_scratch=True),
-    'hamer_decoder_finetune': _weights_task('decoder', 'hamer_decoder_finetune'),
-    'hamer_concatenation': _injection_task('concatenation'),
-    'hamer_adapter_image_input': _adapter_task('image_features'),
-    'hand_concatenation': _injection_task('concatenation'),
-    'hand_weighted_sum': _injection_task('weighted_sum'),
-    'hand_whole_body_pose': _adapter_task('whole_body_pose'),
+    **{
+        variant: _weights_task(scope, variant, from_scratch=variant == 'hamer_from_scratch')
+        for variant, scope in HAND_WEIGHT_ONLY_VARIANTS.items()
+    },
+    **{variant: _injection_task(mode) for variant, mode in HAND_INJECTION_VARIANTS.items()},
+    **{variant: _adapter_task(kind) for variant, kind in HAND_GUIDANCE_VARIANTS.items()},
 }
 """Task factory of each hand ablation variant (training/config.py HandVariant)."""

@@ -39,6 +39,7 @@ from hmr_ros.models.adapters.hand_adapter import (
     JOINT_EMBEDDING_INIT_STD,
     NUM_ARM_JOINTS,
     ROT6D_DIM,
+    GuidanceInput,
     arm_guidance,
     arm_guidance_from_axis_angle,
     known_body_pose,
@@ -48,6 +49,10 @@ from hmr_ros.models.heads.mano_head import MANOHeadOutput, MANOTransformerHead
 
 __all__ = [
     'FINE_TUNE_SCOPES',
+    'HAND_ABLATION_VARIANTS',
+    'HAND_GUIDANCE_VARIANTS',
+    'HAND_INJECTION_VARIANTS',
+    'HAND_WEIGHT_ONLY_VARIANTS',
     'INJECTION_ADAPTER_NAMES',
     'INJECTION_MODES',
     'MODERATOR_HIDDEN_DIMS',
@@ -74,6 +79,36 @@ INJECTION_ADAPTER_NAMES: dict[str, str] = {
     'weighted_sum': 'hand_weighted_sum',
 }
 """Model-card ``model`` of each injection mode's adapter file."""
+
+HAND_WEIGHT_ONLY_VARIANTS: dict[str, FineTuneScope] = {
+    'hamer_full_finetune': 'all',
+    'hamer_from_scratch': 'all',
+    'hamer_decoder_finetune': 'decoder',
+}
+"""Variants that only change the hand expert's weights -> what they train; their trained file
+is a hand-expert model file (used in place of HaMeR)."""
+
+HAND_INJECTION_VARIANTS: dict[str, InjectionMode] = {
+    'hamer_concatenation': 'concatenation',
+    'hand_concatenation': 'concatenation',
+    'hand_weighted_sum': 'weighted_sum',
+}
+"""Variants that inject body features into a fine-tuned decoder copy -> how; their file is a
+hand adapter file (BodyFeatureInjection)."""
+
+HAND_GUIDANCE_VARIANTS: dict[str, GuidanceInput] = {
+    'hamer_adapter_image_input': 'image_features',
+    'hand_whole_body_pose': 'whole_body_pose',
+}
+"""Variants that are the HMR-Adapter fed another input -> that input; their file is a hand
+adapter file (HandAdapter)."""
+
+HAND_ABLATION_VARIANTS: tuple[str, ...] = (
+    *HAND_WEIGHT_ONLY_VARIANTS,
+    *HAND_INJECTION_VARIANTS,
+    *HAND_GUIDANCE_VARIANTS,
+)
+"""Every hand ablation variant (training/config.py HandVariant names but 'hmr_adapter')."""
 
 MODERATOR_HIDDEN_DIMS: tuple[int, ...] = (1024, 1024)
 """Hidden widths of the moderator MLP: PIXIE's hand moderator (TempSoftmaxFusion with its
