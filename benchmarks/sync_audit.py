@@ -18,35 +18,10 @@ import torch
 
 from hmr_ros.body_models.smplx_layers import SMPLXBodyModel
 from hmr_ros.body_models.synthetic import write_body_model_files
-from hmr_ros.models.adapters.body_adapter import BodyAdapter, body_adapter_tiny
-from hmr_ros.models.adapters.hand_adapter import HandAdapter
-from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
-from hmr_ros.models.hand_expert import build_hand_expert
-from hmr_ros.models.sync_audit import SyncAudit
-from hmr_ros.models.whole_body import build_whole_body
+from hmr_ros.models.dual_path import DualPathModel
+from hmr_ros.models.sync_audit import SyncAudit, audited_tiny_dual_path
 
 WIDTH, HEIGHT = 320, 240
-
-
-def tiny_dual_path(body_model_dir: Path) -> DualPathModel:
-    """The tiny dual path with both adapters, non-zero adapter outputs, always fusing hands."""
-    torch.manual_seed(0)
-    whole_body = build_whole_body('smplerx_tiny').eval()
-    hand_expert = build_hand_expert('hamer_tiny').eval()
-    hand_adapter = HandAdapter(hand_expert.mano_head)
-    body_adapter = BodyAdapter(body_adapter_tiny())
-    with torch.no_grad():
-        for branch in hand_adapter.branches:
-            branch.output_projection.weight.normal_(std=0.2)
-        body_adapter.output_layer.weight.normal_(std=0.3)
-    return DualPathModel(
-        whole_body,
-        hand_expert,
-        SMPLXBodyModel.from_folder(body_model_dir),
-        hand_adapter,
-        body_adapter,
-        DualPathConfig(hand_confidence_threshold=0.0),
-    ).eval()
 
 
 def example_inputs(num_persons: int) -> tuple[torch.Tensor, ...]:
@@ -76,7 +51,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        model = tiny_dual_path(write_body_model_files(Path(folder), seed=0))
+        model = audited_tiny_dual_path(
+            SMPLXBodyModel.from_folder(write_body_model_files(Path(folder), seed=0))
+        )
         for persons in args.persons:
             recorder = audit(model, persons)
             print(f'--- {persons} person(s): {len(recorder.events)} sync point(s)')

@@ -29,13 +29,17 @@ import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-__all__ = ['SyncAudit', 'SyncEvent']
+if TYPE_CHECKING:
+    from hmr_ros.body_models.smplx_layers import SMPLXBodyModel
+    from hmr_ros.models.dual_path import DualPathModel
+
+__all__ = ['SyncAudit', 'SyncEvent', 'audited_tiny_dual_path']
 
 _aten = torch.ops.aten
 
@@ -154,3 +158,40 @@ class SyncAudit(TorchDispatchMode):
         """One line per (kind, location) with its count; empty when no event was recorded."""
         counter = collections.Counter(f'{e.kind}: {e.op} at {e.location}' for e in self.events)
         return '\n'.join(f'{n:4d}  {what}' for what, n in counter.most_common())
+
+
+def audited_tiny_dual_path(smplx_model: SMPLXBodyModel, seed: int = 0) -> DualPathModel:
+    """The model the audit runs on (benchmarks/sync_audit.py and its CI test).
+
+    The tiny dual path (random weights, seeded) with both adapters giving non-zero outputs and
+    every hand fused, so that every branch of the forward runs.
+
+    Args:
+        smplx_model: the SMPL-X layer (e.g. of the generated stand-in files).
+        seed: torch seed of the random weights.
+    """
+    # Imported here: the audit itself depends on torch only.
+    from hmr_ros.models.adapters.body_adapter import BodyAdapter, body_adapter_tiny
+    from hmr_ros.models.adapters.hand_adapter import HandAdapter
+    from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
+    from hmr_ros.models.hand_expert import build_hand_expert
+    from hmr_ros.models.whole_body import build_whole_body
+
+    torch.manual_seed(seed)
+    whole_body = build_whole_body('smplerx_tiny').eval()
+    hand_expert = build_hand_expert('hamer_tiny').eval()
+    hand_adapter = HandAdapter(hand_expert.mano_head)
+    body_adapter = BodyAdapter(body_adapter_tiny())
+    with torch.no_grad():
+        # The adapters start as exact no-ops (zero output layers); make them act.
+        for branch in hand_adapter.branches:
+            branch.output_projection.weight.normal_(std=0.2)
+        body_adapter.output_layer.weight.normal_(std=0.3)
+    return DualPathModel(
+        whole_body,
+        hand_expert,
+        smplx_model,
+        hand_adapter,
+        body_adapter,
+        DualPathConfig(hand_confidence_threshold=0.0),
+    ).eval()

@@ -11,12 +11,7 @@ import copy
 import pytest
 import torch
 
-from hmr_ros.models.adapters.body_adapter import BodyAdapter, body_adapter_tiny
-from hmr_ros.models.adapters.hand_adapter import HandAdapter
-from hmr_ros.models.dual_path import DualPathConfig, DualPathModel
-from hmr_ros.models.hand_expert import build_hand_expert
-from hmr_ros.models.sync_audit import SyncAudit
-from hmr_ros.models.whole_body import build_whole_body
+from hmr_ros.models.sync_audit import SyncAudit, audited_tiny_dual_path
 
 WIDTH, HEIGHT = 320, 240
 INTRINSICS = torch.tensor([[[300.0, 0.0, 159.5], [0.0, 310.0, 119.5], [0.0, 0.0, 1.0]]])
@@ -25,23 +20,7 @@ INTRINSICS = torch.tensor([[[300.0, 0.0, 159.5], [0.0, 310.0, 119.5], [0.0, 0.0,
 @pytest.fixture(scope='module')
 def dual_path(smplx_body_model):
     """Tiny dual path with both adapters giving non-zero outputs, every hand fused."""
-    torch.manual_seed(21)
-    whole_body = build_whole_body('smplerx_tiny').eval()
-    hand_expert = build_hand_expert('hamer_tiny').eval()
-    hand_adapter = HandAdapter(hand_expert.mano_head)
-    body_adapter = BodyAdapter(body_adapter_tiny())
-    with torch.no_grad():
-        for branch in hand_adapter.branches:
-            branch.output_projection.weight.normal_(std=0.2)
-        body_adapter.output_layer.weight.normal_(std=0.3)
-    return DualPathModel(
-        whole_body,
-        hand_expert,
-        smplx_body_model,
-        hand_adapter,
-        body_adapter,
-        DualPathConfig(hand_confidence_threshold=0.0),
-    ).eval()
+    return audited_tiny_dual_path(smplx_body_model, seed=21)
 
 
 def _inputs(num_persons):
