@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from hand_fixtures import BATCH, crops, tiny_expert
 
 from hmr_ros.body_models.joint_names import arm_chain_indices
 from hmr_ros.checkpoints.hamer_layout import DISCRIMINATOR_SHAPES
@@ -28,17 +29,6 @@ from hmr_ros.models.adapters.hand_adapter import (
 )
 from hmr_ros.models.backbones.vit import count_parameters
 from hmr_ros.models.hand_expert import HandExpert, build_hand_expert
-
-BATCH = 3
-
-
-def tiny_expert(seed: int = 0) -> HandExpert:
-    torch.manual_seed(seed)
-    return build_hand_expert('hamer_tiny').eval()
-
-
-def crops(batch: int = BATCH, seed: int = 1) -> torch.Tensor:
-    return torch.randn(batch, 3, 256, 256, generator=torch.Generator().manual_seed(seed))
 
 
 def body_rotmat(batch: int = BATCH, seed: int = 2) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from hand_fixtures import BATCH, crops, tiny_expert
 
 from hmr_ros.body_models.joint_names import BODY_JOINT_NAMES, SMPLX_JOINT_NAMES
 from hmr_ros.geometry.rotations import (
@@ -22,18 +23,7 @@ from hmr_ros.models.adapters.hand_adapter import (
     arm_guidance_from_smplerx_6d,
 )
 from hmr_ros.models.backbones.vit import count_parameters
-from hmr_ros.models.hand_expert import HandExpert, build_hand_expert
-
-BATCH = 3
-
-
-def tiny_expert(seed: int = 0) -> HandExpert:
-    torch.manual_seed(seed)
-    return build_hand_expert('hamer_tiny').eval()
-
-
-def crops(batch: int = BATCH, seed: int = 1) -> torch.Tensor:
-    return torch.randn(batch, 3, 256, 256, generator=torch.Generator().manual_seed(seed))
+from hmr_ros.models.hand_expert import build_hand_expert
 
 
 def random_body_aa(batch: int = BATCH, seed: int = 2) -> torch.Tensor:

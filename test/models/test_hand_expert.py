@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 import pytest
 import torch
+from hand_fixtures import crops, tiny_expert
 from torch import nn
 
 from hmr_ros.body_models.smplx_layers import MANOHandModel
@@ -13,7 +14,6 @@ from hmr_ros.geometry.rotations import mirror_rotmat, rot6d_to_rotmat
 from hmr_ros.models.backbones.vit import count_parameters, vit_tiny
 from hmr_ros.models.hand_expert import (
     HAND_EXPERT_VARIANTS,
-    HandExpert,
     HandExpertConfig,
     build_hand_expert,
     hamer_tiny,
@@ -22,15 +22,7 @@ from hmr_ros.models.hand_expert import (
 )
 from hmr_ros.models.heads.mano_head import MANOHeadConfig
 
-
-def tiny_expert(seed: int = 0) -> HandExpert:
-    torch.manual_seed(seed)
-    return build_hand_expert('hamer_tiny').eval()
-
-
-def crops(batch: int = 2, seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(batch, 3, 256, 256, generator=g)
+BATCH = 2
 
 
 def test_full_size_parameter_counts_on_meta():
@@ -48,7 +40,7 @@ def test_full_size_parameter_counts_on_meta():
 
 def test_forward_shapes_and_crop_translation():
     """cam_translation_crop = (tx, ty, 2 * 5000 / (256 s))."""
-    out = tiny_expert()(crops())
+    out = tiny_expert()(crops(BATCH))
     assert out.global_orient.shape == (2, 1, 3, 3)
     assert out.hand_pose.shape == (2, 15, 3, 3)
     assert out.betas.shape == (2, 10)
@@ -63,7 +55,7 @@ def test_forward_shapes_and_crop_translation():
 
 def test_only_columns_32_to_224_reach_the_backbone():
     model = tiny_expert()
-    x = crops()
+    x = crops(BATCH)
     reference = model(x)
     outside = x.clone()
     outside[..., :32] = 5.0
@@ -81,7 +73,7 @@ def test_wrong_crop_size_raises():
 
 def test_fused_and_reference_paths_agree():
     model = tiny_expert()
-    x = crops()
+    x = crops(BATCH)
     fused = model(x)
     model.set_fused_attention(False)
     reference = model(x)
@@ -167,7 +159,7 @@ class FakeMANO(nn.Module):
 def test_mano_outputs_projects_with_virtual_crop_camera():
     """u = 5000 (X + tx) / (Z + tz) + 128, v likewise, in pixels of the 256 crop."""
     model = tiny_expert()
-    out = model(crops())
+    out = model(crops(BATCH))
     mesh = model.mano_outputs(out, FakeMANO())
     assert mesh.vertices.shape == (2, 778, 3) and mesh.joints.shape == (2, 21, 3)
     p = mesh.joints + out.cam_translation_crop[:, None]
@@ -190,7 +182,7 @@ def test_config_validation_and_variants():
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
 def test_autocast_on_cuda(dtype):
     model = tiny_expert().cuda()
-    x = crops().cuda()
+    x = crops(BATCH).cuda()
     reference = model(x)
     with torch.autocast('cuda', dtype=dtype):
         out = model(x)
@@ -200,7 +192,7 @@ def test_autocast_on_cuda(dtype):
 
 def test_mano_outputs_with_mano_layer(mano_hand_model):
     model = tiny_expert()
-    out = model(crops())
+    out = model(crops(BATCH))
     mesh = model.mano_outputs(out, mano_hand_model)
     assert mesh.vertices.shape == (2, 778, 3)
     assert mesh.joints.shape == (2, 21, 3)
@@ -215,7 +207,7 @@ def test_mirrored_parameters_on_left_mano_equal_mirrored_right_mesh(body_model_d
     parameters from mirror_left_hands, run through the left MANO model, give that mesh."""
     right = MANOHandModel.from_folder(body_model_dir, side='right')
     left = MANOHandModel.from_folder(body_model_dir, side='left')
-    out = tiny_expert()(crops())
+    out = tiny_expert()(crops(BATCH))
     as_left = mirror_left_hands(out, torch.tensor([True, True]))
     right_mesh = right(out.global_orient, out.hand_pose, out.betas)
     left_mesh = left(as_left.global_orient, as_left.hand_pose, as_left.betas)
