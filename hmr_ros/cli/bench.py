@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import importlib
 import importlib.util
-import itertools
 import json
 import logging
 import platform
@@ -42,6 +41,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from hmr_ros.models.stage_timing import StageTimer
 
 logger = logging.getLogger(__name__)
 
@@ -135,34 +136,6 @@ def add_speedups(rows: list[dict[str, Any]]) -> None:
 # ---------------------------------------------------------------------- clocks
 
 
-class _Clock:
-    """Stage marks: CUDA events on a GPU (read after the frame), the host clock on the CPU."""
-
-    def __init__(self, device: torch.device) -> None:
-        self._cuda = device.type == 'cuda'
-        self._marks: list[tuple[str, Any]] = []
-
-    def mark(self, name: str) -> None:
-        if self._cuda:
-            event = torch.cuda.Event(enable_timing=True)
-            event.record()
-            self._marks.append((name, event))
-        else:
-            self._marks.append((name, time.perf_counter()))
-
-    def spans_ms(self) -> dict[str, float]:
-        """Milliseconds from each mark to the next, named by the later mark.
-
-        A name marked more than once (the naive baseline's per-person and per-hand stages)
-        sums its spans.
-        """
-        spans: dict[str, float] = {}
-        for (_, before), (name, after) in itertools.pairwise(self._marks):
-            value = before.elapsed_time(after) if self._cuda else (after - before) * 1e3
-            spans[name] = spans.get(name, 0.0) + value
-        return spans
-
-
 def _synchronize(device: torch.device) -> None:
     if device.type == 'cuda':
         torch.cuda.synchronize(device)
@@ -226,11 +199,11 @@ def camera_matrix(image_hw: tuple[int, int]) -> np.ndarray:
 
 def _frame_runner(
     backend: Any, uploader: Any, staging: Any, device: torch.device
-) -> Callable[[np.ndarray, np.ndarray, np.ndarray, _Clock | None], None]:
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, StageTimer | None], None]:
     """One frame as PipelineRunner runs it: upload, backend, one download."""
     from hmr_ros.pipeline.runner import _to_host
 
-    def run(image: np.ndarray, boxes: np.ndarray, k_matrix: np.ndarray, clock: _Clock | None):
+    def run(image: np.ndarray, boxes: np.ndarray, k_matrix: np.ndarray, clock: StageTimer | None):
         if clock is not None:
             clock.mark('start')
         tensor = uploader.upload(image)
@@ -252,7 +225,7 @@ def _frame_runner(
 
 def _naive_runner(
     model: Any, uploader: Any, device: torch.device
-) -> Callable[[np.ndarray, np.ndarray, np.ndarray, _Clock | None], None]:
+) -> Callable[[np.ndarray, np.ndarray, np.ndarray, StageTimer | None], None]:
     """The naive baseline: per person whole body + SMPL-X at batch 1, per hand the expert."""
     from hmr_ros.geometry.crops import (
         apply_affine,
@@ -270,7 +243,7 @@ def _naive_runner(
     prep = whole_body.config.preprocessing
     hand_px = hand_expert.config.crop_size_px
 
-    def run(image: np.ndarray, boxes: np.ndarray, k_matrix: np.ndarray, clock: _Clock | None):
+    def run(image: np.ndarray, boxes: np.ndarray, k_matrix: np.ndarray, clock: StageTimer | None):
         def mark(name: str) -> None:
             if clock is not None:
                 clock.mark(name)
@@ -315,7 +288,7 @@ def _naive_runner(
 
 
 def _timed(
-    frame: Callable[[np.ndarray, np.ndarray, np.ndarray, _Clock | None], None],
+    frame: Callable[[np.ndarray, np.ndarray, np.ndarray, StageTimer | None], None],
     inputs: tuple[np.ndarray, np.ndarray, np.ndarray],
     config: BenchConfig,
     device: torch.device,
@@ -334,25 +307,24 @@ def _timed(
 
 
 def _stage_pass(
-    frame: Callable[[np.ndarray, np.ndarray, np.ndarray, _Clock | None], None],
+    frame: Callable[[np.ndarray, np.ndarray, np.ndarray, StageTimer | None], None],
     inputs: tuple[np.ndarray, np.ndarray, np.ndarray],
     iterations: int,
     device: torch.device,
     model_timers: list[Any],
 ) -> dict[str, dict[str, float]]:
     """Per-stage p50 from frames run with clocks (and the dual path's stage timer) attached."""
-    from hmr_ros.models.stage_timing import StageTimer
-
     per_stage: dict[str, list[float]] = {}
     timer = StageTimer(device) if model_timers else None
     for model in model_timers:
         model.stage_timer = timer
     try:
         for _ in range(iterations):
-            clock = _Clock(device)
+            # The frame's own stages; a new timer per frame (one forward each).
+            clock = StageTimer(device)
             frame(*inputs, clock)
             _synchronize(device)
-            totals = clock.spans_ms()
+            totals = clock.durations_ms()
             if timer is not None:
                 inner = timer.durations_ms()
                 if inner:
