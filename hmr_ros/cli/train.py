@@ -1,5 +1,9 @@
 """``hmr-ros train``: train one HMR-Adapter with its base model frozen (paper 3.5).
 
+A config's ``variant`` may instead name one of the paper's ablations (Tables 3-6; the
+config/train_ablation_*.yaml files): some of those fine-tune the base model itself and write a
+model file instead of an adapter file (docs/evaluation.md, "Ablation variants").
+
     hmr-ros train hand-adapter CONFIG [--resume RUN_OR_CHECKPOINT] [--set KEY=VALUE ...]
     hmr-ros train body-adapter CONFIG [--resume RUN_OR_CHECKPOINT] [--set KEY=VALUE ...]
     hmr-ros train deforhmr-decoder CONFIG [--resume RUN_OR_CHECKPOINT] [--set KEY=VALUE ...]
@@ -99,7 +103,7 @@ def register(subparsers: Any) -> None:
     """Adds ``train`` to the ``hmr-ros`` command."""
     parser = subparsers.add_parser(
         'train',
-        help='train the hand or body HMR-Adapter (base models frozen)',
+        help='train the hand or body HMR-Adapter (base models frozen), or a paper ablation',
         description=__doc__.split('\n\n', 1)[0] if __doc__ else None,
     )
     stages = parser.add_subparsers(dest='stage', required=True, metavar='STAGE')
