@@ -16,8 +16,8 @@ Rows that run: SMPLer-X alone (the dual path with the hand path switched off), S
 HaMeR (no adapters), the full system (both adapters), the adapters fine-tuned on ARCTIC for
 Tables 3 and 4 (No.6), the plain HaMeR on ARCTIC hand crops, and the ablation rows whose
 trained files ``ablation_files`` names: the hand variants (Table 3 No.1-No.5 on hand crops,
-Table 5 in the dual path; ``HAND_VARIANT_FILES``) and the whole-body variants (Table 4 No.1-5,
-Table 6; ``_with_body_variant``); docs/evaluation.md "Ablation variants". Hand-crop rows guided
+Table 5 in the dual path) and the whole-body variants (Table 4 No.1-5, Table 6), each file in
+its ``VARIANT_FILE_FIELDS`` place; docs/evaluation.md "Ablation variants". Hand-crop rows guided
 by the ground-truth body pose are oracle rows and say so (evaluator.ORACLE_LABEL).
 """
 
@@ -68,14 +68,24 @@ TRAIN_CONFIGS: dict[str, str] = {
 }
 """The command that trains each adapter file a row needs."""
 
-HAND_VARIANT_FILES: dict[str, Literal['hand_expert', 'hand_adapter']] = {
-    variant: 'hand_expert' if variant in HAND_WEIGHT_ONLY_VARIANTS else 'hand_adapter'
-    for variant in HAND_ABLATION_VARIANTS
-}
-"""What the trained file of each hand ablation is (training/hand_variants.py): a hand-expert
-model file (weight-only variants, used in place of HaMeR) or a hand adapter file."""
+VariantFileField = Literal['hand_expert', 'hand_adapter', 'whole_body', 'body_variant']
 
-EVALUATED_VARIANTS: frozenset[str] = frozenset((*HAND_VARIANT_FILES, *BODY_ABLATION_VARIANTS))
+VARIANT_FILE_FIELDS: dict[str, VariantFileField] = {
+    **{
+        variant: 'hand_expert' if variant in HAND_WEIGHT_ONLY_VARIANTS else 'hand_adapter'
+        for variant in HAND_ABLATION_VARIANTS
+    },
+    **{
+        variant: 'whole_body' if variant in WEIGHT_ONLY_VARIANTS else 'body_variant'
+        for variant in BODY_ABLATION_VARIANTS
+    },
+}
+"""The EvalConfig field each ablation variant's trained file fills: a weight-only variant's
+file is a model file used in place of HaMeR ('hand_expert') or SMPLer-X ('whole_body'); the
+others are adapter-style files, run as the hand adapter ('hand_adapter') or on top of the
+whole-body model ('body_variant', models/ablations/body.py)."""
+
+EVALUATED_VARIANTS: frozenset[str] = frozenset(VARIANT_FILE_FIELDS)
 """Ablation variants whose trained files the table rows can evaluate."""
 
 
@@ -156,7 +166,7 @@ def _hand_ablation(name: str, guidance: HandGuidance = 'ground_truth') -> RowRun
     An adapter-style file runs as the hand adapter, guided by ``guidance`` (the ground truth,
     an oracle row as No.6, or 'zero' for the image-input adapter, which takes no body pose).
     """
-    adapter = HAND_VARIANT_FILES[name] == 'hand_adapter'
+    adapter = VARIANT_FILE_FIELDS[name] == 'hand_adapter'
     return replace(
         _ablation(name, 'hand_expert'), adapters='hand' if adapter else 'none', guidance=guidance
     )
@@ -431,21 +441,25 @@ def _row_config(
         dual_path = replace(dual_path, hand_confidence_threshold=WHOLE_BODY_ONLY_THRESHOLD)
     files = {
         'hand_expert': config.hand_expert,
+        'whole_body': (
+            config.whole_body if run.model == 'dual_path' or run.guidance == 'predicted' else ''
+        ),
         'hand_adapter': getattr(config, run.hand_adapter) if run.hand_adapter else '',
         'body_adapter': getattr(config, run.body_adapter) if run.body_adapter else '',
+        'body_variant': '',
     }
-    files.update(_hand_variant_files(config, run))
-    eval_config = EvalConfig(
+    if run.variant:  # the trained ablation file takes its field's place
+        files[VARIANT_FILE_FIELDS[run.variant]] = config.ablation_files[run.variant]
+    return EvalConfig(
         model=run.model,
         hand_expert=files['hand_expert'],
         body_model_dir=config.body_model_dir,
         datasets=datasets,
         table=layout.name,
-        whole_body=(
-            config.whole_body if run.model == 'dual_path' or run.guidance == 'predicted' else ''
-        ),
+        whole_body=files['whole_body'],
         hand_adapter=files['hand_adapter'],
         body_adapter=files['body_adapter'],
+        body_variant=files['body_variant'],
         rows=(
             EvalRow(f'{row.method} [ours]', run.adapters, dict(row.extra), guidance=run.guidance),
         ),
@@ -456,32 +470,6 @@ def _row_config(
         precision=config.precision,
         output_json=str(Path(config.output_dir) / f'table{number}_{_slug(row.method)}.json'),
     )
-    return _with_body_variant(eval_config, config, run)
-
-
-def _with_body_variant(
-    eval_config: EvalConfig, config: PaperEvalConfig, run: RowRun
-) -> EvalConfig:
-    """A whole-body ablation row with its trained file (models/ablations/body.py).
-
-    Weight-only variants: the file is the whole-body model; variants that add modules: the
-    file goes on top of it (``body_variant``).
-    """
-    if run.variant not in BODY_ABLATION_VARIANTS:
-        return eval_config
-    path = config.ablation_files[run.variant]
-    if run.variant in WEIGHT_ONLY_VARIANTS:
-        return replace(eval_config, whole_body=path)
-    return replace(eval_config, body_variant=path)
-
-
-def _hand_variant_files(config: PaperEvalConfig, run: RowRun) -> dict[str, str]:
-    """The file a hand ablation row's trained variant replaces ({} for other rows).
-
-    {'hand_expert' or 'hand_adapter': ablation_files[variant]} (HAND_VARIANT_FILES).
-    """
-    role = HAND_VARIANT_FILES.get(run.variant)
-    return {role: config.ablation_files[run.variant]} if role else {}
 
 
 def plan_row(config: PaperEvalConfig, row: PaperRow) -> str:
